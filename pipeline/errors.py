@@ -1,0 +1,90 @@
+"""The pipeline's error tree. The CLI reports each once, as one line with a hint, and picks the exit code.
+
+PipelineError                 anything the pipeline expects and explains (exit 1)
+├── ConfigError               pipeline.toml or a command argument is wrong (exit 2)
+├── InputError                a bad command-line value: version, environment, ... (exit 2)
+├── AwsError                  an AWS call failed; carries the operation and the AWS error code
+│   ├── CredentialsError      no usable AWS credentials
+│   └── StackBusyError        a stack is mid-operation and cannot take another
+├── BuildError                an image build or pre-push check failed
+├── PushError                 pushing the image failed (auth, immutable tag, ...)
+├── DeployError               a stack create/update failed or rolled back
+├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
+├── SmokeTestError            the service answered wrongly through its URL
+├── GitHubError               recording to GitHub failed
+└── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Root of every error the pipeline expects. `hint` says what would fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        text = self.message.rstrip(".")
+        return f"{text}. {self.hint}" if self.hint else text
+
+
+class ConfigError(PipelineError):
+    exit_code = 2
+
+    def __init__(self, key: str, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{key}: {problem}", hint=hint)
+        self.key = key
+
+
+class InputError(PipelineError):
+    exit_code = 2
+
+
+class AwsError(PipelineError):
+    def __init__(
+        self, message: str, *, operation: str = "", code: str = "", hint: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.operation = operation
+        self.code = code
+
+
+class CredentialsError(AwsError):
+    exit_code = 2
+
+
+class StackBusyError(AwsError):
+    pass
+
+
+class BuildError(PipelineError):
+    pass
+
+
+class PushError(PipelineError):
+    pass
+
+
+class DeployError(PipelineError):
+    pass
+
+
+class RolloutError(PipelineError):
+    pass
+
+
+class SmokeTestError(PipelineError):
+    pass
+
+
+class GitHubError(PipelineError):
+    pass
+
+
+class LocalEnvironmentError(PipelineError):
+    pass
