@@ -1,0 +1,383 @@
+"""The `service` stack of one environment: the model server on Fargate behind an ALB, autoscaled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import GetAtt, ImportValue, Join, Output, Parameter, Ref, Sub, Template
+from troposphere.applicationautoscaling import (
+    PredefinedMetricSpecification,
+    ScalableTarget,
+    ScalingPolicy,
+    TargetTrackingScalingPolicyConfiguration,
+)
+from troposphere.cloudwatch import Alarm, MetricDimension
+from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
+from troposphere.ecs import (
+    AwsvpcConfiguration,
+    CapacityProviderStrategy,
+    CapacityProviderStrategyItem,
+    Cluster,
+    ClusterCapacityProviderAssociations,
+    ClusterSetting,
+    ContainerDefinition,
+    DeploymentAlarms,
+    DeploymentCircuitBreaker,
+    DeploymentConfiguration,
+    Environment as ContainerEnvironment,
+    LoadBalancer as ServiceLoadBalancer,
+    LogConfiguration,
+    NetworkConfiguration,
+    PortMapping,
+    RuntimePlatform,
+    Service,
+    TaskDefinition,
+)
+from troposphere.elasticloadbalancingv2 import (
+    Action,
+    Certificate,
+    Listener,
+    LoadBalancer,
+    LoadBalancerAttributes,
+    Matcher,
+    RedirectConfig,
+    TargetGroup,
+    TargetGroupAttribute,
+)
+from troposphere.logs import LogGroup
+
+from pipeline.config import Environment, Settings
+from pipeline.templates import names
+from pipeline.templates.network import NetworkRefs, add_network
+from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip
+
+CONTAINER = "model"
+DIGEST_PATTERN = r"^[a-z0-9.\-/:]+@sha256:[a-f0-9]{64}$"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def build_service(settings: Settings, environment: str) -> Template:
+    env = settings.environment(environment)
+    s = env.service
+    t = Template(Description=f"{settings.app.name} ({env.name}): model server on ECS Fargate behind an ALB")
+    image = t.add_parameter(
+        Parameter(
+            "ImageUri",
+            Type="String",
+            AllowedPattern=DIGEST_PATTERN,
+            ConstraintDescription="an image pinned by digest: REPOSITORY@sha256:...",
+            Description="The model server image, pinned by digest",
+        )
+    )
+    version = t.add_parameter(
+        Parameter("Version", Type="String", AllowedPattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", Description="The release version")
+    )
+
+    log_key = add_log_key(t)
+    network = add_network(t, env, GetAtt(log_key, "Arn"))
+    logs = t.add_resource(
+        LogGroup(
+            "LogGroup",
+            LogGroupName=f"/ecs/{settings.app.name}-{env.name}",
+            RetentionInDays=s.log_retention_days,
+            KmsKeyId=GetAtt(log_key, "Arn"),
+            # Logs live as long as the stack; retention bounds them anyway.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
+    cluster = t.add_resource(Cluster("Cluster", ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")]))
+    t.add_resource(
+        ClusterCapacityProviderAssociations(
+            "ClusterCapacityProviders",
+            Cluster=Ref(cluster),
+            CapacityProviders=["FARGATE", "FARGATE_SPOT"],
+            DefaultCapacityProviderStrategy=[CapacityProviderStrategy(CapacityProvider="FARGATE", Base=1, Weight=1)],
+        )
+    )
+    execution_role, task_role = add_task_roles(t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn"))
+    alb_sg, task_sg = _add_security_groups(t, env, network)
+    task = t.add_resource(
+        TaskDefinition(
+            "TaskDefinition",
+            Family=f"{settings.app.name}-{env.name}",
+            Cpu=str(s.cpu),
+            Memory=str(s.memory),
+            NetworkMode="awsvpc",
+            RequiresCompatibilities=["FARGATE"],
+            RuntimePlatform=RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
+            ExecutionRoleArn=GetAtt(execution_role, "Arn"),
+            TaskRoleArn=GetAtt(task_role, "Arn"),
+            ContainerDefinitions=[
+                ContainerDefinition(
+                    Name=CONTAINER,
+                    Image=Ref(image),
+                    Essential=True,
+                    PortMappings=[PortMapping(ContainerPort=s.container_port, Protocol="tcp")],
+                    Environment=_container_environment(env, Ref(version)),
+                    ReadonlyRootFilesystem=True,
+                    StopTimeout=s.stop_timeout,
+                    LogConfiguration=LogConfiguration(
+                        LogDriver="awslogs",
+                        Options={"awslogs-group": Ref(logs), "awslogs-region": Ref("AWS::Region"), "awslogs-stream-prefix": CONTAINER},
+                    ),
+                )
+            ],
+        )
+    )
+    alb = t.add_resource(
+        LoadBalancer(
+            "LoadBalancer",
+            Scheme="internet-facing",
+            Type="application",
+            Subnets=network.public_subnets,
+            SecurityGroups=[Ref(alb_sg)],
+            LoadBalancerAttributes=[
+                LoadBalancerAttributes(Key="routing.http.drop_invalid_header_fields.enabled", Value="true"),
+                LoadBalancerAttributes(Key="idle_timeout.timeout_seconds", Value=str(s.idle_timeout)),
+                LoadBalancerAttributes(Key="deletion_protection.enabled", Value="true"),
+            ],
+            Metadata=checkov_skip(
+                ("CKV_AWS_91", "Access logs need a log bucket per account; the stack keeps ALB metrics and alarms instead."),
+            ),
+        )
+    )
+    target_group = t.add_resource(
+        TargetGroup(
+            "TargetGroup",
+            TargetType="ip",
+            Protocol="HTTP",
+            Port=s.container_port,
+            VpcId=network.vpc_id,
+            HealthCheckPath=s.health_check_path,
+            HealthCheckIntervalSeconds=s.health_check_interval,
+            HealthCheckTimeoutSeconds=s.health_check_timeout,
+            HealthyThresholdCount=s.healthy_threshold,
+            UnhealthyThresholdCount=s.unhealthy_threshold,
+            Matcher=Matcher(HttpCode="200"),
+            TargetGroupAttributes=[TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value=str(s.deregistration_delay))],
+        )
+    )
+    listeners = _add_listeners(t, env, alb, target_group)
+    alarms = _add_alarms(t, env, alb, target_group)
+    service = t.add_resource(
+        Service(
+            "Service",
+            Cluster=Ref(cluster),
+            TaskDefinition=Ref(task),
+            DesiredCount=s.desired_count,
+            CapacityProviderStrategy=[CapacityProviderStrategyItem(CapacityProvider="FARGATE", Base=1, Weight=1)],
+            HealthCheckGracePeriodSeconds=s.warmup,
+            NetworkConfiguration=NetworkConfiguration(
+                AwsvpcConfiguration=AwsvpcConfiguration(Subnets=network.private_subnets, SecurityGroups=[Ref(task_sg)], AssignPublicIp="DISABLED")
+            ),
+            LoadBalancers=[ServiceLoadBalancer(ContainerName=CONTAINER, ContainerPort=s.container_port, TargetGroupArn=Ref(target_group))],
+            DeploymentConfiguration=DeploymentConfiguration(
+                MinimumHealthyPercent=100,
+                MaximumPercent=200,
+                DeploymentCircuitBreaker=DeploymentCircuitBreaker(Enable=True, Rollback=True),
+                Alarms=DeploymentAlarms(AlarmNames=[Ref(a) for a in alarms], Enable=True, Rollback=True),
+            ),
+            PropagateTags="SERVICE",
+            EnableECSManagedTags=True,
+            DependsOn=[listener.title for listener in listeners] + ["ClusterCapacityProviders"],
+        )
+    )
+    _add_scaling(t, env, cluster, service, alb, target_group)
+    scheme = "https" if env.https else "http"
+    t.add_output(
+        [
+            Output("ServiceUrl", Description="Where the model server answers", Value=Sub(f"{scheme}://${{{alb.title}.DNSName}}")),
+            Output("LoadBalancerDns", Value=GetAtt(alb, "DNSName")),
+            Output("ClusterName", Value=Ref(cluster)),
+            Output("ServiceName", Value=GetAtt(service, "Name")),
+            Output("ServiceArn", Value=Ref(service)),
+            Output("TaskDefinitionArn", Value=Ref(task)),
+            Output("TargetGroupArn", Value=Ref(target_group)),
+            Output("LogGroupName", Value=Ref(logs)),
+            Output("ImageUri", Value=Ref(image)),
+            Output("Version", Value=Ref(version)),
+        ]
+    )
+    return t
+
+
+def _container_environment(env: Environment, version: Any) -> list[ContainerEnvironment]:
+    values = dict(env.variables)
+    values["PORT"] = str(env.service.container_port)
+    pairs = [ContainerEnvironment(Name=k, Value=v) for k, v in sorted(values.items())]
+    return pairs + [ContainerEnvironment(Name="MODEL_VERSION", Value=version)]
+
+
+def _add_security_groups(t: Template, env: Environment, network: NetworkRefs) -> tuple[SecurityGroup, SecurityGroup]:
+    """Tasks accept traffic only from the load balancer; the ALB only talks to the tasks."""
+    port = env.service.container_port
+    task_sg = t.add_resource(
+        SecurityGroup(
+            "TaskSecurityGroup",
+            GroupDescription="Model server tasks: traffic from the load balancer only",
+            VpcId=network.vpc_id,
+            SecurityGroupEgress=[
+                SecurityGroupRule(IpProtocol="tcp", FromPort=443, ToPort=443, CidrIp="0.0.0.0/0", Description="Image pulls and logs over HTTPS")
+            ],
+        )
+    )
+    public_ports = [443, 80] if env.https else [80]
+    alb_sg = t.add_resource(
+        SecurityGroup(
+            "LoadBalancerSecurityGroup",
+            GroupDescription="Model server load balancer",
+            VpcId=network.vpc_id,
+            SecurityGroupIngress=[
+                SecurityGroupRule(
+                    IpProtocol="tcp",
+                    FromPort=p,
+                    ToPort=p,
+                    CidrIp="0.0.0.0/0",
+                    Description="HTTPS from clients" if p == 443 else ("HTTP, redirected to HTTPS" if env.https else "HTTP from clients"),
+                )
+                for p in public_ports
+            ],
+            SecurityGroupEgress=[
+                SecurityGroupRule(IpProtocol="tcp", FromPort=port, ToPort=port, DestinationSecurityGroupId=Ref(task_sg), Description="To the model server tasks")
+            ],
+            Metadata=checkov_skip(
+                ("CKV_AWS_260", "Port 80 is open to the internet on purpose: " + ("it only redirects to HTTPS." if env.https else "this environment has no certificate.")),
+            ),
+        )
+    )
+    t.add_resource(
+        SecurityGroupIngress(
+            "TaskIngressFromLoadBalancer",
+            GroupId=Ref(task_sg),
+            IpProtocol="tcp",
+            FromPort=port,
+            ToPort=port,
+            SourceSecurityGroupId=Ref(alb_sg),
+            Description="Model server port from the load balancer",
+        )
+    )
+    return alb_sg, task_sg
+
+
+def _add_listeners(t: Template, env: Environment, alb: LoadBalancer, target_group: TargetGroup) -> list[Listener]:
+    forward = [Action(Type="forward", TargetGroupArn=Ref(target_group))]
+    if not env.https:
+        return [
+            t.add_resource(
+                Listener(
+                    "HttpListener",
+                    LoadBalancerArn=Ref(alb),
+                    Port=80,
+                    Protocol="HTTP",
+                    DefaultActions=forward,
+                    Metadata=checkov_skip(("CKV_AWS_2", "No certificate is configured for this environment: it serves HTTP only."), ("CKV_AWS_103", "No TLS without a certificate.")),
+                )
+            )
+        ]
+    https = t.add_resource(
+        Listener(
+            "HttpsListener",
+            LoadBalancerArn=Ref(alb),
+            Port=443,
+            Protocol="HTTPS",
+            SslPolicy=TLS_POLICY,
+            Certificates=[Certificate(CertificateArn=env.certificate_arn)],
+            DefaultActions=forward,
+        )
+    )
+    redirect = t.add_resource(
+        Listener(
+            "HttpRedirectListener",
+            LoadBalancerArn=Ref(alb),
+            Port=80,
+            Protocol="HTTP",
+            DefaultActions=[Action(Type="redirect", RedirectConfig=RedirectConfig(Protocol="HTTPS", Port="443", StatusCode="HTTP_301"))],
+        )
+    )
+    return [https, redirect]
+
+
+def _add_alarms(t: Template, env: Environment, alb: LoadBalancer, target_group: TargetGroup) -> list[Alarm]:
+    """Alarms the ECS deployment watches: either one firing rolls the deployment back."""
+    dims = [
+        MetricDimension(Name="LoadBalancer", Value=GetAtt(alb, "LoadBalancerFullName")),
+        MetricDimension(Name="TargetGroup", Value=GetAtt(target_group, "TargetGroupFullName")),
+    ]
+    errors = t.add_resource(
+        Alarm(
+            "TargetErrorsAlarm",
+            AlarmDescription=f"{env.name}: the model server answers 5xx",
+            Namespace="AWS/ApplicationELB",
+            MetricName="HTTPCode_Target_5XX_Count",
+            Dimensions=dims,
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=env.service.alarm_5xx_count,
+            ComparisonOperator="GreaterThanOrEqualToThreshold",
+            TreatMissingData="notBreaching",
+        )
+    )
+    latency = t.add_resource(
+        Alarm(
+            "TargetLatencyAlarm",
+            AlarmDescription=f"{env.name}: p99 response time is too high",
+            Namespace="AWS/ApplicationELB",
+            MetricName="TargetResponseTime",
+            Dimensions=dims,
+            ExtendedStatistic="p99",
+            Period=60,
+            EvaluationPeriods=3,
+            DatapointsToAlarm=2,
+            Threshold=env.service.alarm_latency_p99,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+        )
+    )
+    return [errors, latency]
+
+
+def _add_scaling(t: Template, env: Environment, cluster: Cluster, service: Service, alb: LoadBalancer, target_group: TargetGroup) -> None:
+    s = env.service
+    target = t.add_resource(
+        ScalableTarget(
+            "ScalableTarget",
+            ServiceNamespace="ecs",
+            ScalableDimension="ecs:service:DesiredCount",
+            ResourceId=Join("/", ["service", Ref(cluster), GetAtt(service, "Name")]),
+            MinCapacity=s.min_count,
+            MaxCapacity=s.max_count,
+        )
+    )
+    t.add_resource(
+        ScalingPolicy(
+            "CpuScalingPolicy",
+            PolicyName=Sub("${AWS::StackName}-cpu"),
+            PolicyType="TargetTrackingScaling",
+            ScalingTargetId=Ref(target),
+            TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
+                TargetValue=float(s.cpu_target_percent),
+                PredefinedMetricSpecification=PredefinedMetricSpecification(PredefinedMetricType="ECSServiceAverageCPUUtilization"),
+                ScaleInCooldown=120,
+                ScaleOutCooldown=30,
+            ),
+        )
+    )
+    t.add_resource(
+        ScalingPolicy(
+            "RequestsScalingPolicy",
+            PolicyName=Sub("${AWS::StackName}-requests"),
+            PolicyType="TargetTrackingScaling",
+            ScalingTargetId=Ref(target),
+            TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
+                TargetValue=float(s.requests_per_target),
+                PredefinedMetricSpecification=PredefinedMetricSpecification(
+                    PredefinedMetricType="ALBRequestCountPerTarget",
+                    ResourceLabel=Join("/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]),
+                ),
+                ScaleInCooldown=120,
+                ScaleOutCooldown=30,
+            ),
+        )
+    )
