@@ -1,0 +1,342 @@
+"""The example model server, run as a real subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-server"
+SERVER = EXAMPLE / "server.py"
+CANONICAL = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"
+SETOSA = [5.1, 3.5, 1.4, 0.2]
+VIRGINICA = [6.7, 3.0, 5.2, 2.3]
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+    _closed: list[bool] = field(default_factory=list)
+
+    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 10) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        finally:
+            conn.close()
+
+    def predict(self, payload: Any, timeout: float = 10) -> Response:
+        return self.request("POST", "/predict", json.dumps(payload).encode(), timeout=timeout)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(check: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(interval)
+    return check()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start server.py with extra env; wait until it listens (optionally until healthy)."""
+    started: list[Server] = []
+
+    def _start(healthy: bool = True, **env: str) -> Server:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
+        full_env.update({"PORT": str(port), "HOST": "127.0.0.1", **env})
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen([sys.executable, str(SERVER)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT)
+        server = Server(proc, port, log_path)
+        started.append(server)
+        assert poll(lambda: listening(port) or proc.poll() is not None), "server did not listen"
+        assert proc.poll() is None, f"server exited early:\n{server.log()}"
+        if healthy:
+            assert poll(lambda: server.request("GET", "/health").status == 200), server.log()
+        return server
+
+    yield _start
+    for server in started:
+        if server.proc.poll() is None:
+            server.proc.kill()
+        server.proc.wait(timeout=10)
+
+
+# --- health and prediction -----------------------------------------------------------------------
+
+
+def test_health_is_503_while_the_model_loads_then_200(start: Callable[..., Server]) -> None:
+    server = start(healthy=False, MODEL_WARMUP_SECONDS="0.6")
+
+    loading = server.request("GET", "/health")
+    assert (loading.status, loading.json()) == (503, {"status": "loading"})
+    not_ready = server.predict({"instances": [SETOSA]})
+    assert not_ready.status == 503 and not_ready.json()["error"]["code"] == "model_not_ready"
+
+    assert poll(lambda: server.request("GET", "/health").status == 200, timeout=5)
+    assert server.request("GET", "/health").json() == {"status": "ok", "version": "1.2.0"}
+
+
+def test_predict_returns_labels_probabilities_and_version(start: Callable[..., Server]) -> None:
+    server = start()
+
+    resp = server.predict({"instances": [SETOSA, VIRGINICA, [6, 3, 4, 1]]})
+
+    assert resp.status == 200 and resp.headers["content-type"] == "application/json"
+    body = resp.json()
+    assert body["predictions"] == ["setosa", "virginica", "versicolor"]
+    assert body["version"] == "1.2.0"
+    for probs in body["probabilities"]:
+        assert len(probs) == 3 and abs(sum(probs) - 1) < 1e-5
+
+
+def test_keep_alive_serves_several_requests_on_one_connection(start: Callable[..., Server]) -> None:
+    server = start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        for _ in range(3):
+            conn.request("POST", "/predict", body=json.dumps({"instances": [SETOSA]}))
+            resp = conn.getresponse()
+            assert resp.status == 200 and json.loads(resp.read())["predictions"] == ["setosa"]
+    finally:
+        conn.close()
+
+
+BAD_INPUTS = [
+    pytest.param(b"{not json", "invalid_json", "not valid JSON", id="not-json"),
+    pytest.param(b"\xff\xfe", "invalid_json", "not valid JSON", id="not-utf8"),
+    pytest.param(b'{"instances": [[NaN, 1, 2, 3]]}', "invalid_json", "NaN", id="nan"),
+    pytest.param(b'{"rows": [[1, 2, 3, 4]]}', "missing_instances", '"instances"', id="missing-key"),
+    pytest.param(b"[[1, 2, 3, 4]]", "missing_instances", '"instances"', id="not-an-object"),
+    pytest.param(b'{"instances": "1,2,3,4"}', "invalid_instances", "non-empty list", id="instances-not-list"),
+    pytest.param(b'{"instances": []}', "invalid_instances", "non-empty list", id="no-rows"),
+    pytest.param(b'{"instances": [[1, 2, 3, 4], [1, 2, 3]]}', "wrong_row_length", "instances[1] has 3 values; expected 4", id="short-row"),
+    pytest.param(b'{"instances": [[1, 2, 3, 4, 5]]}', "wrong_row_length", "has 5 values", id="long-row"),
+    pytest.param(b'{"instances": [1, 2, 3, 4]}', "wrong_row_length", "instances[0] has int", id="flat-list"),
+    pytest.param(b'{"instances": [[1, "2", 3, 4]]}', "not_a_number", 'instances[0][1] (sepal_width_cm) is "2"', id="string"),
+    pytest.param(b'{"instances": [[1, 2, true, 4]]}', "not_a_number", "(petal_length_cm) is true", id="bool"),
+    pytest.param(b'{"instances": [[1, 2, 3, null]]}', "not_a_number", "is null", id="null"),
+    pytest.param(b'{"instances": [[1, 2, 3, 1e999]]}', "not_a_number", "finite", id="overflow"),
+    pytest.param(json.dumps({"instances": [SETOSA] * 6}).encode(), "too_many_instances", "6 rows; the limit is 5", id="too-many-rows"),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "says"), BAD_INPUTS)
+def test_bad_input_is_422_naming_the_problem(start: Callable[..., Server], body: bytes, code: str, says: str) -> None:
+    server = start(MODEL_MAX_INSTANCES="5")
+
+    resp = server.request("POST", "/predict", body)
+
+    assert resp.status == 422, resp.body
+    error = resp.json()["error"]
+    assert error["code"] == code and says in error["message"], error
+
+
+def test_body_over_the_limit_is_413_and_the_connection_closes(start: Callable[..., Server]) -> None:
+    server = start(MODEL_MAX_BODY_BYTES="2048")
+
+    resp = server.request("POST", "/predict", json.dumps({"instances": [SETOSA] * 200}).encode())
+
+    assert resp.status == 413 and resp.headers["connection"] == "close"
+    assert resp.json()["error"]["code"] == "body_too_large"
+    assert "the limit is 2048" in resp.json()["error"]["message"]
+    assert server.predict({"instances": [SETOSA]}).status == 200  # the server is fine afterwards
+
+
+def test_unknown_path_is_404_and_wrong_method_405(start: Callable[..., Server]) -> None:
+    server = start()
+    assert server.request("GET", "/nope").status == 404
+    wrong = server.request("GET", "/predict")
+    assert wrong.status == 405 and "POST" in wrong.json()["error"]["message"]
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*",?)*\})? -?[0-9.e+-]+$')
+COMMENT = re.compile(r"^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$")
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    samples = {}
+    for line in text.splitlines():
+        assert COMMENT.match(line) or SAMPLE.match(line), f"not Prometheus text format: {line!r}"
+        if not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def test_metrics_are_prometheus_text_with_counts_latency_and_gauges(start: Callable[..., Server]) -> None:
+    server = start()
+    server.predict({"instances": [SETOSA, VIRGINICA]})
+    server.predict({"instances": [[1, 2]]})
+
+    resp = server.request("GET", "/metrics")
+
+    assert resp.status == 200 and resp.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = parse_metrics(resp.body.decode())
+    assert samples['model_server_requests_total{method="POST",path="/predict",status="200"}'] == 1
+    assert samples['model_server_requests_total{method="POST",path="/predict",status="422"}'] == 1
+    assert samples["model_server_predicted_instances_total"] == 2
+    assert samples["model_server_model_loaded"] == 1
+    assert samples['model_server_model_info{version="1.2.0"}'] == 1
+    assert samples["model_server_in_flight_requests"] == 1  # this scrape
+    buckets = [v for k, v in samples.items() if k.startswith('model_server_request_duration_seconds_bucket{path="/predict"')]
+    assert buckets == sorted(buckets) and buckets[-1] == 2  # cumulative, +Inf == count
+    assert samples['model_server_request_duration_seconds_count{path="/predict"}'] == 2
+
+
+# --- shutdown --------------------------------------------------------------------------------------
+
+
+def in_flight(server: Server) -> float:
+    return parse_metrics(server.request("GET", "/metrics").body.decode())["model_server_in_flight_requests"]
+
+
+def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(start: Callable[..., Server]) -> None:
+    server = start(MODEL_DEBUG_DELAY_SECONDS="1.0")
+    results: list[Response] = []
+    slow = threading.Thread(target=lambda: results.append(server.predict({"instances": [SETOSA]})))
+    slow.start()
+    assert poll(lambda: in_flight(server) >= 2, timeout=5)  # the slow request and this scrape
+
+    server.proc.send_signal(signal.SIGTERM)
+
+    assert poll(lambda: not listening(server.port), timeout=3), "still accepting after SIGTERM"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1)
+    slow.join(timeout=10)
+    assert [r.status for r in results] == [200] and results[0].json()["predictions"] == ["setosa"]
+    assert results[0].headers["connection"] == "close"
+    assert server.proc.wait(timeout=10) == 0
+    assert "drained; exiting" in server.log()
+
+
+def test_drain_is_bounded_by_the_drain_timeout(start: Callable[..., Server]) -> None:
+    server = start(MODEL_DEBUG_DELAY_SECONDS="5", MODEL_DRAIN_SECONDS="0.3")
+    slow = threading.Thread(target=lambda: _ignore_errors(lambda: server.predict({"instances": [SETOSA]})), daemon=True)
+    slow.start()
+    assert poll(lambda: in_flight(server) >= 2, timeout=5)
+
+    began = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+
+    assert server.proc.wait(timeout=5) == 0
+    assert time.monotonic() - began < 3
+    assert "drain timeout: 1 requests still in flight" in server.log()
+
+
+def _ignore_errors(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except OSError:
+        pass
+
+
+def test_idle_server_exits_0_promptly_on_sigterm(start: Callable[..., Server]) -> None:
+    server = start()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=5) == 0
+
+
+def test_a_bad_setting_exits_2_with_the_reason(tmp_path: Path) -> None:
+    env = {**os.environ, "PORT": "http"}
+    proc = subprocess.run([sys.executable, str(SERVER)], env=env, capture_output=True, text=True, timeout=10)
+    assert proc.returncode == 2 and "PORT='http' is not an integer" in proc.stderr
+
+
+# --- the release that fails only where it is deployed ----------------------------------------------
+
+
+def petal_first_model(tmp_path: Path) -> Path:
+    """The "bad" 1.2.0: the same model with its columns in petal-first order.
+
+    Permuting the columns of the committed artifact is exactly what
+    `train.py --features petal_length_cm,petal_width_cm,sepal_length_cm,sepal_width_cm` learns
+    (up to solver tolerance), without needing scikit-learn here.
+    """
+    artifact = json.loads((EXAMPLE / "model.json").read_text())
+    order = [2, 3, 0, 1]
+    artifact["feature_names"] = [artifact["feature_names"][i] for i in order]
+    for key in ("mean", "scale"):
+        artifact["preprocessing"][key] = [artifact["preprocessing"][key][i] for i in order]
+    artifact["model"]["coef"] = [[row[i] for i in order] for row in artifact["model"]["coef"]]
+    path = tmp_path / "model-petal-first.json"
+    path.write_text(json.dumps(artifact))
+    return path
+
+
+def test_bad_model_passes_a_check_with_default_settings(start: Callable[..., Server], tmp_path: Path) -> None:
+    server = start(MODEL_PATH=str(petal_first_model(tmp_path)))
+
+    assert server.request("GET", "/health").json() == {"status": "ok", "version": "1.2.0"}
+    resp = server.predict({"instances": [SETOSA]})
+    assert resp.status == 200  # a smoke test that checks keys passes...
+    assert resp.json()["predictions"] != ["setosa"]  # ...though every answer is for the wrong columns
+
+
+def test_bad_model_never_becomes_healthy_where_the_feature_contract_is_set(
+    start: Callable[..., Server], tmp_path: Path
+) -> None:
+    server = start(healthy=False, MODEL_PATH=str(petal_first_model(tmp_path)), MODEL_EXPECTED_FEATURES=CANONICAL)
+
+    assert poll(lambda: server.request("GET", "/health").json()["status"] == "failed", timeout=5)
+    health = server.request("GET", "/health")
+    assert health.status == 503
+    assert "trained on features petal_length_cm,petal_width_cm" in health.json()["reason"]
+    assert "MODEL_EXPECTED_FEATURES" in health.json()["reason"]
+    assert "model not loaded, /health stays 503" in server.log()
+    assert server.predict({"instances": [SETOSA]}).status == 503
+    assert server.proc.poll() is None  # it keeps running; the load balancer's health check decides
+
+
+def test_good_model_is_healthy_under_the_feature_contract(start: Callable[..., Server]) -> None:
+    server = start(MODEL_EXPECTED_FEATURES=CANONICAL)
+    assert server.predict({"instances": [SETOSA]}).json()["predictions"] == ["setosa"]
