@@ -249,7 +249,9 @@ class GitHubApp:
     def _page(self, request: Request, items: list[Any]) -> Response:
         """One page of `items` with GitHub's Link header (next/last, first/prev)."""
         try:
-            per_page = min(max(int(request.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
+            per_page = min(
+                max(int(request.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE
+            )
         except ValueError:
             per_page = DEFAULT_PER_PAGE
         try:
@@ -310,7 +312,9 @@ class GitHubApp:
         return found
 
     def _list_deployments(self, request: Request) -> Response:
-        filters = {k: v for k, v in request.query.items() if k in ("environment", "ref", "sha", "task")}
+        filters = {
+            k: v for k, v in request.query.items() if k in ("environment", "ref", "sha", "task")
+        }
         newest_first = sorted(
             self.deployments.values(), key=lambda d: (d["created_at"], d["id"]), reverse=True
         )
@@ -389,7 +393,9 @@ class GitHubApp:
             raise _missing("state")
         if state not in DEPLOYMENT_STATES:
             raise _invalid("DeploymentStatus", "state")
-        environment = self._text(body, "environment", "DeploymentStatus") or deployment["environment"]
+        environment = (
+            self._text(body, "environment", "DeploymentStatus") or deployment["environment"]
+        )
         log_url = self._text(body, "log_url", "DeploymentStatus") or self._text(
             body, "target_url", "DeploymentStatus", ""
         )
@@ -505,7 +511,9 @@ class GitHubApp:
         if make_latest == "true" and eligible:
             self.latest_release = release["id"]
         elif make_latest == "legacy" or (self.latest_release == release["id"] and not eligible):
-            candidates = [r for r in self.releases.values() if not r["draft"] and not r["prerelease"]]
+            candidates = [
+                r for r in self.releases.values() if not r["draft"] and not r["prerelease"]
+            ]
             newest = max(candidates, key=lambda r: (r["created_at"], r["id"]), default=None)
             self.latest_release = newest["id"] if newest else None
 
@@ -581,7 +589,9 @@ class GitHubApp:
         if not sha:
             raise _missing("sha")
         if not ref.startswith("refs/") or ref.count("/") < 2:
-            raise HttpError(422, "Reference name must start with 'refs/' and have at least two slashes.")
+            raise HttpError(
+                422, "Reference name must start with 'refs/' and have at least two slashes."
+            )
         if not _SHA.match(sha):
             raise HttpError(422, "Object does not exist")
         if ref in self.refs:
@@ -857,7 +867,9 @@ class LocalGitHub:
             app.refs[f"refs/tags/{name}"] = commit
             return commit
 
-    def open_pull_request(self, title: str = "Change", head: str = "feature", base: str = "main") -> int:
+    def open_pull_request(
+        self, title: str = "Change", head: str = "feature", base: str = "main"
+    ) -> int:
         """A new open pull request; returns its number (issues and pulls share numbers)."""
         return self._app.open_pull_request(title, head, base)
 
@@ -868,5 +880,5 @@ class LocalGitHub:
             app.failures.extend([(status, method)] * times)
 
     def state(self) -> JSON:
-        """A deep copy of everything the server holds, plus the request log (method, path, status)."""
+        """A deep copy of all state, plus the request log as (method, path, status)."""
         return self._app.snapshot()
