@@ -1,0 +1,1 @@
+"""Image building and pushing, daemonless (buildah) for local runs and tests."""
