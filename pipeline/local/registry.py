@@ -98,6 +98,11 @@ class LocalRegistry:
         return self._password
 
     @property
+    def root(self) -> Path | None:
+        """The temp dir holding config, htpasswd, storage and log while running."""
+        return self._root
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 

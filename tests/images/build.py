@@ -6,10 +6,12 @@ test time, so no binary is committed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -57,3 +59,18 @@ def build_test_image(
         shutil.copy2(static_busybox(), context / "busybox")
         image_id = buildah.build(context, context / "Containerfile", tag, on_output=on_output)
     return BuiltImage(name=name, tag=tag, image_id=image_id)
+
+
+@contextmanager
+def buildah_store(root: Path) -> Iterator[Path]:
+    """Point the buildah wrappers at a store under `root` for the duration, then remove it."""
+    previous = os.environ.get(buildah.ROOT_ENV)
+    os.environ[buildah.ROOT_ENV] = str(root)
+    try:
+        yield root
+    finally:
+        if previous is None:
+            os.environ.pop(buildah.ROOT_ENV, None)
+        else:
+            os.environ[buildah.ROOT_ENV] = previous
+        shutil.rmtree(root, ignore_errors=True)
