@@ -1,0 +1,229 @@
+"""GitHubRecorder through real PyGithub against the local GitHub server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from github import Auth, Github
+from github.Repository import Repository
+
+from pipeline.errors import GitHubError
+from pipeline.github import DeploymentRecord, FinishState, GitHubRecorder
+from pipeline.local.github_server import LocalGitHub
+
+MARKER = "<!-- pipeline:template-diff -->"
+
+
+@pytest.fixture
+def github() -> Iterator[LocalGitHub]:
+    with LocalGitHub(token="s3cret", owner_repo="acme/model") as server:
+        for tag in ("v1.0.0", "v1.1.0", "v1.2.0"):
+            server.create_tag(tag)
+        yield server
+
+
+@pytest.fixture
+def recorder(github: LocalGitHub) -> Iterator[GitHubRecorder]:
+    with GitHubRecorder(github.token, github.repository, github.base_url, retries=0) as made:
+        yield made
+
+
+def someone_else(github: LocalGitHub) -> Repository:
+    """The repository through plain PyGithub: another tool writing to the same repository."""
+    client = Github(
+        base_url=github.base_url,
+        auth=Auth.Token(github.token),
+        retry=None,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
+    return client.get_repo(github.repository)
+
+
+def release(recorder: GitHubRecorder, environment: str, version: str, state: FinishState) -> int:
+    """One pipeline run: start, then finish with `state`."""
+    deployment_id = recorder.start_deployment(
+        environment, version, ref=version, digest=f"sha256:{version}", description=version
+    )
+    recorder.finish_deployment(
+        deployment_id, state, f"http://{environment}.example", f"{version} {state}"
+    )
+    return deployment_id
+
+
+def test_from_environ_needs_token_and_repository(github: LocalGitHub) -> None:
+    assert GitHubRecorder.from_environ({}) is None
+    assert GitHubRecorder.from_environ({"GITHUB_TOKEN": "x"}) is None
+    assert GitHubRecorder.from_environ({"GITHUB_REPOSITORY": "acme/model"}) is None
+    made = GitHubRecorder.from_environ(
+        {
+            "GITHUB_TOKEN": github.token,
+            "GITHUB_REPOSITORY": "acme/model",
+            "GITHUB_API_URL": github.base_url,
+            "GITHUB_SERVER_URL": "https://github.example",
+            "GITHUB_RUN_ID": "42",
+        }
+    )
+    assert made is not None
+    assert made.api_url == github.base_url
+    assert made.log_url == "https://github.example/acme/model/actions/runs/42"
+    made.close()
+
+
+def test_from_environ_defaults_to_github_dot_com() -> None:
+    made = GitHubRecorder.from_environ({"GITHUB_TOKEN": "x", "GITHUB_REPOSITORY": "acme/model"})
+    assert made is not None and made.api_url == "https://api.github.com"
+    made.close()  # lazy: nothing was sent
+
+
+def test_a_malformed_repository_is_a_github_error() -> None:
+    with pytest.raises(GitHubError, match="owner/name"):
+        GitHubRecorder("x", "just-a-name")
+
+
+def test_start_creates_a_deployment_in_progress(
+    github: LocalGitHub, recorder: GitHubRecorder
+) -> None:
+    deployment_id = recorder.start_deployment(
+        "production", "v1.0.0", ref="v1.0.0", digest="sha256:abc", description="release v1.0.0"
+    )
+    [deployment] = github.state()["deployments"]
+    assert deployment["id"] == deployment_id
+    assert deployment["payload"] == {"version": "v1.0.0", "digest": "sha256:abc"}
+    assert deployment["environment"] == "production"
+    assert deployment["production_environment"] is True
+    assert deployment["transient_environment"] is False
+    assert [s["state"] for s in deployment["statuses"]] == ["in_progress"]
+
+
+def test_statuses_and_listing_round_trip(github: LocalGitHub, recorder: GitHubRecorder) -> None:
+    first = release(recorder, "staging", "v1.0.0", "success")
+    second = release(recorder, "staging", "v1.1.0", "failure")
+    release(recorder, "production", "v1.0.0", "success")
+
+    records = recorder.deployments("staging", limit=10)
+    assert [r.id for r in records] == [second, first]
+    newest = records[0]
+    assert isinstance(newest, DeploymentRecord)
+    assert (newest.version, newest.digest, newest.ref) == ("v1.1.0", "sha256:v1.1.0", "v1.1.0")
+    assert (newest.state, newest.succeeded) == ("failure", False)
+    assert newest.url == "http://staging.example"
+    assert newest.created_at.tzinfo is not None
+    assert (records[1].state, records[1].succeeded) == ("success", True)
+    assert [r.id for r in recorder.deployments("staging", limit=1)] == [second]
+    statuses = github.state()["deployments"][0]["statuses"]
+    assert [s["state"] for s in statuses] == ["in_progress", "success"]
+
+
+def test_listing_skips_deployments_that_are_not_the_pipelines(
+    github: LocalGitHub, recorder: GitHubRecorder
+) -> None:
+    ours = release(recorder, "production", "v1.0.0", "success")
+    # what an Actions job with `environment: production` creates: no version or digest
+    someone_else(github).create_deployment(
+        ref="v1.1.0", environment="production", required_contexts=[], auto_merge=False
+    )
+    assert [r.id for r in recorder.deployments("production")] == [ours]
+
+
+def test_previous_successful_is_the_success_before_the_current_one(
+    recorder: GitHubRecorder,
+) -> None:
+    assert recorder.previous_successful("production") is None
+    release(recorder, "production", "v1.0.0", "success")
+    assert recorder.previous_successful("production") is None  # only a current one
+    release(recorder, "production", "v1.1.0", "success")
+    release(recorder, "production", "v1.2.0", "failure")
+    previous = recorder.previous_successful("production")
+    assert previous is not None and previous.version == "v1.0.0"
+
+
+def test_previous_successful_survives_auto_inactive_and_redeploys(
+    recorder: GitHubRecorder,
+) -> None:
+    # staging is not a production environment: GitHub marks older successes inactive
+    release(recorder, "staging", "v1.0.0", "success")
+    release(recorder, "staging", "v1.1.0", "success")
+    release(recorder, "staging", "v1.1.0", "success")  # a redeploy of the current version
+    assert recorder.deployments("staging")[-1].state == "inactive"
+    previous = recorder.previous_successful("staging")
+    assert previous is not None and previous.version == "v1.0.0"
+
+
+def test_finish_rejects_a_state_that_is_not_an_outcome(recorder: GitHubRecorder) -> None:
+    deployment_id = recorder.start_deployment("staging", "v1.0.0", "v1.0.0", "sha256:a", "x")
+    with pytest.raises(ValueError):
+        recorder.finish_deployment(deployment_id, "in_progress", "", "x")  # type: ignore[arg-type]
+
+
+def test_unknown_ref_is_a_github_error_with_the_message(recorder: GitHubRecorder) -> None:
+    with pytest.raises(GitHubError) as raised:
+        recorder.start_deployment("staging", "v9.9.9", "v9.9.9", "sha256:a", "x")
+    assert "422" in raised.value.message and "No ref found for: v9.9.9" in raised.value.message
+    assert "\n" not in raised.value.one_line()
+
+
+def test_create_release_is_idempotent(github: LocalGitHub, recorder: GitHubRecorder) -> None:
+    url = recorder.create_release("v1.0.0", "v1.0.0", "first notes")
+    assert url == f"{github.base_url}/acme/model/releases/tag/v1.0.0"
+    again = recorder.create_release("v1.0.0", "v1.0.0 (again)", "second notes")
+    assert again == url
+    [only] = github.state()["releases"]
+    assert (only["name"], only["body"]) == ("v1.0.0 (again)", "second notes")
+
+
+def test_pr_comment_is_updated_in_place(github: LocalGitHub, recorder: GitHubRecorder) -> None:
+    number = github.open_pull_request()
+    # someone else's comment first, so the search has to skip it
+    someone_else(github).get_issue(number).create_comment("looks good")
+    first = recorder.upsert_pr_comment(number, MARKER, "templates: 1 change")
+    second = recorder.upsert_pr_comment(number, MARKER, f"{MARKER}\ntemplates: 2 changes")
+    assert first == second
+    comments = github.state()["comments"]
+    assert [c["body"] for c in comments] == ["looks good", f"{MARKER}\ntemplates: 2 changes"]
+    # an unchanged body is not rewritten
+    writes = len([r for r in github.state()["requests"] if r[0] == "PATCH"])
+    recorder.upsert_pr_comment(number, MARKER, "templates: 2 changes")
+    assert len([r for r in github.state()["requests"] if r[0] == "PATCH"]) == writes
+
+
+def test_bad_token_is_a_github_error_with_a_hint(github: LocalGitHub) -> None:
+    with GitHubRecorder("wrong", github.repository, github.base_url, retries=0) as recorder:
+        with pytest.raises(GitHubError) as raised:
+            recorder.deployments("production")
+    assert "401 Bad credentials" in raised.value.message
+    assert raised.value.hint and "GITHUB_TOKEN" in raised.value.hint
+
+
+def test_unknown_repository_is_a_github_error(github: LocalGitHub) -> None:
+    with GitHubRecorder(github.token, "acme/other", github.base_url, retries=0) as recorder:
+        with pytest.raises(GitHubError, match="404 Not Found.*acme/other"):
+            recorder.create_release("v1.0.0", "v1.0.0", "notes")
+
+
+def test_server_errors_on_reads_are_retried(github: LocalGitHub) -> None:
+    github.fail_next(502, method="GET")
+    with GitHubRecorder(github.token, github.repository, github.base_url, retries=1) as recorder:
+        assert recorder.deployments("production") == []
+    statuses = [status for method, path, status in github.state()["requests"] if method == "GET"]
+    assert statuses == [502, 200]
+
+
+def test_server_errors_on_writes_are_not_retried(github: LocalGitHub) -> None:
+    github.fail_next(502, method="POST")
+    with GitHubRecorder(github.token, github.repository, github.base_url, retries=2) as recorder:
+        with pytest.raises(GitHubError, match="502"):
+            recorder.start_deployment("staging", "v1.0.0", "v1.0.0", "sha256:a", "x")
+    assert github.state()["deployments"] == []
+
+
+def test_unreachable_github_is_a_github_error() -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with GitHubRecorder("x", "acme/model", f"http://127.0.0.1:{port}", retries=0) as recorder:
+        with pytest.raises(GitHubError, match="could not reach GitHub") as raised:
+            recorder.deployments("production")
+    assert raised.value.hint and "GITHUB_API_URL" in raised.value.hint
