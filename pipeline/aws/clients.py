@@ -1,0 +1,101 @@
+"""boto3 clients with the retry policy every step shares, and AWS errors turned into ours.
+
+The endpoint, credentials and region come from the normal boto3 configuration (environment,
+profiles, OIDC in Actions). Nothing here knows whether it talks to AWS or to a local stand-in.
+"""
+
+from __future__ import annotations
+
+import functools
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+)
+
+from pipeline.errors import AwsError, CredentialsError
+
+# Adaptive mode retries throttling and transient errors with backoff and a client-side rate limit.
+RETRY_CONFIG = Config(
+    retries={"mode": "adaptive", "max_attempts": 8},
+    connect_timeout=10,
+    read_timeout=60,
+    user_agent_extra="ecs-model-pipeline",
+)
+
+
+class Clients:
+    """Lazily created clients for one region. Steps take this, tests pass one aimed at moto."""
+
+    def __init__(self, region: str, session: boto3.session.Session | None = None) -> None:
+        self.region = region
+        self._session = session or boto3.session.Session(region_name=region)
+
+    @functools.cache
+    def client(self, service: str) -> Any:
+        return self._session.client(service, region_name=self.region, config=RETRY_CONFIG)
+
+    @property
+    def cloudformation(self) -> Any:
+        return self.client("cloudformation")
+
+    @property
+    def ecs(self) -> Any:
+        return self.client("ecs")
+
+    @property
+    def ecr(self) -> Any:
+        return self.client("ecr")
+
+    @property
+    def elbv2(self) -> Any:
+        return self.client("elbv2")
+
+    def check_credentials(self) -> None:
+        """Fail early, before any work, when no credentials are configured."""
+        try:
+            credentials = self._session.get_credentials()
+        except (PartialCredentialsError, BotoCoreError) as err:
+            raise CredentialsError(f"AWS credentials are incomplete ({err})", hint="Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use a profile or OIDC.") from None
+        if credentials is None:
+            raise CredentialsError(
+                "no AWS credentials found",
+                hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).",
+            )
+
+
+def error_code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def error_message(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Message", "")) or str(err)
+
+
+@contextmanager
+def aws_call(what: str, hint: str | None = None) -> Iterator[None]:
+    """Turn boto errors raised inside into one AwsError saying what we were doing."""
+    try:
+        yield
+    except ClientError as err:
+        code = error_code(err)
+        operation = err.operation_name
+        if code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "AccessDenied", "AccessDeniedException"):
+            raise CredentialsError(f"{what}: AWS refused the credentials ({code}: {error_message(err)})", operation=operation, code=code, hint="Check the role or keys in use and their permissions.") from None
+        raise AwsError(f"{what}: {code}: {error_message(err)}", operation=operation, code=code, hint=hint) from None
+    except (NoCredentialsError, PartialCredentialsError):
+        raise CredentialsError(f"{what}: no AWS credentials found", hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).") from None
+    except NoRegionError:
+        raise CredentialsError(f"{what}: no AWS region", hint="Set app.region in pipeline.toml or AWS_REGION.") from None
+    except EndpointConnectionError as err:
+        raise AwsError(f"{what}: cannot reach AWS ({err})", hint="Check the network or AWS_ENDPOINT_URL.") from None
+    except BotoCoreError as err:
+        raise AwsError(f"{what}: {type(err).__name__}: {str(err).splitlines()[0]}", hint="Retry; if it persists, check AWS_ENDPOINT_URL and the service health.") from None

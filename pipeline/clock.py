@@ -1,0 +1,50 @@
+"""Injected time: steps wait through a Clock, so tests never wait on the wall clock."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass
+class ScaledClock:
+    """Real time, with every wait shrunk by `factor` (the local AWS scales AWS durations the same way)."""
+
+    factor: float = 1.0
+    _start: float = field(default_factory=time.monotonic)
+
+    def now(self) -> float:
+        return self._start + (time.monotonic() - self._start) / self.factor
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.factor)
+
+
+@dataclass
+class FakeClock:
+    """A clock whose sleeps advance time instantly, for unit tests."""
+
+    t: float = 0.0
+    slept: list[float] = field(default_factory=list)
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
