@@ -10,6 +10,8 @@ account and region, these AWS behaviours (each a named piece below, each with a 
   that repository with the registry's own digest (Docker-Content-Digest = sha256 of the manifest bytes,
   as on ECR; moto alone would hash the layer digests instead).
 - PushToMissingRepositoryRefused: pushing to a repository ECR does not have fails with NAME_UNKNOWN.
+- MovedTagLeavesOldImageUntagged: in a MUTABLE repository a pushed tag moves to the new image and
+  the old one stays, untagged (moto's put_image would delete it).
 - ImmutableTagRefusesPush: pushing a tag that already exists in an IMMUTABLE repository fails with
   TAG_INVALID, even when the digest is the same (ECR does this too), and nothing is overwritten.
 
@@ -42,7 +44,7 @@ from typing import Any, Callable
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.ecr.exceptions import ImageAlreadyExistsException
-from moto.ecr.models import ECRBackend, ecr_backends
+from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 
 from pipeline.errors import LocalEnvironmentError
@@ -162,7 +164,10 @@ class EcrRegistryBridge:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="ecr-registry-front", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},  # shutdown() waits up to one interval
+            name="ecr-registry-front",
+            daemon=True,
         )
         self._thread.start()
         try:
@@ -296,8 +301,20 @@ class _Front(BaseHTTPRequestHandler):
         same = next((i for i in repository.images if i.image_digest == digest), None)
         if same is not None and (tag is None or tag in same.image_tags):
             return  # the same image again (mutable tag, or by digest): a no-op push, as on ECR
+        if tag is not None:
+            self._moved_tag_leaves_old_image_untagged(repository, tag)
         media_type = content_type or json.loads(manifest).get("mediaType")
         backend.put_image(name, manifest.decode(), tag, media_type, digest)  # type: ignore[arg-type]
+
+    # MovedTagLeavesOldImageUntagged
+    @staticmethod
+    def _moved_tag_leaves_old_image_untagged(repository: Repository, tag: str) -> None:
+        """ECR keeps the image a mutable tag moved away from (untagged); moto would delete it."""
+        for image in repository.images:
+            if tag in image.image_tags:
+                image.remove_tag(tag)
+                if not image.image_tags:
+                    image.image_tag = None
 
     # ImmutableTagRefusesPush
     def _immutable_tag_refuses_push(self, backend: ECRBackend, name: str, tag: str) -> None:

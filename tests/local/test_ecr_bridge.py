@@ -1,0 +1,178 @@
+"""EcrRegistryBridge: the local registry as ECR's data plane for moto, pushed to with real buildah."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from pipeline.errors import PushError
+from pipeline.images import buildah
+from pipeline.local.ecr_bridge import EcrRegistryBridge
+from pipeline.local.registry import LocalRegistry
+
+V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
+OCI = "application/vnd.oci.image.manifest.v1+json"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.fixture
+def bridge(_moto_for_registry_tests: str) -> Iterator[EcrRegistryBridge]:
+    with LocalRegistry() as registry, EcrRegistryBridge(registry) as bridge:
+        yield bridge
+
+
+@pytest.fixture
+def repository(ecr: Any) -> str:
+    name = f"models/{uuid.uuid4().hex[:8]}"
+    ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")
+    return name
+
+
+def _login(ecr: Any) -> tuple[str, str, str]:
+    """What the pipeline does: host, user and password from get_authorization_token."""
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+    return data["proxyEndpoint"].split("://", 1)[1], user, password
+
+
+def _push(ecr: Any, image: str, repository: str, tag: str, **options: Any) -> str:
+    host, user, password = _login(ecr)
+    return buildah.push(image, f"{host}/{repository}:{tag}", user, password, tls_verify=False, **options)
+
+
+def _registry_digest(registry: LocalRegistry, repository: str, reference: str) -> str:
+    """Ask the registry itself (not the front) which digest a tag points at."""
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{registry.url}/v2/{repository}/manifests/{reference}",
+        method="HEAD",
+        headers={"Authorization": f"Basic {token}", "Accept": f"{V2S2}, {OCI}"},
+    )
+    with _NO_PROXY.open(request, timeout=5) as response:
+        return str(response.headers["Docker-Content-Digest"])
+
+
+# --- AuthorizationTokenLogsIn ---------------------------------------------------------------------
+
+
+def test_authorization_token_logs_in_to_the_bridge(ecr: Any, bridge: EcrRegistryBridge) -> None:
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    assert data["proxyEndpoint"] == bridge.url
+    assert base64.b64decode(data["authorizationToken"]).decode() == f"AWS:{bridge.password}"
+    assert data["expiresAt"] > datetime.now(timezone.utc)
+    request = urllib.request.Request(
+        f"{bridge.url}/v2/", headers={"Authorization": f"Basic {data['authorizationToken']}"}
+    )
+    with _NO_PROXY.open(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_without_a_login_the_registry_answers_401(bridge: EcrRegistryBridge) -> None:
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _NO_PROXY.open(f"{bridge.url}/v2/", timeout=5)
+    assert refused.value.code == 401
+
+
+def test_uninstall_gives_moto_its_own_token_back(ecr: Any, _moto_for_registry_tests: str) -> None:
+    with LocalRegistry() as registry, EcrRegistryBridge(registry) as bridge:
+        assert ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"] == bridge.url
+    endpoint = ecr.get_authorization_token()["authorizationData"][0]["proxyEndpoint"]
+    assert endpoint == "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+# --- PushedImageAppearsInEcr -----------------------------------------------------------------------
+
+
+def test_pushed_image_appears_in_ecr_with_the_registry_digest(
+    ecr: Any, bridge: EcrRegistryBridge, repository: str, healthy_image: Any
+) -> None:
+    digest = _push(ecr, healthy_image.tag, repository, "v1.0.0")
+
+    assert digest == _registry_digest(bridge.registry, repository, "v1.0.0")
+    [detail] = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert detail["imageDigest"] == digest
+    assert detail["imageTags"] == ["v1.0.0"]
+    assert detail["imageManifestMediaType"] == V2S2
+    [image] = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": "v1.0.0"}])[
+        "images"
+    ]
+    assert image["imageId"] == {"imageDigest": digest, "imageTag": "v1.0.0"}
+    manifest = image["imageManifest"].encode()
+    assert "sha256:" + hashlib.sha256(manifest).hexdigest() == digest
+    assert json.loads(manifest)["mediaType"] == V2S2
+    found = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}])
+    assert [i["imageId"]["imageDigest"] for i in found["images"]] == [digest]
+    assert ecr.list_images(repositoryName=repository)["imageIds"] == [
+        {"imageDigest": digest, "imageTag": "v1.0.0"}
+    ]
+
+
+def test_an_oci_push_keeps_its_media_type_and_digest(
+    ecr: Any, bridge: EcrRegistryBridge, repository: str, healthy_image: Any
+) -> None:
+    digest = _push(ecr, healthy_image.tag, repository, "oci", manifest_format="oci")
+    [detail] = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert (detail["imageDigest"], detail["imageManifestMediaType"]) == (digest, OCI)
+    assert digest == _registry_digest(bridge.registry, repository, "oci")
+
+
+def test_a_push_with_wrong_credentials_fails_clearly(
+    bridge: EcrRegistryBridge, repository: str, healthy_image: Any, ecr: Any
+) -> None:
+    with pytest.raises(PushError, match="registry refused the credentials") as refused:
+        buildah.push(
+            healthy_image.tag, f"{bridge.host}/{repository}:v1", "AWS", "wrong", tls_verify=False
+        )
+    assert refused.value.hint and "login" in refused.value.hint
+    assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
+
+
+# --- PushToMissingRepositoryRefused ----------------------------------------------------------------
+
+
+def test_a_push_to_a_repository_ecr_does_not_have_is_refused(
+    ecr: Any, bridge: EcrRegistryBridge, healthy_image: Any
+) -> None:
+    with pytest.raises(PushError, match="does not exist"):
+        _push(ecr, healthy_image.tag, "no-such-repository", "v1")
+
+
+# --- ImmutableTagRefusesPush -----------------------------------------------------------------------
+
+
+def test_an_immutable_tag_refuses_a_second_push_and_nothing_moves(
+    ecr: Any, bridge: EcrRegistryBridge, repository: str, healthy_image: Any, unhealthy_image: Any
+) -> None:
+    first = _push(ecr, healthy_image.tag, repository, "v1")
+    for image in (unhealthy_image, healthy_image):  # another image, and the same one again
+        with pytest.raises(PushError, match="immutable") as refused:
+            _push(ecr, image.tag, repository, "v1")
+        assert refused.value.hint and "new version tag" in refused.value.hint
+    details = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(first, ["v1"])]
+    assert _registry_digest(bridge.registry, repository, "v1") == first
+
+
+def test_a_mutable_tag_moves_and_a_same_image_push_is_a_no_op(
+    ecr: Any, bridge: EcrRegistryBridge, healthy_image: Any, unhealthy_image: Any
+) -> None:
+    repository = f"models/{uuid.uuid4().hex[:8]}"
+    ecr.create_repository(repositoryName=repository, imageTagMutability="MUTABLE")
+    first = _push(ecr, healthy_image.tag, repository, "latest")
+    assert _push(ecr, healthy_image.tag, repository, "latest") == first
+    second = _push(ecr, unhealthy_image.tag, repository, "latest")
+    tagged = ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": "latest"}])
+    assert [d["imageDigest"] for d in tagged["imageDetails"]] == [second]
+    assert _registry_digest(bridge.registry, repository, "latest") == second
+    # MovedTagLeavesOldImageUntagged: the old image is still there, by digest, without tags.
+    untagged = ecr.list_images(repositoryName=repository, filter={"tagStatus": "UNTAGGED"})
+    assert untagged["imageIds"] == [{"imageDigest": first}]
