@@ -29,6 +29,7 @@ from github.GithubException import (
     RateLimitExceededException,
     UnknownObjectException,
 )
+from github.GithubObject import NotSet
 from github.Repository import Repository
 from urllib3.util.retry import Retry
 
@@ -241,12 +242,13 @@ class GitHubRecorder:
     def _status(
         self, deployment: Deployment, state: str, description: str, environment_url: str
     ) -> None:
-        options: dict[str, str] = {"description": description[:_DESCRIPTION_MAX]}
-        if environment_url:
-            options["environment_url"] = environment_url
-        if self.log_url:
-            options["target_url"] = self.log_url  # GitHub shows it as the deployment's log
-        deployment.create_status(state, **options)
+        deployment.create_status(
+            state,
+            description=description[:_DESCRIPTION_MAX],
+            # NotSet leaves a field out of the request; GitHub treats absent and "" alike
+            environment_url=environment_url or NotSet,
+            target_url=self.log_url or NotSet,  # GitHub shows it as the deployment's log
+        )
 
     def _records(self, environment: str) -> Iterator[DeploymentRecord]:
         """The pipeline's deployments to `environment`, newest first (lazily paginated)."""

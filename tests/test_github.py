@@ -227,3 +227,37 @@ def test_unreachable_github_is_a_github_error() -> None:
         with pytest.raises(GitHubError, match="could not reach GitHub") as raised:
             recorder.deployments("production")
     assert raised.value.hint and "GITHUB_API_URL" in raised.value.hint
+
+
+def test_statuses_carry_the_run_log_url(github: LocalGitHub) -> None:
+    log = "https://github.example/acme/model/actions/runs/42"
+    with GitHubRecorder(github.token, github.repository, github.base_url, log_url=log) as recorder:
+        release(recorder, "staging", "v1.0.0", "success")
+    statuses = github.state()["deployments"][0]["statuses"]
+    assert [s["log_url"] for s in statuses] == [log, log]
+    assert statuses[-1]["environment_url"] == "http://staging.example"
+
+
+def test_pygithub_follows_the_servers_link_headers(
+    github: LocalGitHub, recorder: GitHubRecorder
+) -> None:
+    ids = [release(recorder, "staging", "v1.0.0", "failure") for _ in range(5)]
+    client = Github(
+        base_url=github.base_url,
+        auth=Auth.Token(github.token),
+        per_page=2,
+        seconds_between_requests=None,
+    )
+    listing = client.get_repo(github.repository).get_deployments(environment="staging")
+    assert [d.id for d in listing] == ids[::-1]
+    assert listing.totalCount == 5
+    pages = [p for m, p, s in github.state()["requests"] if m == "GET" and "deployments" in p]
+    assert len(pages) >= 3
+
+
+def test_writes_are_paced_except_on_loopback() -> None:
+    from pipeline.github import _is_loopback
+
+    assert _is_loopback("http://127.0.0.1:8080") and _is_loopback("http://localhost:1")
+    assert not _is_loopback("https://api.github.com")
+    assert not _is_loopback("https://ghe.example/api/v3")

@@ -486,7 +486,7 @@ class GitHubApp:
             "draft": self._flag(body, "draft", "Release", base["draft"]),
             "prerelease": self._flag(body, "prerelease", "Release", base["prerelease"]),
         }
-        tag = self._text(body, "tag_name", "Release", current and current["tag_name"])
+        tag = self._text(body, "tag_name", "Release", current["tag_name"] if current else None)
         if not tag:
             raise _missing("tag_name")
         if any(r["tag_name"] == tag and r is not current for r in self.releases.values()):
@@ -767,6 +767,7 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True  # server_close() joins every handler thread
+    request_queue_size = 64  # the default 5 drops bursts of connects into a 1 s SYN retry
 
     def __init__(self, app_factory: Callable[[str], GitHubApp]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

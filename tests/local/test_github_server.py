@@ -265,3 +265,22 @@ def test_exit_closes_the_port_and_leaves_no_thread() -> None:
     assert set(threading.enumerate()) <= before
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_concurrent_writes_get_distinct_ids(github: LocalGitHub) -> None:
+    number = github.open_pull_request()
+    ids: list[int] = []
+
+    def comment() -> None:
+        for _ in range(5):
+            _, body, _ = call(
+                github, "POST", f"/repos/acme/model/issues/{number}/comments", {"body": "x"}
+            )
+            ids.append(body["id"])
+
+    workers = [threading.Thread(target=comment) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert sorted(ids) == list(range(1, 41))
