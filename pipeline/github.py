@@ -136,7 +136,8 @@ class GitHubRecorder:
             timeout=timeout,
             retry=retry,
             per_page=100,
-            lazy=True,  # no GET for objects we only address (repo, issue, deployment by id)
+            # lazy (PyGithub >= 2.9.1): no GET for objects only addressed (repo, issue, deployment)
+            lazy=True,
             seconds_between_requests=0.25 if pace else None,
             seconds_between_writes=1.0 if pace else None,
         )
