@@ -1,0 +1,119 @@
+"""ECS and target-group reads the rollout check makes, with plain data out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.aws.clients import aws_call
+from pipeline.errors import RolloutError
+
+
+@dataclass(frozen=True)
+class Deployment:
+    deployment_id: str
+    status: str  # PRIMARY | ACTIVE | INACTIVE
+    task_definition: str
+    desired: int
+    running: int
+    pending: int
+    failed_tasks: int
+    rollout_state: str  # IN_PROGRESS | COMPLETED | FAILED
+    rollout_reason: str
+
+
+@dataclass(frozen=True)
+class ServiceEvent:
+    created_at: Any
+    message: str
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    cluster: str
+    name: str
+    status: str
+    task_definition: str
+    desired: int
+    running: int
+    deployments: tuple[Deployment, ...]
+    events: tuple[ServiceEvent, ...]  # newest first, as ECS returns them
+
+    @property
+    def primary(self) -> Deployment | None:
+        return next((d for d in self.deployments if d.status == "PRIMARY"), None)
+
+    def deployment_for(self, task_definition: str) -> Deployment | None:
+        return next((d for d in self.deployments if d.task_definition == task_definition), None)
+
+
+@dataclass(frozen=True)
+class StoppedTask:
+    task_arn: str
+    task_definition: str
+    stopped_reason: str
+    container_reasons: tuple[str, ...]
+
+    def reason(self) -> str:
+        details = "; ".join(r for r in self.container_reasons if r)
+        return f"{self.stopped_reason} ({details})" if details else self.stopped_reason
+
+
+def describe_service(ecs: Any, cluster: str, service: str) -> ServiceState:
+    with aws_call(f"describe service {service}"):
+        raw = ecs.describe_services(cluster=cluster, services=[service])
+    if not raw.get("services"):
+        reason = raw.get("failures", [{}])[0].get("reason", "MISSING") if raw.get("failures") else "MISSING"
+        raise RolloutError(f"service {service} not found in cluster {cluster} ({reason})", hint="Deploy the service stack first.")
+    s = raw["services"][0]
+    deployments = tuple(
+        Deployment(
+            deployment_id=d.get("id", ""),
+            status=d.get("status", ""),
+            task_definition=d.get("taskDefinition", ""),
+            desired=int(d.get("desiredCount", 0)),
+            running=int(d.get("runningCount", 0)),
+            pending=int(d.get("pendingCount", 0)),
+            failed_tasks=int(d.get("failedTasks", 0)),
+            rollout_state=d.get("rolloutState", ""),
+            rollout_reason=d.get("rolloutStateReason", ""),
+        )
+        for d in s.get("deployments", [])
+    )
+    events = tuple(ServiceEvent(e.get("createdAt"), e.get("message", "")) for e in s.get("events", []))
+    return ServiceState(
+        cluster=cluster,
+        name=s.get("serviceName", service),
+        status=s.get("status", ""),
+        task_definition=s.get("taskDefinition", ""),
+        desired=int(s.get("desiredCount", 0)),
+        running=int(s.get("runningCount", 0)),
+        deployments=deployments,
+        events=events,
+    )
+
+
+def stopped_tasks(ecs: Any, cluster: str, service: str, limit: int = 10) -> list[StoppedTask]:
+    with aws_call(f"list stopped tasks of {service}"):
+        arns = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED").get("taskArns", [])[:limit]
+        if not arns:
+            return []
+        tasks = ecs.describe_tasks(cluster=cluster, tasks=arns).get("tasks", [])
+    return [
+        StoppedTask(
+            task_arn=t.get("taskArn", ""),
+            task_definition=t.get("taskDefinitionArn", ""),
+            stopped_reason=t.get("stoppedReason", ""),
+            container_reasons=tuple(
+                c.get("reason", "") or (f"exit code {c['exitCode']}" if "exitCode" in c else "") for c in t.get("containers", [])
+            ),
+        )
+        for t in tasks
+    ]
+
+
+def healthy_targets(elbv2: Any, target_group_arn: str) -> tuple[int, int]:
+    """(healthy, registered) targets of a target group."""
+    with aws_call("describe target health"):
+        states = [d["TargetHealth"]["State"] for d in elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]]
+    return sum(1 for s in states if s == "healthy"), len(states)
