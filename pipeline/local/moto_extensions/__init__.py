@@ -1,0 +1,54 @@
+"""Where moto 5.2.5 falls short of AWS behaviour the pipeline relies on, extended explicitly.
+
+Each extension is named after the AWS behaviour it reproduces, is installed and removed on its
+own (``LocalAWS`` installs ``all_extensions()`` in this order and removes them in reverse),
+and has a test showing the gap without it. Nothing here patches moto at import time.
+"""
+
+from __future__ import annotations
+
+from ._base import Extension
+from .autoscaling import AutoscalingResourcesFromTemplates
+from .change_set_outputs import ChangeSetStacksReportOutputs
+from .deployments import (
+    Deployment,
+    DeploymentStatus,
+    RolloutState,
+    ServiceDeployments,
+    TaskRunner,
+    complete_deployment,
+    deployments_of,
+    fail_deployment,
+    set_task_runner,
+)
+from .ecs_deployments import EcsDeployments
+from .ecs_templates import EcsServiceKeepsTemplateConfiguration, EcsTaskDefinitionKeepsTemplateConfiguration
+from .stack_rollback import FailedStackUpdateRollsBack
+from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
+
+# Install order matters only where two wrap the same moto method: the later one is outermost.
+EXTENSION_TYPES: tuple[type[Extension], ...] = (
+    ChangeSetStacksReportOutputs,
+    AutoscalingResourcesFromTemplates,
+    EcsTaskDefinitionKeepsTemplateConfiguration,
+    EcsServiceKeepsTemplateConfiguration,
+    EcsDeployments,
+    FailedStackUpdateRollsBack,
+    ThrottlingInjection,
+)
+EXTENSION_NAMES: tuple[str, ...] = tuple(t.name for t in EXTENSION_TYPES)
+
+
+def all_extensions(*, without: tuple[str, ...] = ()) -> list[Extension]:
+    """Fresh instances of every extension, in install order, minus the named ones."""
+    unknown = set(without) - set(EXTENSION_NAMES)
+    if unknown:
+        raise ValueError(f"unknown moto extensions: {sorted(unknown)}")
+    return [t() for t in EXTENSION_TYPES if t.name not in without]
+
+
+__all__ = [
+    "EXTENSION_NAMES", "EXTENSION_TYPES", "Deployment", "DeploymentStatus", "Extension", "RolloutState",
+    "ServiceDeployments", "TaskRunner", "all_extensions", "clear_throttling", "complete_deployment",
+    "deployments_of", "fail_deployment", "inject_throttling", "set_task_runner",
+]

@@ -1,0 +1,88 @@
+"""What every moto extension is: a named set of patches, installed and removed explicitly.
+
+Nothing is patched at import time. ``install()`` reads the attribute it replaces at that
+moment, so extensions that wrap the same moto method stack; ``uninstall()`` restores them.
+Uninstall in reverse install order (LocalAWS does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+from unittest import mock
+
+Patch = tuple[object, str, Any]  # (owner, attribute name, replacement)
+
+
+class Extension:
+    """One AWS behaviour moto 5.2.5 lacks. Subclasses set ``name`` and yield ``patches()``."""
+
+    name: ClassVar[str]
+
+    def __init__(self) -> None:
+        self._active: list[Any] = []
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._active)
+
+    def patches(self) -> Iterable[Patch]:
+        raise NotImplementedError
+
+    def install(self) -> None:
+        if self.installed:
+            raise RuntimeError(f"extension {self.name} is already installed")
+        for owner, attribute, replacement in self.patches():
+            patcher = mock.patch.object(owner, attribute, replacement, create=True)
+            patcher.start()
+            self._active.append(patcher)
+
+    def uninstall(self) -> None:
+        for patcher in reversed(self._active):
+            patcher.stop()
+        self._active.clear()
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop state the extension keeps outside moto's backends (moto's reset won't)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}{' installed' if self.installed else ''}>"
+
+
+def camel_keys(value: Any, keep: frozenset[str] = frozenset()) -> Any:
+    """CloudFormation's PascalCase properties -> the API's camelCase shapes.
+
+    Values under a key in ``keep`` (user-chosen map keys such as log options) are left alone.
+    """
+    if isinstance(value, dict):
+        return {
+            key[:1].lower() + key[1:]: (item if key in keep else camel_keys(item, keep))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [camel_keys(item, keep) for item in value]
+    return value
+
+
+def as_int(value: Any) -> int | None:
+    """Template numbers may arrive as strings ("8080"); the APIs want integers."""
+    return None if value is None else int(value)
+
+
+def as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return bool(value)
+
+
+def coerce_ints(value: Any, keys: frozenset[str]) -> Any:
+    """Turn numeric strings under ``keys`` (anywhere in the tree) into integers."""
+    if isinstance(value, dict):
+        return {
+            k: (int(v) if k in keys and isinstance(v, str) and v.isdigit() else coerce_ints(v, keys))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [coerce_ints(item, keys) for item in value]
+    return value
