@@ -72,3 +72,16 @@ def healthy_image(buildah_store: Path) -> Any:
 @pytest.fixture(scope="session")
 def unhealthy_image(buildah_store: Path) -> Any:
     return test_images.build_test_image("unhealthy")
+
+
+@pytest.fixture()
+def local_aws() -> Iterator[Any]:
+    """A fresh LocalAWS (moto server + our moto extensions) for one test.
+
+    Note: moto's backends are process-wide, so its reset on exit also clears what any other
+    in-process moto server holds.
+    """
+    from pipeline.local.aws import LocalAWS
+
+    with LocalAWS() as aws:
+        yield aws
