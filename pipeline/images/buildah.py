@@ -90,12 +90,16 @@ def push(
     password: str,
     tls_verify: bool = True,
     manifest_format: ManifestFormat = "v2s2",
+    retries: int = 3,
+    retry_delay_s: float = 2.0,
 ) -> str:
     """Push `image` to `destination` (`host/repo:tag`); returns the manifest digest (`sha256:...`).
 
     The digest is sha256 of the manifest bytes as pushed, which is what the registry reports as
     Docker-Content-Digest and what ECR calls imageDigest. v2s2 by default: every ECR client and
-    ECS accept it, and a Docker-format build pushes it unchanged.
+    ECS accept it, and a Docker-format build pushes it unchanged. `retries` and
+    `retry_delay_s` cover network blips. buildah 1.28 makes 3 tries whatever `--retry` says and
+    treats a 0 delay as its 2 s default, so tests pass a small positive delay instead.
     """
     _require_buildah(PushError)
     target = destination if "://" in destination else f"docker://{destination}"
@@ -106,6 +110,8 @@ def push(
             "--format", manifest_format,
             "--digestfile", str(digestfile),
             "--creds", f"{username}:{password}",
+            "--retry", str(retries),
+            "--retry-delay", f"{max(1, round(retry_delay_s * 1000))}ms",
             f"--tls-verify={'true' if tls_verify else 'false'}",
             image,
             target,
