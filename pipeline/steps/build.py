@@ -1,0 +1,127 @@
+"""build: the model server image, tagged with the release version, by Docker Buildx or buildah.
+
+Buildx is what GitHub runners have (a Docker engine, a registry layer cache); buildah builds
+daemonless, which is what this project's own machines have. `image.builder = "auto"` picks Buildx
+when a Docker engine answers, else buildah.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from pipeline.config import Settings
+from pipeline.errors import BuildError, ConfigError, PushError
+
+Echo = Callable[[str], None]
+
+
+class ImageBuilder(Protocol):
+    name: str
+
+    def build(self, context: Path, dockerfile: Path, tag: str, build_args: dict[str, str], echo: Echo) -> str:
+        """Build; returns a local image reference that push() accepts."""
+
+    def push(self, image: str, destination: str, username: str, password: str, tls_verify: bool) -> str:
+        """Push to `host/repo:tag`; returns the manifest digest (sha256:...)."""
+
+
+@dataclass
+class BuildahBuilder:
+    name: str = "buildah"
+
+    def build(self, context: Path, dockerfile: Path, tag: str, build_args: dict[str, str], echo: Echo) -> str:
+        from pipeline.images import buildah
+
+        buildah.build(context, dockerfile, tag, build_args=build_args, on_output=lambda line: echo(f"  | {line}"))
+        return tag
+
+    def push(self, image: str, destination: str, username: str, password: str, tls_verify: bool) -> str:
+        from pipeline.images import buildah
+
+        return buildah.push(image, destination, username, password, tls_verify=tls_verify)
+
+
+@dataclass
+class BuildxBuilder:
+    """Docker Buildx: builds into the local engine, pushes with docker, layer cache in a registry repository."""
+
+    cache_ref: str | None = None
+    name: str = "buildx"
+
+    def build(self, context: Path, dockerfile: Path, tag: str, build_args: dict[str, str], echo: Echo) -> str:
+        command = ["docker", "buildx", "build", "--load", "--provenance=false", "--file", str(dockerfile), "--tag", tag]
+        for key, value in build_args.items():
+            command += ["--build-arg", f"{key}={value}"]
+        if self.cache_ref:
+            command += ["--cache-from", f"type=registry,ref={self.cache_ref}", "--cache-to", f"type=registry,ref={self.cache_ref},mode=max,image-manifest=true,oci-mediatypes=true"]
+        code = _stream(command + [str(context)], echo)
+        if code != 0:
+            raise BuildError(f"docker buildx build of {tag} failed (exit {code})", hint="The build output above shows the failing step.")
+        return tag
+
+    def push(self, image: str, destination: str, username: str, password: str, tls_verify: bool) -> str:
+        host = destination.split("/", 1)[0]
+        login = subprocess.run(["docker", "login", "--username", username, "--password-stdin", host], input=password, capture_output=True, text=True)
+        if login.returncode != 0:
+            raise PushError(f"registry {host} refused the credentials: {login.stderr.strip()}", hint="Check the ECR permissions of the role in use.")
+        subprocess.run(["docker", "tag", image, destination], check=True, capture_output=True)
+        pushed = subprocess.run(["docker", "push", destination], capture_output=True, text=True)
+        if pushed.returncode != 0:
+            raise PushError(f"docker push {destination} failed: {pushed.stderr.strip().splitlines()[-1:]}", hint="Retry; check the registry.")
+        with tempfile.TemporaryDirectory() as scratch:
+            out = Path(scratch) / "inspect.json"
+            inspect = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", destination], capture_output=True, text=True)
+            out.write_text(inspect.stdout)
+            digests = json.loads(out.read_text() or "[]")
+        repo = destination.rsplit(":", 1)[0]
+        digest = next((d.split("@", 1)[1] for d in digests if d.startswith(repo + "@")), "")
+        if not digest:
+            raise PushError(f"docker push {destination} reported no digest", hint="Retry the push.")
+        return digest
+
+
+def docker_engine_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "buildx", "version"], capture_output=True)
+    if probe.returncode != 0:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def pick_builder(settings: Settings, cache_ref: str | None = None) -> ImageBuilder:
+    choice = settings.image.builder
+    if choice == "buildx" or (choice == "auto" and docker_engine_available()):
+        return BuildxBuilder(cache_ref=cache_ref)
+    if shutil.which("buildah") is None:
+        raise ConfigError("image.builder", f"no image builder available ({'buildah' if choice == 'buildah' else 'neither a Docker engine nor buildah'} found)", hint="Install buildah or Docker with Buildx.")
+    return BuildahBuilder()
+
+
+def local_tag(settings: Settings, version: str) -> str:
+    return f"localhost/{settings.app.name}:{version}"
+
+
+def build_image(settings: Settings, version: str, builder: ImageBuilder, echo: Echo, build_args: dict[str, str] | None = None) -> str:
+    context = (settings.root / settings.image.context).resolve()
+    dockerfile = context / settings.image.dockerfile
+    if not dockerfile.is_file():
+        raise ConfigError("image.dockerfile", f"{dockerfile} does not exist", hint="Point image.context and image.dockerfile at the model server.")
+    tag = local_tag(settings, version)
+    echo(f"building {tag} with {builder.name} from {context}")
+    args = {"MODEL_VERSION": version, **(build_args or {})}
+    return builder.build(context, dockerfile, tag, args, echo)
+
+
+def _stream(command: list[str], echo: Echo) -> int:
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:
+        echo(f"  | {line.rstrip()}")
+    return process.wait()
