@@ -340,3 +340,85 @@ def test_bad_model_never_becomes_healthy_where_the_feature_contract_is_set(
 def test_good_model_is_healthy_under_the_feature_contract(start: Callable[..., Server]) -> None:
     server = start(MODEL_EXPECTED_FEATURES=CANONICAL)
     assert server.predict({"instances": [SETOSA]}).json()["predictions"] == ["setosa"]
+
+
+# --- the real image, on the local Python base ------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _server_process(root: int) -> int | None:
+    """The python3 running server.py under `buildah run` (it sits a few processes down)."""
+    queue = [root]
+    while queue:
+        pid = queue.pop()
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[:1] and argv[0].endswith(b"python3") and b"/app/server.py" in argv:
+            return pid
+        queue.extend(_children(pid))
+    return None
+
+
+@pytest.mark.slow
+def test_the_image_builds_on_the_local_base_and_serves_as_a_non_root_user(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    for tool in ("buildah", "debootstrap"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed; the local Python base image needs it")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap needs root to make the local Python base image")
+    from pipeline.images import buildah
+    from pipeline.images.python_base import ensure_python_base
+
+    if not os.environ.get(buildah.ROOT_ENV):  # never touch the machine's default store
+        monkeypatch.setenv(buildah.ROOT_ENV, str(tmp_path_factory.mktemp("buildah")))
+    base = ensure_python_base()  # about 40 s once per machine, about 5 s into a fresh store
+    tag = f"localhost/iris-example:test-{os.getpid()}"
+    buildah.build(EXAMPLE, EXAMPLE / "Dockerfile", tag, {"BASE_IMAGE": base.name})
+    config = buildah.inspect_config(tag)
+    assert config["User"] == "65532:65532" and "8080/tcp" in config["ExposedPorts"]
+    assert config["Cmd"] == ["python3", "/app/server.py"]
+
+    port = free_port()
+    container = subprocess.run(
+        buildah.global_args() + ["from", tag], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    run = subprocess.Popen(
+        buildah.global_args() + ["run", "--isolation", "chroot", "--env", f"PORT={port}", container, "--", *config["Cmd"]],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        server = Server(run, port, tmp_path_factory.mktemp("log") / "unused.log")
+        assert poll(lambda: listening(port) or run.poll() is not None, timeout=20) and run.poll() is None
+        assert poll(lambda: server.request("GET", "/health").status == 200, timeout=10)
+        assert server.predict({"instances": [SETOSA, VIRGINICA]}).json()["predictions"] == ["setosa", "virginica"]
+        python = _server_process(run.pid)
+        assert python is not None
+        assert Path(f"/proc/{python}/status").read_text().count("\t65532\t") >= 2  # Uid: and Gid: lines
+        # ECS signals the container's PID 1; `buildah run` itself would kill rather than forward.
+        os.kill(python, signal.SIGTERM)
+        assert run.wait(timeout=15) == 0
+        output = run.stdout.read().decode() if run.stdout else ""
+        assert "drained; exiting" in output
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(timeout=10)
+        subprocess.run(buildah.global_args() + ["rm", container], capture_output=True, check=False)
+        buildah.remove(tag)
