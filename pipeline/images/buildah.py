@@ -24,7 +24,8 @@ BUILDAH = "buildah"
 ROOT_ENV = "PIPELINE_BUILDAH_ROOT"
 ManifestFormat = Literal["v2s2", "oci"]
 _TAIL_LINES = 20
-_DENIED = re.compile(r"(?<!permission )denied:")  # the registry's DENIED code, not a local file error
+# The registry's DENIED error code, not a local "permission denied".
+_DENIED = re.compile(r"(?<!permission )denied:")
 
 
 def global_args() -> list[str]:
@@ -40,9 +41,11 @@ def _env() -> dict[str, str]:
     return {**os.environ, "BUILDAH_ISOLATION": "chroot"}
 
 
-def _require_buildah(error: type[BuildError] | type[PushError]) -> None:
+def _require_buildah(error: type[BuildError | PushError]) -> None:
     if shutil.which(BUILDAH) is None:
-        raise error("buildah is not installed", hint="install the buildah package (apt-get install buildah)")
+        raise error(
+            "buildah is not installed", hint="install the buildah package (apt-get install buildah)"
+        )
 
 
 def build(
@@ -194,7 +197,7 @@ def _stream(command: list[str], on_output: Callable[[str], None] | None) -> tupl
 def _error_line(lines: list[str]) -> str:
     """The most telling line of buildah's output: its `Error:` line, else the last non-empty one."""
     for line in reversed(lines):
-        if line.startswith("Error:") or line.startswith("error "):
+        if line.startswith(("Error:", "error ")):
             return line.removeprefix("Error:").strip()
     return next((line.strip() for line in reversed(lines) if line.strip()), "no output")
 
@@ -220,8 +223,11 @@ def _push_error(destination: str, stderr: str) -> PushError:
         )
     if "server gave http response to https client" in lowered:
         return PushError(
-            f"{host} speaks plain HTTP: {detail}", hint="push with tls_verify=False to a local registry"
+            f"{host} speaks plain HTTP: {detail}",
+            hint="push with tls_verify=False to a local registry",
         )
     if "connection refused" in lowered or "no such host" in lowered:
-        return PushError(f"cannot reach the registry {host}: {detail}", hint="is the registry running?")
+        return PushError(
+            f"cannot reach the registry {host}: {detail}", hint="is the registry running?"
+        )
     return PushError(f"push to {destination} failed: {detail}")

@@ -35,13 +35,13 @@ import http.client
 import json
 import re
 import threading
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Callable
+from typing import Any, ClassVar, Self
 
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
 from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
@@ -80,7 +80,7 @@ def _get_authorization_token(self: ECRResponse) -> ActionResult:
         return _original_get_authorization_token(self)
     registry_ids = self._get_param("registryIds") or [self.current_account]
     token = base64.b64encode(f"{bridge.username}:{bridge.password}".encode()).decode()
-    expires = datetime.now(timezone.utc) + timedelta(hours=12)  # ECR tokens last 12 hours
+    expires = datetime.now(UTC) + timedelta(hours=12)  # ECR tokens last 12 hours
     return ActionResult(
         {
             "authorizationData": [
@@ -112,7 +112,7 @@ def _unregister(bridge: EcrRegistryBridge) -> None:
             return
         del _bridges[(bridge.account_id, bridge.region)]
         if not _bridges and _original_get_authorization_token is not None:
-            ECRResponse.get_authorization_token = _original_get_authorization_token  # type: ignore[method-assign]
+            ECRResponse.get_authorization_token = _original_get_authorization_token  # type: ignore[method-assign,assignment]
             _original_get_authorization_token = None
 
 
@@ -120,7 +120,13 @@ def _unregister(bridge: EcrRegistryBridge) -> None:
 
 
 class EcrRegistryBridge:
-    """`with EcrRegistryBridge(registry) as ecr_registry:` push to `ecr_registry.host`, see it in ECR."""
+    """`with EcrRegistryBridge(registry) as ecr_registry:` push to `ecr_registry.host`, see it in ECR.
+
+    Shaped like a LocalAWS extension (name, install, uninstall, installed, reset), so it can be
+    handed to `LocalAWS(extensions=[...])` as well as used on its own.
+    """
+
+    name: ClassVar[str] = "EcrRegistryDataPlane"
 
     def __init__(
         self,
@@ -159,7 +165,16 @@ class EcrRegistryBridge:
     def backend(self) -> ECRBackend:
         return ecr_backends[self.account_id][self.region]
 
+    @property
+    def installed(self) -> bool:
+        return self._server is not None
+
+    def reset(self) -> None:
+        """Nothing kept outside moto's backends and the registry's own storage."""
+
     def install(self) -> None:
+        if self.installed:
+            raise LocalEnvironmentError("the ECR registry bridge is already installed")
         handler = type("_BoundFront", (_Front,), {"bridge": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
@@ -186,7 +201,7 @@ class EcrRegistryBridge:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> EcrRegistryBridge:
+    def __enter__(self) -> Self:
         self.install()
         return self
 
@@ -217,7 +232,7 @@ class _Front(BaseHTTPRequestHandler):
     _body_read = False
     protocol_version = "HTTP/1.1"  # keep-alive; every response below carries a Content-Length
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the registry keeps its own log
 
     def do_GET(self) -> None:
@@ -292,7 +307,7 @@ class _Front(BaseHTTPRequestHandler):
         digest: str,
         headers: list[tuple[str, str]],
     ) -> None:
-        registry_digest = dict((k.lower(), v) for k, v in headers).get("docker-content-digest")
+        registry_digest = {k.lower(): v for k, v in headers}.get("docker-content-digest")
         if registry_digest != digest:  # ECR's digest is the manifest's sha256; never record a guess
             raise _Refusal(
                 500, "UNKNOWN", f"registry digest {registry_digest} is not the manifest's {digest}"
@@ -314,7 +329,7 @@ class _Front(BaseHTTPRequestHandler):
             if tag in image.image_tags:
                 image.remove_tag(tag)
                 if not image.image_tags:
-                    image.image_tag = None
+                    image.image_tag = None  # type: ignore[assignment]  # moto types it str
 
     # ImmutableTagRefusesPush
     def _immutable_tag_refuses_push(self, backend: ECRBackend, name: str, tag: str) -> None:
@@ -404,4 +419,3 @@ class _Front(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
-

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import yaml
 
@@ -107,7 +108,7 @@ class LocalRegistry:
         return self._process.pid if self._process else None
 
     # -- lifecycle ----------------------------------------------------------------------------
-    def __enter__(self) -> LocalRegistry:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

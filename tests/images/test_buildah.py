@@ -57,7 +57,9 @@ def test_a_failing_build_raises_build_error_with_the_cause(tmp_path: Path) -> No
     (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY missing-file /x\n")
     lines: list[str] = []
     with pytest.raises(BuildError, match="missing-file") as failed:
-        buildah.build(tmp_path, tmp_path / "Containerfile", "localhost/broken:1", on_output=lines.append)
+        buildah.build(
+            tmp_path, tmp_path / "Containerfile", "localhost/broken:1", on_output=lines.append
+        )
     assert "\n" not in failed.value.message
     assert lines  # the output reached the callback before the error
 
@@ -82,5 +84,10 @@ def test_a_push_to_a_registry_that_is_not_there_says_so(tmp_path: Path) -> None:
     buildah.build(tmp_path, tmp_path / "Containerfile", "localhost/nowhere:1")
     with pytest.raises(PushError, match="cannot reach the registry 127.0.0.1:9"):
         buildah.push(
-            "localhost/nowhere:1", "127.0.0.1:9/app:1", "AWS", "x", tls_verify=False, retry_delay_s=0.01
+            "localhost/nowhere:1",
+            "127.0.0.1:9/app:1",
+            "AWS",
+            "x",
+            tls_verify=False,
+            retry_delay_s=0.01,
         )

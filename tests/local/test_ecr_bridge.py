@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -46,7 +46,9 @@ def _login(ecr: Any) -> tuple[str, str, str]:
 
 def _push(ecr: Any, image: str, repository: str, tag: str, **options: Any) -> str:
     host, user, password = _login(ecr)
-    return buildah.push(image, f"{host}/{repository}:{tag}", user, password, tls_verify=False, **options)
+    return buildah.push(
+        image, f"{host}/{repository}:{tag}", user, password, tls_verify=False, **options
+    )
 
 
 def _registry_digest(registry: LocalRegistry, repository: str, reference: str) -> str:
@@ -68,7 +70,7 @@ def test_authorization_token_logs_in_to_the_bridge(ecr: Any, bridge: EcrRegistry
     data = ecr.get_authorization_token()["authorizationData"][0]
     assert data["proxyEndpoint"] == bridge.url
     assert base64.b64decode(data["authorizationToken"]).decode() == f"AWS:{bridge.password}"
-    assert data["expiresAt"] > datetime.now(timezone.utc)
+    assert data["expiresAt"] > datetime.now(UTC)
     request = urllib.request.Request(
         f"{bridge.url}/v2/", headers={"Authorization": f"Basic {data['authorizationToken']}"}
     )
