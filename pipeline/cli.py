@@ -85,6 +85,182 @@ def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool) -> None
     run_linters(settings.root, sarif=sarif, checkov=not no_checkov, echo=click.echo)
 
 
+
+# --- the release engine ---------------------------------------------------------------------------
+
+ENV_OPTION = click.option("--env", "environment", required=True, help="Environment from pipeline.toml, e.g. staging.")
+OUTPUT_OPTION = click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Tables for people, JSON for scripts.")
+
+
+def _context(config_path: Path | None, *, wait: bool = False, environment: str | None = None) -> Any:
+    import os
+
+    from pipeline.aws.clients import Clients
+    from pipeline.clock import WallClock
+    from pipeline.github import GitHubRecorder
+    from pipeline.steps.context import Context
+
+    settings = _settings(config_path)
+    if environment is not None:
+        settings.environment(environment)  # refuse an unknown environment before anything else
+    github = GitHubRecorder.from_environ(os.environ)
+    if github is None:
+        click.echo("notice: GITHUB_TOKEN or GITHUB_REPOSITORY is not set; deployments are not recorded on GitHub", err=True)
+    poll = float(os.environ.get("PIPELINE_POLL_SECONDS", "5"))
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.app.region
+    return Context(settings, Clients(region), WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
+
+
+def _echo(line: str) -> None:
+    click.echo(line)
+
+
+def _print_report(report: Any) -> None:
+    from pipeline.report import report_table
+
+    click.echo(report_table(report))
+
+
+@cli.command()
+@click.argument("version")
+@ENV_OPTION
+@CONFIG_OPTION
+@click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
+@click.option("--ref", default=None, help="Git ref recorded with the deployment (default: the tag vVERSION).")
+@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_STEP_SUMMARY", default=None, help="Append a Markdown summary here (GitHub sets GITHUB_STEP_SUMMARY).")
+def release(version: str, environment: str, config_path: Path | None, wait: bool, ref: str | None, summary: Path | None) -> None:
+    """Build, push, deploy, roll, smoke-test and record VERSION (a tag such as v1.4.0); roll back on failure."""
+    from pipeline.steps.release import ReleaseFailed, release as run_release
+    from pipeline.steps.version import parse_version
+
+    parse_version(version)  # refuse before touching anything
+    ctx = _context(config_path, wait=wait, environment=environment)
+    try:
+        report = run_release(ctx, environment, version, ref)
+    except ReleaseFailed as failed:
+        _print_report(failed.report)
+        _write_summary(summary, failed.report)
+        raise
+    _print_report(report)
+    _write_summary(summary, report)
+
+
+@cli.command()
+@click.argument("version", required=False)
+@ENV_OPTION
+@click.option("--previous", is_flag=True, help="The last successful deployment before the current one.")
+@CONFIG_OPTION
+@click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
+@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_STEP_SUMMARY", default=None, help="Append a Markdown summary here.")
+def rollback(version: str | None, environment: str, previous: bool, config_path: Path | None, wait: bool, summary: Path | None) -> None:
+    """Deploy a version already in ECR again (no build): VERSION, or --previous."""
+    from pipeline.steps.release import ReleaseFailed, rollback as run_rollback
+    from pipeline.steps.version import parse_version
+
+    if version == "previous":
+        version, previous = None, True
+    if version is not None:
+        parse_version(version)
+    ctx = _context(config_path, wait=wait, environment=environment)
+    try:
+        report = run_rollback(ctx, environment, version, previous)
+    except ReleaseFailed as failed:
+        _print_report(failed.report)
+        _write_summary(summary, failed.report)
+        raise
+    _print_report(report)
+    _write_summary(summary, report)
+
+
+@cli.command()
+@click.argument("environment")
+@CONFIG_OPTION
+@OUTPUT_OPTION
+def status(environment: str, config_path: Path | None, output: str) -> None:
+    """What runs in ENVIRONMENT now: version, digest, tasks, URL."""
+    import json
+
+    from pipeline.steps.history import status as read_status
+
+    state = read_status(_context(config_path, environment=environment), environment)
+    if output == "json":
+        click.echo(json.dumps(state.as_dict(), indent=2))
+        return
+    for key, value in state.as_dict().items():
+        click.echo(f"{key:<14} {value}")
+
+
+@cli.command()
+@click.argument("environment")
+@CONFIG_OPTION
+@OUTPUT_OPTION
+@click.option("--limit", default=10, show_default=True)
+def history(environment: str, config_path: Path | None, output: str, limit: int) -> None:
+    """The last releases of ENVIRONMENT, newest first."""
+    import json
+
+    from pipeline.steps.history import history as read_history
+
+    entries = read_history(_context(config_path, environment=environment), environment, limit)
+    if output == "json":
+        click.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        return
+    click.echo(f"{'version':<12} {'state':<14} {'when':<26} digest")
+    for e in entries:
+        click.echo(f"{e.version:<12} {e.state:<14} {e.when:<26} {e.digest}")
+
+
+@cli.command()
+@click.argument("environment")
+@CONFIG_OPTION
+@click.option("--version", "version", default=None, help="Preview with this version's image (default: what runs now).")
+def diff(environment: str, config_path: Path | None, version: str | None) -> None:
+    """Show the change set a deploy of ENVIRONMENT would execute, without executing it."""
+    from pipeline.steps.deploy import Deployer
+    from pipeline.steps.push import find_release
+    from pipeline.steps.release import running_version
+    from pipeline.templates import names
+
+    ctx = _context(config_path, environment=environment)
+    env = ctx.environment(environment)
+    current = running_version(ctx, env.name)
+    if version:
+        image = find_release(ctx.clients.ecr, ctx.repository, version.lstrip("v"))
+        params = {"ImageUri": image.image_uri, "Version": image.version}
+    elif current:
+        params = {"ImageUri": current.image_uri, "Version": current.version}
+    else:
+        raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
+    body = ctx.committed_template(names.template_file("service", env.name))
+    Deployer(ctx.clients.cloudformation, ctx.clock, _echo, poll=ctx.poll).deploy(ctx.service_stack(env.name), body, params, execute=False)
+
+
+@cli.command()
+@CONFIG_OPTION
+@click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
+def bootstrap(config_path: Path | None, wait: bool) -> None:
+    """Deploy the shared stacks once: the ECR registry and the CI access roles."""
+    from pipeline.steps.deploy import Deployer
+    from pipeline.templates import stack_specs
+
+    ctx = _context(config_path, wait=wait)
+    ctx.clients.check_credentials()
+    deployer = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll)
+    for spec in stack_specs(ctx.settings):
+        if spec.environment is None:
+            result = deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
+            click.echo(f"{spec.stack_name}: {result.outcome.value}")
+
+
+def _write_summary(path: Path | None, report: Any) -> None:
+    if path is None:
+        return
+    from pipeline.report import markdown_summary
+
+    with path.open("a", encoding="utf-8") as out:
+        out.write(markdown_summary(report))
+
+
 def main(argv: list[str] | None = None) -> None:
     run(cli, argv)
 

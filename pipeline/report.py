@@ -1,0 +1,64 @@
+"""How a release or rollback reads: a table on the terminal, Markdown (with a Mermaid gantt of its phases) for GitHub."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.steps.release import ReleaseReport
+
+
+def report_table(report: ReleaseReport) -> str:
+    rows = [
+        ("outcome", report.outcome.value),
+        ("environment", report.environment),
+        ("version", report.version),
+        ("digest", report.digest or "-"),
+        ("url", report.url or "-"),
+    ]
+    if report.cause:
+        rows.append(("cause", report.cause))
+    if report.restored_version:
+        rows.append(("now running", report.restored_version))
+    rows += [(f"phase {p.name}", f"{p.seconds:6.1f}s {'ok' if p.ok else 'FAILED'}") for p in report.phases]
+    rows.append(("total", f"{report.seconds:6.1f}s"))
+    width = max(len(k) for k, _ in rows)
+    title = f"{report.kind} {report.version} -> {report.environment}"
+    return "\n".join([title, "-" * len(title)] + [f"{k:<{width}}  {v}" for k, v in rows])
+
+
+def mermaid_gantt(report: ReleaseReport) -> str:
+    """The phases on a time axis, from their measured start and duration."""
+    if not report.phases:
+        return ""
+    origin = report.phases[0].start
+    lines = ["```mermaid", "gantt", f"    title {report.kind} {report.version} to {report.environment}", "    dateFormat X", "    axisFormat %M:%S", "    section phases"]
+    for phase in report.phases:
+        start = int(round(phase.start - origin))
+        end = max(start + 1, int(round(phase.start - origin + phase.seconds)))
+        tag = "done" if phase.ok else "crit"
+        lines.append(f"    {phase.name} ({phase.seconds:.1f}s) :{tag}, {start}, {end}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def markdown_summary(report: ReleaseReport) -> str:
+    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌"}[report.outcome.value]
+    lines = [
+        f"## {icon} {report.kind} {report.version} to {report.environment}: {report.outcome.value}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| version | `{report.version}` |",
+        f"| digest | `{report.digest or '-'}` |",
+        f"| url | {report.url or '-'} |",
+        f"| duration | {report.seconds:.1f}s |",
+    ]
+    if report.cause:
+        lines.append(f"| cause | {report.cause} |")
+    if report.restored_version:
+        lines.append(f"| now running | `{report.restored_version}` |")
+    lines += ["", "### Infrastructure changes", ""]
+    lines += [f"- `{c}`" for c in report.changes] or ["- none"]
+    lines += ["", "### Phases", "", mermaid_gantt(report), ""]
+    return "\n".join(lines) + "\n"

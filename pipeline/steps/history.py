@@ -1,0 +1,106 @@
+"""status and history: what runs now, and what ran before.
+
+History comes from GitHub's deployment records when GitHub is configured, else from the service's
+own task definition revisions (each holds the image digest and MODEL_VERSION), newest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipeline.aws import cloudformation as cfn
+from pipeline.aws import ecs as ecs_api
+from pipeline.aws.clients import aws_call
+from pipeline.errors import InputError
+from pipeline.steps.context import Context
+
+
+@dataclass(frozen=True)
+class Status:
+    environment: str
+    stack: str
+    stack_status: str
+    version: str
+    digest: str
+    url: str
+    desired: int
+    running: int
+    deployments: int
+    rollout_state: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    version: str
+    digest: str
+    state: str
+    when: str
+    source: str  # github | task-definitions
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status(ctx: Context, env: str) -> Status:
+    ctx.environment(env)
+    name = ctx.service_stack(env)
+    stack = cfn.describe_stack(ctx.clients.cloudformation, name)
+    if stack is None:
+        raise InputError(f"{env} is not deployed: stack {name} does not exist", hint=f"Run `pipeline release VERSION --env {env}`.")
+    image = stack.parameters.get("ImageUri", "")
+    service = None
+    if "ClusterName" in stack.outputs:
+        service = ecs_api.describe_service(ctx.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
+    primary = service.primary if service else None
+    return Status(
+        environment=env,
+        stack=name,
+        stack_status=stack.status,
+        version=stack.parameters.get("Version", ""),
+        digest=image.split("@", 1)[1] if "@" in image else "",
+        url=stack.outputs.get("ServiceUrl", ""),
+        desired=service.desired if service else 0,
+        running=service.running if service else 0,
+        deployments=len(service.deployments) if service else 0,
+        rollout_state=primary.rollout_state if primary else "",
+    )
+
+
+def history(ctx: Context, env: str, limit: int = 10) -> list[HistoryEntry]:
+    ctx.environment(env)
+    if ctx.github is not None:
+        return [
+            HistoryEntry(r.version, r.digest, r.state or "", r.created_at.isoformat(timespec="seconds"), "github")
+            for r in ctx.github.deployments(env, limit)
+        ]
+    return stack_history(ctx, env)[:limit]
+
+
+def stack_history(ctx: Context, env: str) -> list[HistoryEntry]:
+    """Active task definition revisions of the environment's family, newest first."""
+    family = f"{ctx.settings.app.name}-{env}"
+    ecs = ctx.clients.ecs
+    with aws_call(f"list task definitions of {family}"):
+        arns = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC").get("taskDefinitionArns", [])
+    entries: list[HistoryEntry] = []
+    for arn in arns[:20]:
+        with aws_call(f"describe task definition {arn}"):
+            td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        container = td["containerDefinitions"][0]
+        env_vars = {e["name"]: e["value"] for e in container.get("environment", [])}
+        image = container.get("image", "")
+        registered = td.get("registeredAt")
+        entries.append(
+            HistoryEntry(
+                version=env_vars.get("MODEL_VERSION", "?"),
+                digest=image.split("@", 1)[1] if "@" in image else "",
+                state=f"revision {td.get('revision')}",
+                when=registered.isoformat(timespec="seconds") if registered else "",
+                source="task-definitions",
+            )
+        )
+    return entries
