@@ -5,7 +5,8 @@ stack resources with their logical ids, and go away with the stack.
 moto 5.2.5 has no CloudFormation model for either type: they are skipped with a warning and
 listed as stack resources without logical id or type. Target-tracking on
 ``ALBRequestCountPerTarget`` also needs ``Fn::GetAtt TargetGroup.TargetGroupFullName`` for its
-ResourceLabel, which moto's target group lacks, so this extension adds that attribute too.
+ResourceLabel, which moto's target group lacks, and ``LoadBalancerFullName``, which moto's load
+balancer declares but raises NotImplementedError for; this extension adds both.
 
 The models below are duck-typed (not ``CloudFormationModel`` subclasses) on purpose: moto
 discovers models through ``__subclasses__()`` behind an lru_cache, so a subclass would leak
@@ -25,7 +26,7 @@ from moto.applicationautoscaling.models import (
     applicationautoscaling_backends,
 )
 from moto.cloudformation import parsing
-from moto.elbv2.models import FakeTargetGroup
+from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup
 
 from ._base import Extension, Patch, as_int
 
@@ -235,3 +236,13 @@ class AutoscalingResourcesFromTemplates(Extension):
         yield parsing, "get_name_type_map", get_name_type_map
         yield FakeTargetGroup, "has_cfn_attr", classmethod(has_cfn_attr)
         yield FakeTargetGroup, "get_cfn_attribute", get_cfn_attribute
+
+        lb_get_attr = FakeLoadBalancer.get_cfn_attribute
+
+        def lb_get_cfn_attribute(balancer: FakeLoadBalancer, attr: str) -> Any:
+            if attr == "LoadBalancerFullName":
+                # arn:...:loadbalancer/app/name/id -> app/name/id
+                return balancer.arn.split(":loadbalancer/")[-1]
+            return lb_get_attr(balancer, attr)
+
+        yield FakeLoadBalancer, "get_cfn_attribute", lb_get_cfn_attribute

@@ -215,6 +215,8 @@ class ServiceDeployments:
                 f"ECS deployment circuit breaker: rolling back to deploymentId {target.id}."
             )
             self.add_event(f"(service {self.service.name}) rolling back to deployment {target.id}.")
+            # The rollback deployment takes over the old deployment's tasks; list it once.
+            self.deployments = [d for d in self.deployments if d is deployment or d.id != target.id]
             self.start_deployment(target.task_definition)
         self._render()
         self._notify(deployment)

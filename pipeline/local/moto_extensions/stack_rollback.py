@@ -50,6 +50,12 @@ def handler_message(message: str) -> str:
     )
 
 
+def error_message(error: BaseException) -> str:
+    """moto's errors carry the API message separately from their code."""
+    message = getattr(error, "message", None)
+    return message if isinstance(message, str) and message else str(error)
+
+
 def _physical_id(resource: Any) -> Any:
     return getattr(resource, "physical_resource_id", resource)
 
@@ -89,7 +95,7 @@ class StackUpdate:
                 self.change_set.apply()
             except Exception as error:  # any resource failure: roll back, as AWS does
                 name, cause = _failure.last or (None, error)
-                self.fail(name, str(cause))
+                self.fail(name, error_message(cause))
                 return
         self.stack.template = self.change_set.template
         self.stack._parse_template()
@@ -186,7 +192,7 @@ class StackUpdate:
                     resource_map._parsed_resources[name] = changed
                 self._resource_event(name, "UPDATE_COMPLETE", self.old_template_dict)
             except Exception as error:
-                self._resource_event(name, "UPDATE_FAILED", self.old_template_dict, handler_message(str(error)))
+                self._resource_event(name, "UPDATE_FAILED", self.old_template_dict, handler_message(error_message(error)))
         self.stack.template = self.old_template
         self.stack._parse_template()
         self.stack.parameters = dict(self.old_parameters)

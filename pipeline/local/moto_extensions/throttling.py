@@ -116,6 +116,7 @@ class ThrottlingInjection(Extension):
     name = "throttling_injection"
 
     def patches(self) -> Iterable[Patch]:
+        clear_throttling()  # injections made while it was not installed never happened
         original: Callable[..., Any] = DomainDispatcherApplication.__call__
 
         def __call__(app: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Any:
