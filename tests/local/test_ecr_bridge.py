@@ -178,3 +178,27 @@ def test_a_mutable_tag_moves_and_a_same_image_push_is_a_no_op(
     # MovedTagLeavesOldImageUntagged: the old image is still there, by digest, without tags.
     untagged = ecr.list_images(repositoryName=repository, filter={"tagStatus": "UNTAGGED"})
     assert untagged["imageIds"] == [{"imageDigest": first}]
+
+
+def test_the_bridge_plugs_into_local_aws_as_an_extension(healthy_image: Any) -> None:
+    import boto3
+
+    from pipeline.local.aws import LocalAWS
+    from pipeline.local.moto_extensions import all_extensions
+
+    with LocalRegistry() as registry:
+        bridge = EcrRegistryBridge(registry)
+        with LocalAWS(extensions=[*all_extensions(), bridge]) as aws:
+            env = aws.environ()
+            ecr = boto3.client(
+                "ecr",
+                endpoint_url=aws.endpoint_url,
+                region_name=aws.region,
+                aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            )
+            ecr.create_repository(repositoryName="app", imageTagMutability="IMMUTABLE")
+            digest = _push(ecr, healthy_image.tag, "app", "v2.0.0")
+            [detail] = ecr.describe_images(repositoryName="app")["imageDetails"]
+            assert detail["imageDigest"] == digest
+        assert not bridge.installed
