@@ -43,7 +43,8 @@ def test_test_images_build_in_under_a_second_with_an_explicit_entrypoint(
     lines: list[str] = []
     started = time.monotonic()
     built = test_images.build_test_image(name, on_output=lines.append)
-    assert time.monotonic() - started < 1.5  # about 0.3 s; slack for a loaded machine
+    # About 0.3 s idle, 1 s under a parallel test load; this guards against a heavy image.
+    assert time.monotonic() - started < 5
     assert any(line.startswith("STEP 1/") for line in lines)  # streamed, line by line
     config = buildah.inspect_config(built.tag)
     assert config["Entrypoint"][:2] == ["/bin/busybox", "sh"]  # `buildah run` ignores CMD
