@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -206,10 +207,14 @@ class Metrics:
         with self._lock:
             self._in_flight += 1
 
-    def finished(self, method: str, path: str, status: int, seconds: float, instances: int = 0) -> None:
-        path = path if path in KNOWN_PATHS else "other"  # bound label cardinality
+    def finished(self) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._idle.notify_all()
+
+    def record(self, method: str, path: str, status: int, seconds: float, instances: int = 0) -> None:
+        path = path if path in KNOWN_PATHS else "other"  # bound label cardinality
+        with self._lock:
             key = (method, path, status)
             self._requests[key] = self._requests.get(key, 0) + 1
             buckets = self._buckets.setdefault(path, [0] * len(LATENCY_BUCKETS))
@@ -219,7 +224,6 @@ class Metrics:
             self._sums[path] = self._sums.get(path, 0.0) + seconds
             self._counts[path] = self._counts.get(path, 0) + 1
             self._instances += instances
-            self._idle.notify_all()
 
     def wait_idle(self, timeout: float) -> int:
         """Block until no request is in flight or the timeout passes; return how many still are."""
@@ -323,6 +327,18 @@ def _finite_number(value: Any) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str
+    instances: int = 0  # rows predicted, for the metrics
+
+    @classmethod
+    def json(cls, status: int, payload: Mapping[str, Any], instances: int = 0) -> "Reply":
+        return cls(status, json.dumps(payload).encode() + b"\n", "application/json", instances)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the load balancer uses with targets
     server: "ModelServer"
@@ -330,6 +346,9 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         self.timeout = self.server.settings.keepalive_seconds
         super().setup()
+        # Headers and body go out as two writes; without this, Nagle holds the body back until the
+        # client's delayed ACK (~40 ms on Linux) on every keep-alive request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -342,45 +361,46 @@ class Handler(BaseHTTPRequestHandler):
         start = time.perf_counter()
         metrics = self.server.metrics
         metrics.started()
-        status, instances = 500, 0
         try:
-            routes = {("GET", "/health"): self._health, ("GET", "/metrics"): self._metrics, ("POST", "/predict"): self._predict}
+            reply = self._answer(method, path)
+            # Counted before the answer goes out, so a client that reads /metrics next sees it;
+            # still in flight until written, so draining never exits under an unsent answer.
+            metrics.record(method, path, reply.status, time.perf_counter() - start, reply.instances)
+            self._send(reply.status, reply.body, reply.content_type)
+        finally:
+            metrics.finished()
+
+    def _answer(self, method: str, path: str) -> "Reply":
+        routes = {("GET", "/health"): self._health, ("GET", "/metrics"): self._metrics, ("POST", "/predict"): self._predict}
+        try:
             handler = routes.get((method, path))
             if handler is None:
                 allowed = [m for (m, p) in routes if p == path]
                 if allowed:
                     raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", f"{path} accepts {', '.join(allowed)}")
                 raise RequestError(HTTPStatus.NOT_FOUND, "not_found", f"no such path {path}; try /health, /predict, /metrics")
-            status, instances = handler()
+            return handler()
         except RequestError as exc:
-            status = exc.status
-            self._send_json(status, {"error": {"code": exc.code, "message": exc.message}})
+            return Reply.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
         except Exception:  # a bug: answer 500 rather than drop the connection
             log.exception("error answering %s %s", method, path)
-            status = 500
-            self._send_json(status, {"error": {"code": "internal", "message": "internal error"}})
-        finally:
-            metrics.finished(method, path, status, time.perf_counter() - start, instances)
+            return Reply.json(500, {"error": {"code": "internal", "message": "internal error"}})
 
-    def _health(self) -> tuple[int, int]:
+    def _health(self) -> "Reply":
         slot = self.server.slot
         if self.server.draining.is_set():
-            body, status = {"status": "draining"}, 503
-        elif slot.model is not None:
-            body, status = {"status": "ok", "version": slot.model.version}, 200
-        elif slot.error is not None:
-            body, status = {"status": "failed", "reason": slot.error}, 503
-        else:
-            body, status = {"status": "loading"}, 503
-        self._send_json(status, body)
-        return status, 0
+            return Reply.json(503, {"status": "draining"})
+        if slot.model is not None:
+            return Reply.json(200, {"status": "ok", "version": slot.model.version})
+        if slot.error is not None:
+            return Reply.json(503, {"status": "failed", "reason": slot.error})
+        return Reply.json(503, {"status": "loading"})
 
-    def _metrics(self) -> tuple[int, int]:
+    def _metrics(self) -> "Reply":
         text = self.server.metrics.render(self.server.slot).encode()
-        self._send(200, text, "text/plain; version=0.0.4; charset=utf-8")
-        return 200, 0
+        return Reply(200, text, "text/plain; version=0.0.4; charset=utf-8")
 
-    def _predict(self) -> tuple[int, int]:
+    def _predict(self) -> "Reply":
         settings = self.server.settings
         body = self._read_body(settings.max_body_bytes)  # read before any early answer keeps keep-alive in sync
         model = self.server.slot.model
@@ -390,12 +410,12 @@ class Handler(BaseHTTPRequestHandler):
         if settings.debug_delay_seconds:
             time.sleep(settings.debug_delay_seconds)
         results = model.predict(rows)
-        self._send_json(200, {
+        payload = {
             "predictions": [label for label, _ in results],
             "probabilities": [[round(p, 6) for p in probs] for _, probs in results],
             "version": model.version,
-        })
-        return 200, len(rows)
+        }
+        return Reply.json(200, payload, instances=len(rows))
 
     def _read_body(self, limit: int) -> bytes:
         raw = self.headers.get("Content-Length")
@@ -418,9 +438,6 @@ class Handler(BaseHTTPRequestHandler):
                     length -= 65536
             raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"body is {length} bytes; the limit is {limit}")
         return self.rfile.read(length)
-
-    def _send_json(self, status: int, payload: Mapping[str, Any]) -> None:
-        self._send(status, json.dumps(payload).encode() + b"\n", "application/json")
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         if self.server.draining.is_set():

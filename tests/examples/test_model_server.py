@@ -149,6 +149,21 @@ def test_keep_alive_serves_several_requests_on_one_connection(start: Callable[..
         conn.close()
 
 
+def test_keep_alive_requests_are_not_held_back_by_nagle(start: Callable[..., Server]) -> None:
+    # Without TCP_NODELAY each keep-alive response waits ~40 ms for the client's delayed ACK.
+    server = start()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    body = json.dumps({"instances": [SETOSA]})
+    try:
+        began = time.perf_counter()
+        for _ in range(20):
+            conn.request("POST", "/predict", body=body)
+            conn.getresponse().read()
+        assert time.perf_counter() - began < 0.4
+    finally:
+        conn.close()
+
+
 BAD_INPUTS = [
     pytest.param(b"{not json", "invalid_json", "not valid JSON", id="not-json"),
     pytest.param(b"\xff\xfe", "invalid_json", "not valid JSON", id="not-utf8"),
