@@ -319,7 +319,10 @@ class _Front(BaseHTTPRequestHandler):
         if tag is not None:
             self._moved_tag_leaves_old_image_untagged(repository, tag)
         media_type = content_type or json.loads(manifest).get("mediaType")
-        backend.put_image(name, manifest.decode(), tag, media_type, digest)  # type: ignore[arg-type]
+        try:
+            backend.put_image(name, manifest.decode(), tag, media_type, digest)  # type: ignore[arg-type]
+        except Exception as error:  # answer the client instead of dropping its connection
+            raise _Refusal(500, "UNKNOWN", f"ECR did not record the image: {error}") from error
 
     # MovedTagLeavesOldImageUntagged
     @staticmethod
