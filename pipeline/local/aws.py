@@ -25,7 +25,7 @@ from .moto_extensions.deployments import Deployment
 ACCESS_KEY = "testing"
 
 
-def _stop_quickly(server: ThreadedMotoServer) -> None:
+def _stop_quickly(server: ThreadedMotoServer, threads_before: set[threading.Thread]) -> None:
     """Stop without waiting out serve_forever's 0.5 s poll: poke the socket until it notices."""
     address = server.get_host_and_port()
     stopper = threading.Thread(target=server.stop, name="local-aws-stop")
@@ -39,6 +39,11 @@ def _stop_quickly(server: ThreadedMotoServer) -> None:
     inner = server._server  # ThreadedMotoServer.stop() shuts down but leaves the socket open
     if inner is not None:
         inner.server_close()
+    # Request threads are daemons that server_close() does not wait for; the last ones
+    # (often our pokes) finish at once, so wait for them to leave no thread behind.
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread not in threads_before:
+            thread.join(timeout=1)
 
 
 class LocalAWS:
@@ -59,6 +64,7 @@ class LocalAWS:
         self.extensions = list(all_extensions() if extensions is None else extensions)
         self._server: ThreadedMotoServer | None = None
         self._installed: list[Extension] = []
+        self._threads_before: set[threading.Thread] = set()
 
     @property
     def endpoint_url(self) -> str:
@@ -80,6 +86,7 @@ class LocalAWS:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("LocalAWS is already running")
+        self._threads_before = set(threading.enumerate())
         for extension in self.extensions:
             extension.install()
             self._installed.append(extension)
@@ -92,7 +99,7 @@ class LocalAWS:
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            _stop_quickly(server)
+            _stop_quickly(server, self._threads_before)
         moto_api.moto_api_backend.reset()
         while self._installed:
             self._installed.pop().uninstall()
