@@ -77,12 +77,13 @@ def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
 @CONFIG_OPTION
 @click.option("--sarif", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write cfn-lint findings as SARIF here.")
 @click.option("--no-checkov", is_flag=True, help="Skip the checkov security scan.")
-def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool) -> None:
-    """Lint the committed templates: cfn-lint, then checkov."""
+@click.option("--no-workflows", is_flag=True, help="Skip zizmor and the schema check of .github/workflows.")
+def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_workflows: bool) -> None:
+    """Lint the committed templates (cfn-lint, checkov) and the workflows (zizmor offline, GitHub's schema)."""
     from pipeline.lint import run_linters
 
     settings = _settings(config_path)
-    run_linters(settings.root, sarif=sarif, checkov=not no_checkov, echo=click.echo)
+    run_linters(settings.root, sarif=sarif, checkov=not no_checkov, echo=click.echo, workflows=not no_workflows)
 
 
 
@@ -250,6 +251,36 @@ def bootstrap(config_path: Path | None, wait: bool) -> None:
         if spec.environment is None:
             result = deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
             click.echo(f"{spec.stack_name}: {result.outcome.value}")
+
+
+@cli.command("template-diff")
+@click.option("--base", required=True, help="Git ref to compare with, e.g. origin/main.")
+@click.option("--comment", is_flag=True, help="Post (or update) the result as a pull request comment.")
+@CONFIG_OPTION
+def template_diff(base: str, comment: bool, config_path: Path | None) -> None:
+    """List the resources the committed templates add, change or remove against BASE."""
+    import json
+    import os
+
+    from pipeline.template_diff import MARKER, diff_templates, markdown
+
+    settings = _settings(config_path)
+    text = markdown(diff_templates(settings.root, base), base)
+    click.echo(text)
+    if not comment:
+        return
+    from pipeline.github import GitHubRecorder
+
+    github = GitHubRecorder.from_environ(os.environ)
+    event_path = os.environ.get("GITHUB_EVENT_PATH")
+    if github is None or not event_path:
+        click.echo("notice: no GitHub token or pull request event; the comment is not posted", err=True)
+        return
+    number = json.loads(Path(event_path).read_text()).get("pull_request", {}).get("number")
+    if not number:
+        raise PipelineError("the GitHub event is not a pull request", hint="Run --comment from a pull_request workflow.")
+    url = github.upsert_pr_comment(int(number), MARKER, text)
+    click.echo(f"commented: {url}")
 
 
 def _write_summary(path: Path | None, report: Any) -> None:

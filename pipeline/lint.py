@@ -65,8 +65,37 @@ def run_checkov(root: Path, echo: Echo) -> None:
     echo(f"checkov: {passed} passed, 0 failed, {skipped} suppressed with a reason")
 
 
-def run_linters(root: Path, *, sarif: Path | None, checkov: bool, echo: Echo) -> None:
+def _tool(name: str) -> str:
+    """A console script installed beside this interpreter, else on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise PipelineError(f"{name} is not installed", hint="Run `make setup` (it installs the lint extra).")
+    return found
+
+
+def run_workflow_lint(root: Path, echo: Echo) -> None:
+    """zizmor (offline security audit) and GitHub's workflow schema on .github/workflows."""
+    folder = root / ".github" / "workflows"
+    files = sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml"))
+    if not files:
+        echo("workflows: none to lint")
+        return
+    audit = subprocess.run([_tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(folder)], capture_output=True, text=True)
+    if audit.returncode != 0:
+        echo(audit.stdout.rstrip())
+        raise PipelineError(f"zizmor found problems in {folder}", hint="Fix the findings above; see https://docs.zizmor.sh/audits/.")
+    schema = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, files)], capture_output=True, text=True)
+    if schema.returncode != 0:
+        echo(schema.stdout.rstrip() or schema.stderr.rstrip())
+        raise PipelineError("workflows do not match GitHub's workflow schema", hint="Fix the keys named above.")
+    echo(f"workflows: {len(files)} file(s), zizmor and GitHub's schema report nothing")
+
+
+def run_linters(root: Path, *, sarif: Path | None, checkov: bool, echo: Echo, workflows: bool = True) -> None:
     files = templates_in(root)
     run_cfn_lint(files, sarif, echo)
     if checkov:
         run_checkov(root, echo)
+    if workflows:
+        run_workflow_lint(root, echo)
