@@ -52,3 +52,26 @@ def test_checkov_suppressions_only_where_reasoned(project_root: Path) -> None:
         assert all(len(reason) > 20 for reason in skips(name).values())
     assert not {"CKV_AWS_2", "CKV_AWS_103"} & set(skips("service-production.yaml"))
     assert {"CKV_AWS_2", "CKV_AWS_103"} <= set(skips("service-staging.yaml"))
+
+
+def test_workflows_pass_zizmor_and_the_schema(project_root: Path) -> None:
+    from pipeline.lint import run_workflow_lint
+
+    lines: list[str] = []
+    run_workflow_lint(project_root, lines.append)
+    assert lines == ["workflows: 3 file(s), zizmor and GitHub's schema report nothing"]
+
+
+def test_an_injectable_workflow_is_refused(tmp_path: Path) -> None:
+    from pipeline.lint import run_workflow_lint
+
+    folder = tmp_path / ".github" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "bad.yml").write_text(
+        "on: [pull_request]\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    lines: list[str] = []
+    with pytest.raises(PipelineError, match="zizmor found problems"):
+        run_workflow_lint(tmp_path, lines.append)
+    assert "template-injection" in lines[0] or "unpinned-uses" in lines[0]
