@@ -20,11 +20,12 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("model-server")
@@ -57,7 +58,7 @@ class Settings:
     debug_delay_seconds: float = 0.0  # tests only: makes every /predict slow, to observe draining
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         expected = env.get("MODEL_EXPECTED_FEATURES", "").strip()
         return cls(
             host=env.get("HOST", cls.host),
@@ -73,7 +74,9 @@ class Settings:
         )
 
 
-def _number(env: Mapping[str, str], name: str, default: Any, kind: type, *, low: float = 0, high: float = math.inf) -> Any:
+def _number(
+    env: Mapping[str, str], name: str, default: Any, kind: type, *, low: float = 0, high: float = math.inf
+) -> Any:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -104,7 +107,7 @@ class Model:
     intercept: tuple[float, ...]
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Model":
+    def from_dict(cls, data: Mapping[str, Any]) -> Model:
         try:
             if data["format"] != ARTIFACT_FORMAT:
                 raise ModelError(f"artifact format {data['format']!r} is not {ARTIFACT_FORMAT}")
@@ -136,7 +139,7 @@ class Model:
         return model
 
     @classmethod
-    def load(cls, path: Path) -> "Model":
+    def load(cls, path: Path) -> Model:
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as exc:
@@ -184,7 +187,12 @@ class ModelSlot:
             log.error("model not loaded, /health stays 503: %s", exc)
             return
         self.model = model
-        log.info("model %s loaded from %s (features %s)", model.version, settings.model_path, ",".join(model.feature_names))
+        log.info(
+            "model %s loaded from %s (features %s)",
+            model.version,
+            settings.model_path,
+            ",".join(model.feature_names),
+        )
 
 
 # --- metrics --------------------------------------------------------------------------------
@@ -239,17 +247,27 @@ class Metrics:
         ]
         with self._lock:
             for (method, path, status), n in sorted(self._requests.items()):
-                lines.append(f'model_server_requests_total{{method="{method}",path="{path}",status="{status}"}} {n}')
+                lines.append(
+                    f'model_server_requests_total{{method="{method}",path="{path}",status="{status}"}} {n}'
+                )
             lines += [
                 "# HELP model_server_request_duration_seconds Time to answer a request, by path.",
                 "# TYPE model_server_request_duration_seconds histogram",
             ]
             for path in sorted(self._counts):
                 for bound, n in zip(LATENCY_BUCKETS, self._buckets[path]):
-                    lines.append(f'model_server_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {n}')
-                lines.append(f'model_server_request_duration_seconds_bucket{{path="{path}",le="+Inf"}} {self._counts[path]}')
-                lines.append(f'model_server_request_duration_seconds_sum{{path="{path}"}} {self._sums[path]:.6f}')
-                lines.append(f'model_server_request_duration_seconds_count{{path="{path}"}} {self._counts[path]}')
+                    lines.append(
+                        f'model_server_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {n}'
+                    )
+                lines.append(
+                    f'model_server_request_duration_seconds_bucket{{path="{path}",le="+Inf"}} {self._counts[path]}'
+                )
+                lines.append(
+                    f'model_server_request_duration_seconds_sum{{path="{path}"}} {self._sums[path]:.6f}'
+                )
+                lines.append(
+                    f'model_server_request_duration_seconds_count{{path="{path}"}} {self._counts[path]}'
+                )
             in_flight, instances = self._in_flight, self._instances
         lines += [
             "# HELP model_server_predicted_instances_total Rows predicted.",
@@ -294,24 +312,32 @@ def parse_instances(body: bytes, model: Model, max_instances: int) -> list[list[
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError(unprocessable, "invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict) or "instances" not in payload:
-        raise RequestError(unprocessable, "missing_instances", 'body must be a JSON object with an "instances" key')
+        raise RequestError(
+            unprocessable, "missing_instances", 'body must be a JSON object with an "instances" key'
+        )
     rows = payload["instances"]
     if not isinstance(rows, list) or not rows:
         raise RequestError(unprocessable, "invalid_instances", '"instances" must be a non-empty list of rows')
     if len(rows) > max_instances:
-        raise RequestError(unprocessable, "too_many_instances", f'"instances" has {len(rows)} rows; the limit is {max_instances}')
+        raise RequestError(
+            unprocessable,
+            "too_many_instances",
+            f'"instances" has {len(rows)} rows; the limit is {max_instances}',
+        )
     width = len(model.feature_names)
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
             got = f"{len(row)} values" if isinstance(row, list) else type(row).__name__
             raise RequestError(
-                unprocessable, "wrong_row_length",
+                unprocessable,
+                "wrong_row_length",
                 f"instances[{i}] has {got}; expected {width} numbers ({', '.join(model.feature_names)})",
             )
         for j, value in enumerate(row):
             if not _finite_number(value):
                 raise RequestError(
-                    unprocessable, "not_a_number",
+                    unprocessable,
+                    "not_a_number",
                     f"instances[{i}][{j}] ({model.feature_names[j]}) is {json.dumps(value)[:40]}; expected a finite number",
                 )
     return [[float(v) for v in row] for row in rows]
@@ -335,17 +361,17 @@ class Reply:
     instances: int = 0  # rows predicted, for the metrics
 
     @classmethod
-    def json(cls, status: int, payload: Mapping[str, Any], instances: int = 0) -> "Reply":
+    def json(cls, status: int, payload: Mapping[str, Any], instances: int = 0) -> Reply:
         return cls(status, json.dumps(payload).encode() + b"\n", "application/json", instances)
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the load balancer uses with targets
-    server: "ModelServer"
+    server: ModelServer
 
     def setup(self) -> None:
-        self.timeout = self.server.settings.keepalive_seconds
         super().setup()
+        self.connection.settimeout(self.server.settings.keepalive_seconds)  # idle keep-alive limit
         # Headers and body go out as two writes; without this, Nagle holds the body back until the
         # client's delayed ACK (~40 ms on Linux) on every keep-alive request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -370,15 +396,25 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             metrics.finished()
 
-    def _answer(self, method: str, path: str) -> "Reply":
-        routes = {("GET", "/health"): self._health, ("GET", "/metrics"): self._metrics, ("POST", "/predict"): self._predict}
+    def _answer(self, method: str, path: str) -> Reply:
+        routes = {
+            ("GET", "/health"): self._health,
+            ("GET", "/metrics"): self._metrics,
+            ("POST", "/predict"): self._predict,
+        }
         try:
             handler = routes.get((method, path))
             if handler is None:
                 allowed = [m for (m, p) in routes if p == path]
                 if allowed:
-                    raise RequestError(HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed", f"{path} accepts {', '.join(allowed)}")
-                raise RequestError(HTTPStatus.NOT_FOUND, "not_found", f"no such path {path}; try /health, /predict, /metrics")
+                    raise RequestError(
+                        HTTPStatus.METHOD_NOT_ALLOWED,
+                        "method_not_allowed",
+                        f"{path} accepts {', '.join(allowed)}",
+                    )
+                raise RequestError(
+                    HTTPStatus.NOT_FOUND, "not_found", f"no such path {path}; try /health, /predict, /metrics"
+                )
             return handler()
         except RequestError as exc:
             return Reply.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
@@ -386,7 +422,7 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("error answering %s %s", method, path)
             return Reply.json(500, {"error": {"code": "internal", "message": "internal error"}})
 
-    def _health(self) -> "Reply":
+    def _health(self) -> Reply:
         slot = self.server.slot
         if self.server.draining.is_set():
             return Reply.json(503, {"status": "draining"})
@@ -396,16 +432,20 @@ class Handler(BaseHTTPRequestHandler):
             return Reply.json(503, {"status": "failed", "reason": slot.error})
         return Reply.json(503, {"status": "loading"})
 
-    def _metrics(self) -> "Reply":
+    def _metrics(self) -> Reply:
         text = self.server.metrics.render(self.server.slot).encode()
         return Reply(200, text, "text/plain; version=0.0.4; charset=utf-8")
 
-    def _predict(self) -> "Reply":
+    def _predict(self) -> Reply:
         settings = self.server.settings
-        body = self._read_body(settings.max_body_bytes)  # read before any early answer keeps keep-alive in sync
+        body = self._read_body(
+            settings.max_body_bytes
+        )  # read before any early answer keeps keep-alive in sync
         model = self.server.slot.model
         if model is None:
-            raise RequestError(HTTPStatus.SERVICE_UNAVAILABLE, "model_not_ready", "the model is not loaded; see /health")
+            raise RequestError(
+                HTTPStatus.SERVICE_UNAVAILABLE, "model_not_ready", "the model is not loaded; see /health"
+            )
         rows = parse_instances(body, model, settings.max_instances)
         if settings.debug_delay_seconds:
             time.sleep(settings.debug_delay_seconds)
@@ -428,7 +468,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise ValueError
         except ValueError:
             self.close_connection = True
-            raise RequestError(HTTPStatus.BAD_REQUEST, "bad_content_length", f"Content-Length {raw!r} is not a size") from None
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, "bad_content_length", f"Content-Length {raw!r} is not a size"
+            ) from None
         if length > limit:
             self.close_connection = True
             if length <= DISCARD_LIMIT:
@@ -436,7 +478,11 @@ class Handler(BaseHTTPRequestHandler):
                 for _ in range(0, length, 65536):
                     self.rfile.read(min(65536, length))
                     length -= 65536
-            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "body_too_large", f"body is {length} bytes; the limit is {limit}")
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "body_too_large",
+                f"body is {length} bytes; the limit is {limit}",
+            )
         return self.rfile.read(length)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -473,12 +519,16 @@ def serve(settings: Settings, stop: threading.Event) -> int:
     server = ModelServer(settings)
     host, port = server.server_address[:2]
     log.info("listening on %s:%s", host, port)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True).start()
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True
+    ).start()
     threading.Thread(target=server.slot.load, args=(settings,), name="model-loader", daemon=True).start()
 
     while not stop.wait(1.0):  # a timeout keeps the main thread responsive to signals
         pass
-    log.info("stopping: no new connections, draining in-flight requests for up to %.1fs", settings.drain_seconds)
+    log.info(
+        "stopping: no new connections, draining in-flight requests for up to %.1fs", settings.drain_seconds
+    )
     server.draining.set()
     server.shutdown()  # the accept loop ends...
     server.server_close()  # ...and the listening socket closes: new connections are refused
@@ -491,7 +541,9 @@ def serve(settings: Settings, stop: threading.Event) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:

@@ -19,9 +19,10 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import sklearn
@@ -91,7 +92,9 @@ def to_artifact(fitted: Fitted, version: str) -> dict[str, Any]:
             "rows": int(fitted.x.shape[0]),
             "random_state": RANDOM_STATE,
             "sklearn_version": sklearn.__version__,
-            "train_accuracy": round(float(fitted.model.score(fitted.scaler.transform(fitted.x), fitted.y)), 6),
+            "train_accuracy": round(
+                float(fitted.model.score(fitted.scaler.transform(fitted.x), fitted.y)), 6
+            ),
         },
     }
 
@@ -118,7 +121,9 @@ def served_mismatches(fitted: Fitted, artifact: dict[str, Any]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", required=True, help="model version, e.g. 1.2.0")
-    parser.add_argument("--out", type=Path, default=Path("model.json"), help="artifact path (default: model.json)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("model.json"), help="artifact path (default: model.json)"
+    )
     parser.add_argument(
         "--features",
         default=",".join(FEATURES),
@@ -137,8 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     args.out.write_text(dumps(artifact), encoding="utf-8")
     accuracy = artifact["training"]["train_accuracy"]
-    print(f"wrote {args.out}: version {args.version}, features {','.join(artifact['feature_names'])}, "
-          f"train accuracy {accuracy:.3f}")
+    print(
+        f"wrote {args.out}: version {args.version}, features {','.join(artifact['feature_names'])}, "
+        f"train accuracy {accuracy:.3f}"
+    )
     return 0
 
 

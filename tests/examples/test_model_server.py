@@ -12,9 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -93,7 +94,9 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
         full_env.update({"PORT": str(port), "HOST": "127.0.0.1", **env})
         with log_path.open("wb") as log_file:
-            proc = subprocess.Popen([sys.executable, str(SERVER)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, str(SERVER)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
+            )
         server = Server(proc, port, log_path)
         started.append(server)
         assert poll(lambda: listening(port) or proc.poll() is not None), "server did not listen"
@@ -172,19 +175,36 @@ BAD_INPUTS = [
     pytest.param(b"[[1, 2, 3, 4]]", "missing_instances", '"instances"', id="not-an-object"),
     pytest.param(b'{"instances": "1,2,3,4"}', "invalid_instances", "non-empty list", id="instances-not-list"),
     pytest.param(b'{"instances": []}', "invalid_instances", "non-empty list", id="no-rows"),
-    pytest.param(b'{"instances": [[1, 2, 3, 4], [1, 2, 3]]}', "wrong_row_length", "instances[1] has 3 values; expected 4", id="short-row"),
+    pytest.param(
+        b'{"instances": [[1, 2, 3, 4], [1, 2, 3]]}',
+        "wrong_row_length",
+        "instances[1] has 3 values; expected 4",
+        id="short-row",
+    ),
     pytest.param(b'{"instances": [[1, 2, 3, 4, 5]]}', "wrong_row_length", "has 5 values", id="long-row"),
     pytest.param(b'{"instances": [1, 2, 3, 4]}', "wrong_row_length", "instances[0] has int", id="flat-list"),
-    pytest.param(b'{"instances": [[1, "2", 3, 4]]}', "not_a_number", 'instances[0][1] (sepal_width_cm) is "2"', id="string"),
+    pytest.param(
+        b'{"instances": [[1, "2", 3, 4]]}',
+        "not_a_number",
+        'instances[0][1] (sepal_width_cm) is "2"',
+        id="string",
+    ),
     pytest.param(b'{"instances": [[1, 2, true, 4]]}', "not_a_number", "(petal_length_cm) is true", id="bool"),
     pytest.param(b'{"instances": [[1, 2, 3, null]]}', "not_a_number", "is null", id="null"),
     pytest.param(b'{"instances": [[1, 2, 3, 1e999]]}', "not_a_number", "finite", id="overflow"),
-    pytest.param(json.dumps({"instances": [SETOSA] * 6}).encode(), "too_many_instances", "6 rows; the limit is 5", id="too-many-rows"),
+    pytest.param(
+        json.dumps({"instances": [SETOSA] * 6}).encode(),
+        "too_many_instances",
+        "6 rows; the limit is 5",
+        id="too-many-rows",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("body", "code", "says"), BAD_INPUTS)
-def test_bad_input_is_422_naming_the_problem(start: Callable[..., Server], body: bytes, code: str, says: str) -> None:
+def test_bad_input_is_422_naming_the_problem(
+    start: Callable[..., Server], body: bytes, code: str, says: str
+) -> None:
     server = start(MODEL_MAX_INSTANCES="5")
 
     resp = server.request("POST", "/predict", body)
@@ -215,7 +235,9 @@ def test_unknown_path_is_404_and_wrong_method_405(start: Callable[..., Server]) 
 # --- metrics ---------------------------------------------------------------------------------------
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*",?)*\})? -?[0-9.e+-]+$')
-COMMENT = re.compile(r"^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$")
+COMMENT = re.compile(
+    r"^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$"
+)
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -243,7 +265,11 @@ def test_metrics_are_prometheus_text_with_counts_latency_and_gauges(start: Calla
     assert samples["model_server_model_loaded"] == 1
     assert samples['model_server_model_info{version="1.2.0"}'] == 1
     assert samples["model_server_in_flight_requests"] == 1  # this scrape
-    buckets = [v for k, v in samples.items() if k.startswith('model_server_request_duration_seconds_bucket{path="/predict"')]
+    buckets = [
+        v
+        for k, v in samples.items()
+        if k.startswith('model_server_request_duration_seconds_bucket{path="/predict"')
+    ]
     assert buckets == sorted(buckets) and buckets[-1] == 2  # cumulative, +Inf == count
     assert samples['model_server_request_duration_seconds_count{path="/predict"}'] == 2
 
@@ -255,7 +281,9 @@ def in_flight(server: Server) -> float:
     return parse_metrics(server.request("GET", "/metrics").body.decode())["model_server_in_flight_requests"]
 
 
-def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(start: Callable[..., Server]) -> None:
+def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(
+    start: Callable[..., Server],
+) -> None:
     server = start(MODEL_DEBUG_DELAY_SECONDS="1.0")
     results: list[Response] = []
     slow = threading.Thread(target=lambda: results.append(server.predict({"instances": [SETOSA]})))
@@ -276,7 +304,9 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(start:
 
 def test_drain_is_bounded_by_the_drain_timeout(start: Callable[..., Server]) -> None:
     server = start(MODEL_DEBUG_DELAY_SECONDS="5", MODEL_DRAIN_SECONDS="0.3")
-    slow = threading.Thread(target=lambda: _ignore_errors(lambda: server.predict({"instances": [SETOSA]})), daemon=True)
+    slow = threading.Thread(
+        target=lambda: _ignore_errors(lambda: server.predict({"instances": [SETOSA]})), daemon=True
+    )
     slow.start()
     assert poll(lambda: in_flight(server) >= 2, timeout=5)
 
@@ -303,7 +333,9 @@ def test_idle_server_exits_0_promptly_on_sigterm(start: Callable[..., Server]) -
 
 def test_a_bad_setting_exits_2_with_the_reason(tmp_path: Path) -> None:
     env = {**os.environ, "PORT": "http"}
-    proc = subprocess.run([sys.executable, str(SERVER)], env=env, capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(
+        [sys.executable, str(SERVER)], env=env, capture_output=True, text=True, timeout=10, check=False
+    )
     assert proc.returncode == 2 and "PORT='http' is not an integer" in proc.stderr
 
 
@@ -340,7 +372,9 @@ def test_bad_model_passes_a_check_with_default_settings(start: Callable[..., Ser
 def test_bad_model_never_becomes_healthy_where_the_feature_contract_is_set(
     start: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server = start(healthy=False, MODEL_PATH=str(petal_first_model(tmp_path)), MODEL_EXPECTED_FEATURES=CANONICAL)
+    server = start(
+        healthy=False, MODEL_PATH=str(petal_first_model(tmp_path)), MODEL_EXPECTED_FEATURES=CANONICAL
+    )
 
     assert poll(lambda: server.request("GET", "/health").json()["status"] == "failed", timeout=5)
     health = server.request("GET", "/health")
@@ -422,7 +456,10 @@ def test_the_image_builds_on_the_local_base_and_serves_as_a_non_root_user(
         server = Server(run, port, tmp_path_factory.mktemp("log") / "unused.log")
         assert poll(lambda: listening(port) or run.poll() is not None, timeout=20) and run.poll() is None
         assert poll(lambda: server.request("GET", "/health").status == 200, timeout=10)
-        assert server.predict({"instances": [SETOSA, VIRGINICA]}).json()["predictions"] == ["setosa", "virginica"]
+        assert server.predict({"instances": [SETOSA, VIRGINICA]}).json()["predictions"] == [
+            "setosa",
+            "virginica",
+        ]
         python = _server_process(run.pid)
         assert python is not None
         assert Path(f"/proc/{python}/status").read_text().count("\t65532\t") >= 2  # Uid: and Gid: lines

@@ -13,8 +13,8 @@ pytest.importorskip("sklearn", reason="scikit-learn (dev extra) trains the examp
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-server"
 sys.path.insert(0, str(EXAMPLE))
 
-import train  # noqa: E402
-from server import Model, ModelError, Settings  # noqa: E402
+import train
+from server import Model, ModelError, Settings
 
 PETAL_FIRST = ["petal_length_cm", "petal_width_cm", "sepal_length_cm", "sepal_width_cm"]
 
@@ -40,7 +40,9 @@ def test_the_model_is_a_real_one(fitted: train.Fitted) -> None:
 
 
 def test_the_same_version_trains_the_same_bytes() -> None:
-    assert train.dumps(train.to_artifact(train.fit(), "1.2.0")) == train.dumps(train.to_artifact(train.fit(), "1.2.0"))
+    assert train.dumps(train.to_artifact(train.fit(), "1.2.0")) == train.dumps(
+        train.to_artifact(train.fit(), "1.2.0")
+    )
 
 
 def test_the_committed_artifact_is_what_train_py_writes(fitted: train.Fitted) -> None:
@@ -75,7 +77,9 @@ def test_cli_writes_sorted_json_with_the_version(tmp_path: Path, capsys: pytest.
     assert "train accuracy" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["--version", "latest"], ["--version", "1.2.0", "--features", "petal_length_cm,colour"]])
+@pytest.mark.parametrize(
+    "argv", [["--version", "latest"], ["--version", "1.2.0", "--features", "petal_length_cm,colour"]]
+)
 def test_cli_rejects_bad_arguments(tmp_path: Path, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         train.main([*argv, "--out", str(tmp_path / "m.json")])

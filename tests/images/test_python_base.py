@@ -48,8 +48,12 @@ def test_disabled_and_foreign_entries_are_ignored(apt_dir: Path) -> None:
     (apt_dir / "sources.list.d" / "a.sources").write_text(
         "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n"
     )
-    (apt_dir / "sources.list.d" / "b.list").write_text("deb https://deb.nodesource.com/node_20.x nodistro main\n")
-    (apt_dir / "sources.list.d" / "c.list.disabled").write_text("deb http://disabled.example/debian bookworm main\n")
+    (apt_dir / "sources.list.d" / "b.list").write_text(
+        "deb https://deb.nodesource.com/node_20.x nodistro main\n"
+    )
+    (apt_dir / "sources.list.d" / "c.list.disabled").write_text(
+        "deb http://disabled.example/debian bookworm main\n"
+    )
     assert debian_mirror(apt_dir) == python_base.DEFAULT_MIRROR
 
 
