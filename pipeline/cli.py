@@ -283,6 +283,94 @@ def template_diff(base: str, comment: bool, config_path: Path | None) -> None:
     click.echo(f"commented: {url}")
 
 
+@cli.command()
+@click.argument("version")
+@CONFIG_OPTION
+def build(version: str, config_path: Path | None) -> None:
+    """Build the model server image for VERSION (a tag such as v1.4.0)."""
+    from pipeline.steps.build import build_image, pick_builder
+    from pipeline.steps.version import parse_version
+
+    number = parse_version(version)
+    settings = _settings(config_path)
+    image = build_image(settings, number, pick_builder(settings), _echo)
+    click.echo(f"built {image}")
+
+
+@cli.command()
+@click.argument("version")
+@CONFIG_OPTION
+def push(version: str, config_path: Path | None) -> None:
+    """Push the built image of VERSION to ECR; prints the digest deploys pin."""
+    from pipeline.steps.build import local_tag, pick_builder
+    from pipeline.steps.push import push_image
+    from pipeline.steps.version import parse_version
+
+    number = parse_version(version)
+    ctx = _context(config_path)
+    ctx.clients.check_credentials()
+    pushed = push_image(ctx.clients.ecr, pick_builder(ctx.settings), local_tag(ctx.settings, number), ctx.repository, number, _echo)
+    click.echo(pushed.image_uri)
+
+
+@cli.command()
+@click.argument("environment")
+@click.argument("version")
+@CONFIG_OPTION
+@click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
+def deploy(environment: str, version: str, config_path: Path | None, wait: bool) -> None:
+    """Deploy VERSION (already in ECR) to ENVIRONMENT's stack, by digest; no rollout check."""
+    from pipeline.steps.deploy import Deployer
+    from pipeline.steps.push import find_release
+    from pipeline.steps.version import parse_version
+    from pipeline.templates import names
+
+    number = parse_version(version)
+    ctx = _context(config_path, wait=wait, environment=environment)
+    ctx.clients.check_credentials()
+    image = find_release(ctx.clients.ecr, ctx.repository, number)
+    body = ctx.committed_template(names.template_file("service", environment))
+    result = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll).deploy(
+        ctx.service_stack(environment), body, {"ImageUri": image.image_uri, "Version": image.version}
+    )
+    click.echo(f"{result.stack_name}: {result.outcome.value}")
+
+
+@cli.command()
+@click.argument("environment")
+@CONFIG_OPTION
+def roll(environment: str, config_path: Path | None) -> None:
+    """Watch ENVIRONMENT's ECS rollout until it completes, fails or times out."""
+    from pipeline.aws import cloudformation as cfn
+    from pipeline.steps.roll import RolloutWatcher, require_completed
+
+    ctx = _context(config_path, environment=environment)
+    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
+    if stack is None or "ClusterName" not in stack.outputs:
+        raise PipelineError(f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`.")
+    env = ctx.environment(environment)
+    watcher = RolloutWatcher(ctx.clients.ecs, ctx.clients.elbv2, ctx.clock, _echo, timeout=float(env.service.rollout_timeout), poll=ctx.poll)
+    result = watcher.wait(stack.outputs["ClusterName"], stack.outputs["ServiceName"], stack.outputs["TaskDefinitionArn"], stack.outputs.get("TargetGroupArn"))
+    require_completed(result, stack.outputs["ServiceName"])
+    click.echo(f"rollout completed in {result.seconds:.0f}s")
+
+
+@cli.command()
+@click.argument("environment")
+@CONFIG_OPTION
+def smoke(environment: str, config_path: Path | None) -> None:
+    """Smoke-test ENVIRONMENT through its URL: the health path, then a sample prediction."""
+    from pipeline.aws import cloudformation as cfn
+    from pipeline.steps.smoke import SmokeTester
+
+    ctx = _context(config_path, environment=environment)
+    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
+    if stack is None or "ServiceUrl" not in stack.outputs:
+        raise PipelineError(f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`.")
+    env = ctx.environment(environment)
+    SmokeTester(ctx.clock, _echo, poll=ctx.poll).run(stack.outputs["ServiceUrl"], env.service.health_check_path, ctx.settings.smoke)
+
+
 def _write_summary(path: Path | None, report: Any) -> None:
     if path is None:
         return
