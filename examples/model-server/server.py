@@ -475,15 +475,28 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if length <= DISCARD_LIMIT:
                 # Read it away so closing does not reset the connection before the client reads our answer.
-                for _ in range(0, length, 65536):
-                    self.rfile.read(min(65536, length))
-                    length -= 65536
+                for offset in range(0, length, 65536):
+                    self.rfile.read(min(65536, length - offset))
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 "body_too_large",
                 f"body is {length} bytes; the limit is {limit}",
             )
-        return self.rfile.read(length)
+        body = bytearray()
+        try:
+            while len(body) < length:  # read1 keeps what arrived when a later read times out
+                chunk = self.rfile.read1(length - len(body))
+                if not chunk:
+                    break
+                body += chunk
+        except TimeoutError:
+            pass
+        if len(body) != length:  # the client stopped sending: the connection is out of sync
+            self.close_connection = True
+            raise RequestError(
+                HTTPStatus.REQUEST_TIMEOUT, "incomplete_body", f"got {len(body)} of {length} bytes"
+            )
+        return bytes(body)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
         if self.server.draining.is_set():
