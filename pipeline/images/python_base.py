@@ -123,7 +123,7 @@ def ensure_python_base(
         source = Source.TARBALL
         if not tarball.exists():
             mirror = mirror or debian_mirror()
-            say(f"debootstrapping Debian {SUITE} with {', '.join(PACKAGES)} from {mirror} (about 30 s)")
+            say(f"debootstrapping Debian {SUITE} with {', '.join(PACKAGES)} from {mirror} (about 40 s)")
             build_rootfs_tarball(tarball, mirror, say)
             source = Source.DEBOOTSTRAP
             for stale in cache.glob(f"python-base-{SUITE}-{_arch()}-*.tar"):  # older recipes
