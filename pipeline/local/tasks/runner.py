@@ -1,0 +1,166 @@
+"""ecs_tasks_run_for_real: the local AWS runs a service's tasks from their images, health-checks them
+through the target group and serves each ALB's DNS name with a local proxy, so a deployment
+succeeds or fails for the reason it would on AWS.
+
+Install it next to LocalAWS's own extensions and the ECR bridge (it pulls ECR images through it)::
+
+    with LocalRegistry() as registry:
+        bridge = EcrRegistryBridge(registry)
+        tasks = EcsTasksRunForReal(bridge, time_scale=0.02)
+        with LocalAWS(extensions=[*all_extensions(), bridge, tasks]) as aws:
+            ...
+
+What it patches in moto (each an AWS behaviour moto 5.2.5 lacks):
+- load_balancer_dns_reaches_the_proxy: an ALB created while installed gets a proxy on a loopback
+  port and its DNSName is `127.0.0.1:PORT` (so a stack's `http://${LoadBalancer.DNSName}` works);
+- target_health_from_real_checks: describe_target_health answers initial/healthy/unhealthy/draining;
+- list_tasks_filters_by_service: `serviceName` selects that service's tasks (moto ignores it).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.ecs.models import EC2ContainerServiceBackend, Task
+from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeLoadBalancer, FakeTargetGroup, elbv2_backends
+
+from pipeline.local.moto_extensions._base import Extension, Patch
+from pipeline.local.moto_extensions.deployments import Deployment, ServiceDeployments, set_task_runner
+
+from .containers import ProcessRegistry
+from .proxy import LoadBalancerProxy
+from .runtime import RegistryFront, Runtime
+from .service import ServiceController
+from .targets import TargetGroups
+from .timescale import TimeScale
+
+
+def forwarded_target_group(load_balancer: FakeLoadBalancer) -> str | None:
+    """The target group the load balancer's HTTP listener forwards to (port 80 first)."""
+    listeners = sorted(load_balancer.listeners.values(), key=lambda x: (int(x.port) != 80, int(x.port)))
+    for listener in listeners:
+        for action in listener.default_actions:
+            data = action.data
+            if data.get("Type") != "forward":
+                continue
+            if data.get("TargetGroupArn"):
+                return str(data["TargetGroupArn"])
+            groups = (data.get("ForwardConfig") or {}).get("TargetGroups") or []
+            if groups:
+                return str(groups[0]["TargetGroupArn"])
+    return None
+
+
+class EcsTasksRunForReal(Extension):
+    name = "ecs_tasks_run_for_real"
+
+    def __init__(self, registry: RegistryFront | None = None, time_scale: float | TimeScale = 1.0, *,
+                 account_id: str = DEFAULT_ACCOUNT_ID, region: str = "us-east-1") -> None:
+        super().__init__()
+        self.registry = registry
+        self.scale = time_scale if isinstance(time_scale, TimeScale) else TimeScale(time_scale)
+        self.account_id, self.region = account_id, region
+        self.targets = TargetGroups()
+        self.processes = ProcessRegistry()
+        self.proxies: dict[str, LoadBalancerProxy] = {}
+        self.controllers: dict[int, ServiceController] = {}
+        self._lock = threading.Lock()
+        self._runtime: Runtime | None = None
+
+    # --- the extension ----------------------------------------------------------------------
+
+    def install(self) -> None:
+        super().install()
+        self.processes = ProcessRegistry()
+        self._runtime = Runtime(self.scale, self.targets, self.processes, self.registry,
+                                Path(tempfile.mkdtemp(prefix="local-ecs-tasks-")), self.account_id, self.region)
+        set_task_runner(self)
+
+    def uninstall(self) -> None:
+        set_task_runner(None)
+        with self._lock:
+            controllers, self.controllers = list(self.controllers.values()), {}
+            proxies, self.proxies = list(self.proxies.values()), {}
+        for controller in controllers:
+            controller.close()
+        self.processes.kill_all()
+        for proxy in proxies:
+            proxy.close()
+        super().uninstall()  # patches off, then reset()
+
+    def reset(self) -> None:
+        self.targets.clear()
+        if self._runtime is not None:
+            shutil.rmtree(self._runtime.log_dir, ignore_errors=True)
+            self._runtime = None
+
+    def patches(self) -> Iterable[Patch]:
+        create_load_balancer = ELBv2Backend.create_load_balancer
+        delete_load_balancer = ELBv2Backend.delete_load_balancer
+        health_for = FakeTargetGroup.health_for
+        list_tasks = EC2ContainerServiceBackend.list_tasks
+        runner = self
+
+        # load_balancer_dns_reaches_the_proxy
+        def create(backend: ELBv2Backend, *args: Any, **kwargs: Any) -> FakeLoadBalancer:
+            load_balancer = create_load_balancer(backend, *args, **kwargs)
+            if load_balancer.type == "application":
+                load_balancer.dns_name = runner._proxy_for(backend, load_balancer.arn).host
+            return load_balancer
+
+        def delete(backend: ELBv2Backend, arn: str) -> None:
+            delete_load_balancer(backend, arn)
+            with runner._lock:
+                proxy = runner.proxies.pop(arn, None)
+            if proxy is not None:
+                proxy.close()
+
+        # target_health_from_real_checks
+        def health(group: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
+            return runner.targets.health_for(group, target) or health_for(group, target, ec2_backend)
+
+        # list_tasks_filters_by_service
+        def tasks(backend: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> list[Task]:
+            found: list[Task] = list_tasks(backend, *args, **kwargs)
+            service = kwargs.get("service_name") or (args[4] if len(args) > 4 else None)
+            if service:
+                found = [t for t in found if t.group == f"service:{service.split('/')[-1]}"]
+            return found
+
+        yield ELBv2Backend, "create_load_balancer", create
+        yield ELBv2Backend, "delete_load_balancer", delete
+        yield FakeTargetGroup, "health_for", health
+        yield EC2ContainerServiceBackend, "list_tasks", tasks
+
+    # --- the task runner (deployments.TaskRunner) -------------------------------------------
+
+    def deployment_started(self, deployments: ServiceDeployments, deployment: Deployment) -> None:
+        """Told by the deployments model; never blocks (the service's controller does the work)."""
+        if self._runtime is None:
+            return
+        with self._lock:
+            controller = self.controllers.get(id(deployments))
+            if controller is None:
+                controller = ServiceController(self._runtime, deployments)
+                self.controllers[id(deployments)] = controller
+        controller.wake()
+
+    def live_task_pids(self) -> list[int]:
+        """`buildah run` processes still running (tests assert none outlives the local AWS)."""
+        return self.processes.live_pids()
+
+    def _proxy_for(self, backend: ELBv2Backend, arn: str) -> LoadBalancerProxy:
+        def target_group() -> str | None:
+            load_balancer = elbv2_backends[backend.account_id][backend.region_name].load_balancers.get(arn)
+            return None if load_balancer is None else forwarded_target_group(load_balancer)
+
+        with self._lock:
+            proxy = LoadBalancerProxy(self.targets, target_group)
+            self.proxies[arn] = proxy
+        return proxy

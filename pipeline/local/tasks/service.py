@@ -1,0 +1,193 @@
+"""The ECS service scheduler for one service: rolling replacement and the deployment circuit breaker.
+
+AWS behaviour reproduced (ECS rolling update):
+- new tasks start while the total stays within maximumPercent of the desired count; old tasks are
+  stopped (deregistered, drained) only while the healthy ones stay at or above minimumHealthyPercent;
+- a task counts as healthy when it runs and, behind a load balancer, its target is `healthy`;
+- after healthCheckGracePeriodSeconds a task whose target is `unhealthy` is stopped
+  ("Task failed ELB health checks in (target-group ...)"), and a task whose essential container
+  exits is stopped ("Essential container in task exited"); both are failed task launches;
+- circuit breaker: failed launches of the PRIMARY deployment reaching the threshold
+  (0.5 x desired count, at least 3, at most 200) fail the deployment (`mark_failed`); failed tasks
+  are replaced while under it;
+- the deployment is COMPLETED when its desired count of tasks is healthy and no other task is left;
+- a rollback deployment of the same task definition takes over the tasks still running it;
+- a new desired count (scaling) starts or stops tasks the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from moto.ecs.models import ecs_backends
+
+from pipeline.local.moto_extensions.deployments import Deployment, RolloutState, ServiceDeployments
+
+from .ecs_tasks import record_task
+from .runtime import Runtime
+from .task import Phase, RunningTask
+
+log = logging.getLogger(__name__)
+TICK = 0.02  # how often the scheduler looks again, when nothing woke it sooner
+
+
+def failure_threshold(desired_count: int) -> int:
+    """ECS circuit breaker: 0.5 x desired count, at least 3, at most 200 failed task launches."""
+    return min(200, max(3, math.ceil(desired_count * 0.5)))
+
+
+class ServiceController:
+    def __init__(self, runtime: Runtime, model: ServiceDeployments) -> None:
+        self.runtime, self.model = runtime, model
+        self.tasks: list[RunningTask] = []
+        self.failures: Counter[str] = Counter()
+        self._counted: set[str] = set()  # task ids already counted as failed
+        self._wake = threading.Event()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"ecs-service-{model.service.name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def name(self) -> str:
+        return str(self.model.service.name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def event(self, message: str) -> None:
+        self.model.add_event(f"(service {self.name}) {message}")
+
+    def close(self) -> None:
+        """Uninstall: end the loop and kill every task without draining."""
+        self._closed.set()
+        self._wake.set()
+        self._thread.join(timeout=5)
+        for task in self.tasks:
+            task.kill()
+        for task in self.tasks:
+            task.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait(TICK)
+            self._wake.clear()
+            if self._closed.is_set():
+                return
+            try:
+                self._tick()
+            except Exception:  # keep scheduling; a moto reset mid-tick must not kill the thread
+                log.exception("ECS scheduler for %s", self.name)
+
+    # --- one pass of the scheduler ----------------------------------------------------------
+
+    def _tick(self) -> None:
+        model = self.model
+        self.tasks = [t for t in self.tasks if t.phase is not Phase.STOPPED]
+        if getattr(model.service, "status", "ACTIVE") != "ACTIVE" or not model.deployments:
+            for task in self.tasks:
+                task.stop("Service deleted")  # ECS stops a deleted service's tasks
+            return
+        primary = model.primary
+        self._take_over(primary)
+        self._stop_failed_tasks()
+        if self._circuit_breaker_trips(primary):
+            return
+        active = [t for t in self.tasks if t.phase in (Phase.LAUNCHING, Phase.RUNNING)]
+        new = [t for t in active if t.deployment_id == primary.id]
+        old = [t for t in active if t.deployment_id != primary.id]
+        desired = primary.desired_count
+        config = self._deployment_configuration()
+        if primary.rollout_state is not RolloutState.FAILED:
+            room = math.floor(desired * config.get("maximumPercent", 200) / 100) - len(new) - len(old)
+            self._start(primary, min(desired - len(new), room))
+        for task in sorted(new, key=lambda t: t.healthy)[: max(0, len(new) - desired)]:
+            task.stop(f"Scaling activity initiated by (deployment {primary.id})")
+        healthy_new = sum(1 for t in new if t.healthy)
+        min_healthy = math.ceil(desired * config.get("minimumHealthyPercent", 100) / 100)
+        stoppable = len(old) + healthy_new - min_healthy
+        for task in sorted(old, key=lambda t: t.healthy)[: max(0, stoppable)]:
+            task.stop(f"Scaling activity initiated by (deployment {primary.id})")
+        self._report_counts()
+        others = [t for t in self.tasks if t.deployment_id != primary.id]
+        if (primary.rollout_state is RolloutState.IN_PROGRESS and healthy_new == desired == len(new)
+                and not others):
+            model.mark_completed(primary.id)
+
+    def _take_over(self, primary: Deployment) -> None:
+        """A rollback deployment adopts the tasks of the deployment it replaced (same task definition)."""
+        current = {d.id for d in self.model.deployments}
+        for task in self.tasks:
+            if task.deployment_id not in current and task.task_definition == primary.task_definition:
+                task.deployment_id = primary.id
+
+    def _stop_failed_tasks(self) -> None:
+        grace = self.runtime.scale.seconds(float(getattr(self.model.service, "health_check_grace_period_seconds", 0) or 0))
+        now = time.monotonic()
+        for task in self.tasks:
+            if task.failed_to_launch:
+                self._count_failure(task)
+                continue
+            if task.phase is not Phase.RUNNING:
+                continue
+            exited = task.exited_essential()
+            if exited is not None:
+                self._count_failure(task)
+                self.event(f"has stopped 1 running tasks: (task {task.id}).")
+                task.stop("Essential container in task exited", "EssentialContainerExited")
+                continue
+            target = task.target
+            if target is not None and target.state == "unhealthy" and now - (task.running_since or now) >= grace:
+                self._count_failure(task)
+                self.event(f"(task {task.id}) failed ELB health checks in (target-group {target.group_arn}).")
+                task.stop(f"Task failed ELB health checks in (target-group {target.group_arn})")
+
+    def _count_failure(self, task: RunningTask) -> None:
+        if task.id not in self._counted:
+            self._counted.add(task.id)
+            self.failures[task.deployment_id] += 1
+
+    def _circuit_breaker_trips(self, primary: Deployment) -> bool:
+        breaker = self._deployment_configuration().get("deploymentCircuitBreaker", {})
+        failed = self.failures[primary.id]
+        if primary.failed_tasks != failed:
+            self.model.set_counts(primary.id, failed=failed)
+        if (not breaker.get("enable") or primary.rollout_state is not RolloutState.IN_PROGRESS
+                or failed < failure_threshold(primary.desired_count)):
+            return False
+        self.model.mark_failed("tasks failed to start.", primary.id)  # may start a rollback deployment
+        return True
+
+    def _start(self, deployment: Deployment, count: int) -> None:
+        if count <= 0:
+            return
+        backend = ecs_backends[self.runtime.account_id][self.runtime.region]
+        task_definition = backend.describe_task_definition(deployment.task_definition)
+        balancers = getattr(self.model.service, "load_balancers", None) or []
+        started = []
+        for _ in range(count):
+            record = record_task(self.model.service, task_definition.arn, deployment.id,
+                                 self.runtime.account_id, self.runtime.region)
+            task = RunningTask(self.runtime, record, task_definition, deployment.id,
+                               balancers[0] if balancers else None, self.wake, self.event)
+            self.tasks.append(task)
+            started.append(task)
+        self.event(f"has started {count} tasks: {' '.join(f'(task {t.id})' for t in started)}.")
+        for task in started:
+            task.launch()
+
+    def _report_counts(self) -> None:
+        """set_counts for every deployment whose running/pending tasks changed."""
+        for deployment in self.model.deployments:
+            mine = [t for t in self.tasks if t.deployment_id == deployment.id]
+            running = sum(1 for t in mine if t.phase is Phase.RUNNING)
+            pending = sum(1 for t in mine if t.phase is Phase.LAUNCHING)
+            if (deployment.running_count, deployment.pending_count) != (running, pending):
+                self.model.set_counts(deployment.id, running=running, pending=pending)
+
+    def _deployment_configuration(self) -> dict[str, Any]:
+        return getattr(self.model.service, "deployment_configuration", None) or {}

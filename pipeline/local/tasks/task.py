@@ -1,0 +1,219 @@
+"""One ECS task of a service, run for real: launch (pull, run, register its target) and stop
+(deregister and drain, SIGTERM, stop timeout, SIGKILL), each on a thread of its own so the
+service controller never blocks on buildah.
+
+ECS order reproduced: a task is RUNNING when its containers run, then its target is registered
+(state `initial`); stopping deregisters the target, waits for draining, then signals the containers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+from moto.elbv2.models import elbv2_backends
+
+from .containers import ContainerError, ContainerProcess, ContainerSpec
+from .ecs_tasks import RecordedTask, container_stopped, private_ip, set_status
+from .runtime import Runtime, free_port
+from .targets import HealthCheck, HealthChecker, Target, TargetState
+
+START_TIMEOUT = 60.0  # bound on buildah bringing a container's process up
+DEFAULT_STOP_TIMEOUT = 30  # ECS's default stopTimeout, seconds
+_address_counter = iter(range(1, 1 << 16))
+
+
+def _fallback_address() -> str:
+    """A unique made-up task address when the task has no ENI (not awsvpc)."""
+    n = next(_address_counter)
+    return f"10.255.{n // 250}.{n % 250 + 1}"
+
+
+class Phase(StrEnum):
+    LAUNCHING = "LAUNCHING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+
+
+def container_specs(task_definition: Any, pull_of: Callable[[str], Any]) -> list[tuple[ContainerSpec, Any]]:
+    """(spec, pull) per container definition of a moto task definition."""
+    specs = []
+    for definition in task_definition.container_definitions:
+        pull = pull_of(definition["image"])
+        environment = {e["name"]: str(e["value"]) for e in definition.get("environment") or []}
+        specs.append((ContainerSpec(
+            name=definition["name"], image=pull.reference, environment=environment,
+            entry_point=definition.get("entryPoint"), command=definition.get("command"),
+            essential=definition.get("essential", True),
+        ), pull))
+    return specs
+
+
+class RunningTask:
+    """A task's real processes and its target; `on_change` wakes the service controller."""
+
+    def __init__(self, runtime: Runtime, record: RecordedTask, task_definition: Any, deployment_id: str,
+                 load_balancer: dict[str, Any] | None, on_change: Callable[[], None],
+                 on_event: Callable[[str], None]) -> None:
+        self.runtime, self.record = runtime, record
+        self.deployment_id = deployment_id
+        self.task_definition = task_definition.arn
+        self.load_balancer = load_balancer
+        self._on_change, self._on_event = on_change, on_event
+        self.phase = Phase.LAUNCHING
+        self.failed_to_launch = False
+        self.running_since: float | None = None
+        self.target: Target | None = None
+        self._checker: HealthChecker | None = None
+        self._stop_timeouts: dict[str, float] = {}
+        self.containers: list[ContainerProcess] = []
+        self._ports: dict[str, int] = {}
+        for spec, pull in container_specs(task_definition, runtime.pull_of):
+            self.containers.append(ContainerProcess(
+                spec, f"ecs-{record.id[:12]}-{spec.name}", runtime.log_dir / f"{record.id}-{spec.name}.log",
+                creds=pull.creds, tls_verify=pull.tls_verify,
+            ))
+            self._ports[spec.name] = free_port()
+        for definition in task_definition.container_definitions:
+            self._stop_timeouts[definition["name"]] = runtime.scale.seconds(
+                float(definition.get("stopTimeout") or DEFAULT_STOP_TIMEOUT))
+        self._stopping = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    @property
+    def id(self) -> str:
+        return str(self.record.id)
+
+    @property
+    def healthy(self) -> bool:
+        """Counts toward minimumHealthyPercent: running and, behind a load balancer, passing its checks."""
+        if self.phase is not Phase.RUNNING:
+            return False
+        return self.target is None or self.target.state is TargetState.HEALTHY
+
+    def exited_essential(self) -> ContainerProcess | None:
+        for container in self.containers:
+            if container.spec.essential and container.exit_code() is not None:
+                return container
+        return None
+
+    # --- launch -----------------------------------------------------------------------------
+
+    def launch(self) -> None:
+        self._spawn(self._launch, "launch")
+
+    def _launch(self) -> None:
+        try:
+            for container in self.containers:
+                if self._stopping.is_set():
+                    return
+                container.pull()
+            set_status(self.record, "PENDING")
+            for container in self.containers:
+                self.runtime.processes.run(container, {"PORT": str(self._ports[container.spec.name])})
+            for container in self.containers:
+                if not container.wait_started(START_TIMEOUT):
+                    break  # it exited at once: the controller sees the essential container exit
+        except ContainerError as error:
+            self.failed_to_launch = True
+            self.phase = Phase.STOPPED
+            for container in self.containers:
+                container.kill()
+                container.remove()
+                self.runtime.processes.discard(container)
+            set_status(self.record, "STOPPED", desired_status="STOPPED", stopped_reason=str(error),
+                       stop_code="TaskFailedToStart")
+            self._on_change()
+            return
+        if self._stopping.is_set():
+            return
+        set_status(self.record, "RUNNING")
+        self.running_since = time.monotonic()
+        self.phase = Phase.RUNNING
+        if self.load_balancer is not None and self.exited_essential() is None:
+            self._register()
+        self._on_change()
+
+    def _register(self) -> None:
+        assert self.load_balancer is not None
+        group_arn = self.load_balancer["targetGroupArn"]
+        backend = elbv2_backends[self.runtime.account_id][self.runtime.region]
+        group = backend.target_groups[group_arn]
+        target_id = private_ip(self.record) or _fallback_address()
+        container = self.load_balancer.get("containerName") or self.containers[0].spec.name
+        port = int(self.load_balancer.get("containerPort") or group.port)
+        target = Target(group_arn, target_id, port, self._ports.get(container, next(iter(self._ports.values()))))
+        self.runtime.targets.add(target)
+        backend.register_targets(group_arn, [{"Id": target_id, "Port": port}])
+        self.target = target
+        self._checker = HealthChecker(target, HealthCheck.of(group, self.runtime.scale))
+        self._checker.start()
+        self._on_event(f"registered 1 targets in (target-group {group_arn})")
+
+    # --- stop -------------------------------------------------------------------------------
+
+    def stop(self, reason: str, stop_code: str = "ServiceSchedulerInitiated") -> None:
+        """Deregister and drain, then stop the containers (on a thread); idempotent."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        self.phase = Phase.STOPPING
+        set_status(self.record, "DEACTIVATING", desired_status="STOPPED", stopped_reason=reason, stop_code=stop_code)
+        self._spawn(self._stop, "stop")
+
+    def _stop(self) -> None:
+        for thread in self.threads:  # a launch still pulling finishes first (bounded by buildah)
+            if thread is not threading.current_thread():
+                thread.join(timeout=START_TIMEOUT)
+        if self.target is not None:
+            self._deregister(self.target)
+        set_status(self.record, "STOPPING")
+        for container in self.containers:
+            code = container.stop(self._stop_timeouts.get(container.spec.name, 0.0))
+            reason = None
+            if code not in (None, 0) and container.spec.essential:
+                reason = container.output().strip().splitlines()[-1:] or None
+            container_stopped(self.record, container.spec.name, code, reason[0] if reason else None)
+            container.remove()
+            self.runtime.processes.discard(container)
+        set_status(self.record, "STOPPED")
+        self.phase = Phase.STOPPED
+        self._on_change()
+
+    def _deregister(self, target: Target) -> None:
+        if self._checker is not None:
+            self._checker.stop()
+        check_delay = float("inf")
+        backend = elbv2_backends[self.runtime.account_id][self.runtime.region]
+        group = backend.target_groups.get(target.group_arn)
+        if group is not None:
+            check_delay = HealthCheck.of(group, self.runtime.scale).deregistration_delay
+        self._on_event(f"deregistered 1 targets in (target-group {target.group_arn})")
+        target.drain(check_delay if check_delay != float("inf") else 0.0)
+        if group is not None and target.id in group.targets:
+            group.deregister([{"Id": target.id}])
+        self.runtime.targets.remove(target)
+
+    def kill(self) -> None:
+        """Uninstall: no draining, no waiting."""
+        self._stopping.set()
+        if self._checker is not None:
+            self._checker.stop()
+        for container in self.containers:
+            container.kill()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self.threads):
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        if self._checker is not None:
+            self._checker.join()
+
+    def _spawn(self, work: Callable[[], None], what: str) -> None:
+        thread = threading.Thread(target=work, name=f"task-{what}-{self.id[:8]}", daemon=True)
+        self.threads.append(thread)
+        thread.start()

@@ -1,0 +1,147 @@
+"""Fixtures for real-task tests: a registry behind the ECR bridge, LocalAWS running tasks for real,
+busybox images pushed through the bridge, and the service stack from cloudformation/."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from pipeline.images import buildah
+from pipeline.local.aws import LocalAWS
+from pipeline.local.ecr_bridge import EcrRegistryBridge
+from pipeline.local.moto_extensions import all_extensions
+from pipeline.local.registry import LocalRegistry
+from pipeline.local.tasks import EcsTasksRunForReal
+
+SCALE = 0.02  # AWS durations x 0.02: a 10 s health check interval is 0.2 s
+ROOT = Path(__file__).resolve().parents[3]
+IMAGES = ROOT / "tests" / "images"
+REPOSITORY = "iris-classifier"  # what the registry stack creates (settings.app.name)
+SERVICE_STACK = "iris-classifier-staging"
+
+
+def build_variant(kind: str, tag: str, index: str) -> str:
+    """A test image whose / answers `index`, so a client can tell which release served it."""
+    import pipeline_test_images  # type: ignore[import-not-found]  # loaded by tests/local/conftest.py
+
+    with tempfile.TemporaryDirectory(prefix="task-image-") as scratch:
+        context = Path(scratch) / "context"
+        shutil.copytree(IMAGES / kind, context)
+        if (context / "www").is_dir():
+            (context / "www" / "index.html").write_text(index)
+        shutil.copy2(pipeline_test_images.static_busybox(), context / "busybox")
+        buildah.build(context, context / "Containerfile", tag)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def images(buildah_store: Path) -> dict[str, str]:
+    """Local tags of the images the tests release: two healthy versions, unhealthy, crashing."""
+    return {
+        "v1": build_variant("healthy", "localhost/task-test:v1", "v1\n"),
+        "v2": build_variant("healthy", "localhost/task-test:v2", "v2\n"),
+        "unhealthy": build_variant("unhealthy", "localhost/task-test:unhealthy", "bad\n"),
+        "crashing": build_variant("crashing", "localhost/task-test:crashing", ""),
+    }
+
+
+@pytest.fixture(scope="session")
+def registry(buildah_store: Path) -> Iterator[LocalRegistry]:
+    with LocalRegistry() as local:
+        yield local
+
+
+class Env:
+    """One LocalAWS with real tasks, its clients, and helpers to push and deploy."""
+
+    def __init__(self, aws: LocalAWS, bridge: EcrRegistryBridge, tasks: EcsTasksRunForReal) -> None:
+        self.aws, self.bridge, self.tasks = aws, bridge, tasks
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.aws.endpoint_url, region_name=self.aws.region,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def push(self, local_tag: str, tag: str, repository: str = REPOSITORY) -> str:
+        """Push through the bridge; returns the ECR image URI pinned by digest, as the pipeline deploys it."""
+        digest = buildah.push(local_tag, f"{self.bridge.host}/{repository}:{tag}", self.bridge.username,
+                              self.bridge.password, tls_verify=False, retry_delay_s=0.1)
+        uri = self.client("ecr").describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+        return f"{uri}@{digest}"
+
+    # --- stacks -----------------------------------------------------------------------------
+
+    def create_registry_stack(self) -> None:
+        self.client("cloudformation").create_stack(
+            StackName="iris-classifier-registry", TemplateBody=(ROOT / "cloudformation" / "registry.yaml").read_text())
+
+    def create_service_stack(self, image_uri: str, version: str = "1.0.0") -> dict[str, str]:
+        """The staging service stack (desired 1) running `image_uri`."""
+        self.client("cloudformation").create_stack(
+            StackName=SERVICE_STACK, TemplateBody=(ROOT / "cloudformation" / "service-staging.yaml").read_text(),
+            Parameters=[{"ParameterKey": "ImageUri", "ParameterValue": image_uri},
+                        {"ParameterKey": "Version", "ParameterValue": version}],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        return self.outputs()
+
+    def outputs(self) -> dict[str, str]:
+        stack = self.client("cloudformation").describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+    def update_image(self, image_uri: str, version: str) -> None:
+        """Release through a change set, as the deploy step does; returns once it executes."""
+        cloudformation = self.client("cloudformation")
+        name = f"release-{version.replace('.', '-')}"
+        cloudformation.create_change_set(
+            StackName=SERVICE_STACK, ChangeSetName=name, ChangeSetType="UPDATE", UsePreviousTemplate=True,
+            Parameters=[{"ParameterKey": "ImageUri", "ParameterValue": image_uri},
+                        {"ParameterKey": "Version", "ParameterValue": version}],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        )
+        cloudformation.execute_change_set(StackName=SERVICE_STACK, ChangeSetName=name)
+
+    def stack_status(self) -> str:
+        return str(self.client("cloudformation").describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]["StackStatus"])
+
+    def service(self) -> dict[str, Any]:
+        outputs = self.outputs()
+        return dict(self.client("ecs").describe_services(cluster=outputs["ClusterName"],
+                                                         services=[outputs["ServiceName"]])["services"][0])
+
+    def tasks_of(self, desired_status: str) -> list[dict[str, Any]]:
+        outputs, ecs = self.outputs(), self.client("ecs")
+        arns = ecs.list_tasks(cluster=outputs["ClusterName"], serviceName=outputs["ServiceName"],
+                              desiredStatus=desired_status)["taskArns"]
+        return list(ecs.describe_tasks(cluster=outputs["ClusterName"], tasks=arns)["tasks"]) if arns else []
+
+    def target_states(self) -> list[str]:
+        described = self.client("elbv2").describe_target_health(TargetGroupArn=self.outputs()["TargetGroupArn"])
+        return [d["TargetHealth"]["State"] for d in described["TargetHealthDescriptions"]]
+
+
+@pytest.fixture()
+def env(registry: LocalRegistry) -> Iterator[Env]:
+    bridge = EcrRegistryBridge(registry)
+    tasks = EcsTasksRunForReal(bridge, time_scale=SCALE)
+    with LocalAWS(extensions=[*all_extensions(), bridge, tasks]) as aws:
+        yield Env(aws, bridge, tasks)
+    assert tasks.live_task_pids() == []
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Bounded polling of real processes and servers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
+        time.sleep(interval)
