@@ -222,10 +222,13 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
 
 def _build_and_push(ctx: Context, engine: Engine, version: str) -> PushedImage:
     from pipeline.steps.build import build_image, pick_builder
+    from pipeline.steps.image_check import check_image
 
     builder = ctx.builder() if ctx.builder else pick_builder(ctx.settings)
     with engine.phase("build"):
         local = build_image(ctx.settings, version, builder, ctx.echo, ctx.build_args)
+    with engine.phase("check"):
+        check_image(ctx.settings, local, ctx.echo, runtime="docker" if builder.name == "buildx" else "buildah")
     with engine.phase("push"):
         return push_image(ctx.clients.ecr, builder, local, ctx.repository, version, ctx.echo)
 

@@ -63,7 +63,7 @@ def test_first_release_to_staging_then_production(bootstrapped: Any) -> None:
     lines: list[str] = []
     first = release(context(bootstrapped.settings, lines), "staging", "v1.0.0")
     assert first.outcome is ReleaseOutcome.RELEASED
-    assert [p.name for p in first.phases] == ["build", "push", "deploy", "roll", "smoke"]
+    assert [p.name for p in first.phases] == ["build", "check", "push", "deploy", "roll", "smoke"]
     promoted = release(context(bootstrapped.settings, lines), "production", "v1.0.0")
     assert promoted.outcome is ReleaseOutcome.RELEASED
     assert promoted.digest == first.digest, "production runs the digest staging verified"
