@@ -371,6 +371,17 @@ def smoke(environment: str, config_path: Path | None) -> None:
     SmokeTester(ctx.clock, _echo, poll=ctx.poll).run(stack.outputs["ServiceUrl"], env.service.health_check_path, ctx.settings.smoke)
 
 
+@cli.command()
+def demo() -> None:
+    """A full release cycle on this machine against local AWS, registry and GitHub (no accounts needed)."""
+    from pipeline.demo import run_demo
+
+    root = Path(__file__).resolve().parent.parent
+    code = run_demo(root, _echo)
+    if code != 0:
+        raise PipelineError("the demo did not end as intended (1.0.0 running, 1.2.0 rolled back)", hint="Read the output above.")
+
+
 def _write_summary(path: Path | None, report: Any) -> None:
     if path is None:
         return
