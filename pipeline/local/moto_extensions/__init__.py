@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._base import Extension
 from .autoscaling import AutoscalingResourcesFromTemplates
+from .change_set_imports import ChangeSetStacksImportValues
 from .change_set_outputs import ChangeSetStacksReportOutputs
 from .deployments import (
     Deployment,
@@ -29,6 +30,7 @@ from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 # Install order matters only where two wrap the same moto method: the later one is outermost.
 EXTENSION_TYPES: tuple[type[Extension], ...] = (
     ChangeSetStacksReportOutputs,
+    ChangeSetStacksImportValues,
     AutoscalingResourcesFromTemplates,
     EcsTaskDefinitionKeepsTemplateConfiguration,
     EcsServiceKeepsTemplateConfiguration,
