@@ -37,6 +37,7 @@ def make_project(root: Path) -> Project:
     raw: dict[str, Any] = tomllib.loads((ROOT / "pipeline.toml").read_text())
     raw["image"]["context"] = "images/model"
     raw["image"]["builder"] = "buildah"
+    raw["image"]["dockerfile"] = "Containerfile"
     raw["smoke"]["path"] = "/cgi-bin/predict"
     raw["smoke"]["timeout"] = 30
     # The local load balancer speaks HTTP: no certificate in this copy of production.

@@ -28,9 +28,32 @@ def test_a_healthy_image_passes(buildah_root: Path, project: Any) -> None:
     assert lines[-1].startswith("checked localhost/check-model:1: healthy after")
 
 
-def test_an_image_that_never_becomes_healthy_is_refused(buildah_root: Path, project: Any) -> None:
+def test_an_image_that_never_becomes_healthy_is_refused(buildah_root: Path, project: Any, tmp_path: Path) -> None:
+    context = tmp_path / "never-healthy"
+    (context / "www").mkdir(parents=True)
+    (context / "www" / "index.html").write_text("no health path")
+    (context / "Containerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n'
+        'ENTRYPOINT ["/bin/busybox", "sh", "-c", "exec /bin/busybox httpd -f -p 127.0.0.1:$PORT -h /www"]\n'
+    )
+    import shutil
+
+    shutil.copy2(project.root / "images" / "model" / "busybox", context / "busybox")
+    buildah.build(context, context / "Containerfile", "localhost/check-never-healthy:1")
     with pytest.raises(BuildError, match="did not answer 200 within 2s"):
-        check_image(project.settings, build(project, "model-broken"), lambda _l: None, timeout=2)
+        check_image(project.settings, "localhost/check-never-healthy:1", lambda _l: None, timeout=2)
+
+
+def test_an_image_that_exits_is_refused(buildah_root: Path, project: Any, tmp_path: Path) -> None:
+    context = tmp_path / "exits"
+    context.mkdir()
+    (context / "Containerfile").write_text('FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox", "sh", "-c", "exit 3"]\n')
+    import shutil
+
+    shutil.copy2(project.root / "images" / "model" / "busybox", context / "busybox")
+    buildah.build(context, context / "Containerfile", "localhost/check-exits:1")
+    with pytest.raises(BuildError, match="exited with code 3 before becoming healthy"):
+        check_image(project.settings, "localhost/check-exits:1", lambda _l: None, timeout=10)
 
 
 def test_no_process_is_left_running(buildah_root: Path, project: Any) -> None:
