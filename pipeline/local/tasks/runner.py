@@ -83,7 +83,9 @@ class EcsTasksRunForReal(Extension):
         set_task_runner(self)
 
     def uninstall(self) -> None:
-        set_task_runner(None)
+        """Idempotent: tasks killed, proxies closed, patches off."""
+        if self._runtime is not None:
+            set_task_runner(None)
         with self._lock:
             controllers, self.controllers = list(self.controllers.values()), {}
             proxies, self.proxies = list(self.proxies.values()), {}

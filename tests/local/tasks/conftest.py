@@ -132,6 +132,9 @@ def env(registry: LocalRegistry) -> Iterator[Env]:
     tasks = EcsTasksRunForReal(bridge, time_scale=SCALE)
     with LocalAWS(extensions=[*all_extensions(), bridge, tasks]) as aws:
         yield Env(aws, bridge, tasks)
+        # End the tasks first: LocalAWS.stop joins every thread started since start() for up to
+        # 1 s each, and the task runner's threads (scheduler, probes, proxy) live until uninstall.
+        tasks.uninstall()
     assert tasks.live_task_pids() == []
 
 
