@@ -19,7 +19,7 @@ from pipeline.errors import DeployError, InputError, PipelineError, RolloutError
 from pipeline.steps.context import Context
 from pipeline.steps.deploy import Deployer
 from pipeline.steps.push import PushedImage, find_release, push_image
-from pipeline.steps.roll import RolloutOutcome, RolloutWatcher
+from pipeline.steps.roll import RolloutOutcome, RolloutWatcher, explain_rolled_back
 from pipeline.steps.smoke import SmokeTester
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
@@ -140,16 +140,8 @@ class Engine:
         stack = cfn.describe_stack(self.ctx.clients.cloudformation, self.stack_name)
         if stack is None or "ClusterName" not in stack.outputs:
             return ""
-        watcher = RolloutWatcher(self.ctx.clients.ecs, self.ctx.clients.elbv2, self.ctx.clock, self.ctx.echo)
-        from pipeline.aws import ecs as ecs_api
-
-        state = ecs_api.describe_service(self.ctx.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
-        failed = next((d for d in state.deployments if d.rollout_state == "FAILED"), None)
-        stopped = [t for t in ecs_api.stopped_tasks(self.ctx.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])]
-        if failed is None and not stopped:
-            return ""
-        task_definition = failed.task_definition if failed else stopped[0].task_definition
-        return f" (ECS: {watcher.explain(stack.outputs['ClusterName'], stack.outputs['ServiceName'], state, task_definition)})"
+        cause = explain_rolled_back(self.ctx.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
+        return f" (ECS: {cause})" if cause else ""
 
 
 def release(ctx: Context, environment: str, tag: str, ref: str | None = None) -> ReleaseReport:

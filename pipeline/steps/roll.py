@@ -97,6 +97,24 @@ class RolloutWatcher:
         return "; ".join(reasons[:3]) or "the new deployment is no longer in the service (rolled back)"
 
 
+def explain_rolled_back(ecs: Any, cluster: str, service: str) -> str:
+    """After a rollback the failed task definition is no longer PRIMARY: its stopped tasks say why."""
+    state = ecs_api.describe_service(ecs, cluster, service)
+    current = state.primary.task_definition if state.primary else state.task_definition
+    reasons: list[str] = []
+    failed = next((d for d in state.deployments if d.rollout_state == "FAILED" and d.rollout_reason), None)
+    if failed is not None:
+        reasons.append(failed.rollout_reason)
+    stopped = ecs_api.stopped_tasks(ecs, cluster, service, limit=20)
+    # Failures first: a task the rollback scaled away says nothing about why.
+    stopped.sort(key=lambda t: 0 if ("failed" in t.stopped_reason.lower() or "exited" in t.stopped_reason.lower()) else 1)
+    for task in stopped:
+        reason = task.reason()
+        if task.task_definition != current and reason and f"task stopped: {reason}" not in reasons:
+            reasons.append(f"task stopped: {reason}")
+    return "; ".join(reasons[:3])
+
+
 def require_completed(result: RolloutResult, service: str) -> None:
     if result.outcome is RolloutOutcome.COMPLETED:
         return

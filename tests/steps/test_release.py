@@ -107,7 +107,8 @@ def test_a_release_whose_tasks_fail_health_checks_is_rolled_back(bootstrapped: A
         release(context(broken, lines), "staging", "v1.2.0")
     report = failed.value.report
     assert report.outcome is ReleaseOutcome.ROLLED_BACK and report.restored_version == "1.1.0"
-    assert "health check" in str(failed.value).lower()
+    assert "Circuit Breaker was triggered" in str(failed.value)
+    assert "task stopped: Task failed ELB health checks" in str(failed.value)
     assert status(context(bootstrapped.settings), "staging").version == "1.1.0"
     github = GitHubRecorder.from_environ(os.environ)
     assert github is not None
