@@ -25,7 +25,7 @@ from .moto_extensions.deployments import Deployment
 ACCESS_KEY = "testing"
 
 
-def _stop_quickly(server: ThreadedMotoServer, threads_before: set[threading.Thread]) -> None:
+def _stop_quickly(server: ThreadedMotoServer) -> None:
     """Stop without waiting out serve_forever's 0.5 s poll: poke the socket until it notices."""
     address = server.get_host_and_port()
     stopper = threading.Thread(target=server.stop, name="local-aws-stop")
@@ -39,8 +39,11 @@ def _stop_quickly(server: ThreadedMotoServer, threads_before: set[threading.Thre
     inner = server._server  # ThreadedMotoServer.stop() shuts down but leaves the socket open
     if inner is not None:
         inner.server_close()
-    # Request threads are daemons that server_close() does not wait for; the last ones
-    # (often our pokes) finish at once, so wait for them to leave no thread behind.
+
+
+def _join_new_threads(threads_before: set[threading.Thread]) -> None:
+    """Request threads are daemons that server_close() does not wait for; the last ones (often our
+    pokes) finish at once, so wait for them to leave no thread behind."""
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and thread not in threads_before:
             thread.join(timeout=1)
@@ -99,10 +102,12 @@ class LocalAWS:
     def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            _stop_quickly(server, self._threads_before)
-        moto_api.moto_api_backend.reset()
+            _stop_quickly(server)
+        # Extensions first: their own threads (task schedulers, proxies) end with them.
         while self._installed:
             self._installed.pop().uninstall()
+        _join_new_threads(self._threads_before)
+        moto_api.moto_api_backend.reset()
 
     def __enter__(self) -> Self:
         try:

@@ -161,7 +161,7 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
             f"version {version} is already in ECR ({existing.digest}); tags are immutable",
             hint=f"Tag a new version, or run `pipeline rollback --env {env.name} {version}` to deploy it again.",
         )
-    deployment_id = _record_start(ctx, env.name, version, ref or f"v{version}", existing.digest if existing else "pending build")
+    deployment_id: int | None = None
     try:
         if existing is not None:
             ctx.echo(f"{version} is already in ECR as {existing.digest}: promoting it to {env.name} without a build")
@@ -169,6 +169,8 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
         else:
             image = _build_and_push(ctx, engine, version)
         report.digest = image.digest
+        # Recorded once there is a digest to deploy: a failed build is not a deployment.
+        deployment_id = _record_start(ctx, env.name, version, ref or f"v{version}", image.digest)
         engine.deploy_image(image)
     except (DeployError, RolloutError, SmokeTestError) as err:
         report.cause = err.message
