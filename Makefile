@@ -24,8 +24,9 @@ $(CHECKOV):
 	$(PYTHON) -m venv .tools/checkov
 	.tools/checkov/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 
+# Two workers, one test file each at a time: files that share a local ground stay together.
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 demo: setup
 	$(BIN)/pipeline demo
