@@ -1,0 +1,545 @@
+"""A small, strict stand-in for the GitHub Actions runner: it executes a workflow's `run:` steps.
+
+What it does, as GitHub does it:
+- jobs in `needs` order; a job whose needed job did not succeed is skipped;
+- each `run:` step through `bash --noprofile --norc -eo pipefail FILE` (the `bash -e {0}` default shell
+  for Linux runners), with GITHUB_WORKSPACE as working directory;
+- the default environment (CI, GITHUB_REF, GITHUB_REF_NAME, GITHUB_EVENT_NAME, GITHUB_EVENT_PATH,
+  GITHUB_STEP_SUMMARY per step, RUNNER_TEMP, ...) plus the workflow, job and step `env:` blocks;
+- step `if:` with the implicit `success()`, so a failed step skips the rest unless `always()`;
+- a `workflow_dispatch` refuses missing inputs and choices outside `options`; a push only triggers
+  the workflow when the tag matches its `tags` filter.
+
+What it does not do: `uses:` steps are skipped (and logged), except that an action whose effect on the
+job environment the caller describes (`action_effects`, e.g. configure-aws-credentials exporting AWS
+credentials) has that effect. A `run:` text listed in `substitutions` is checked to be exactly that
+text and is not executed; the caller says why. `${{ }}` expressions are evaluated for the few forms
+the workflows use; anything else raises WorkflowError instead of guessing.
+
+GITHUB_TOKEN is not in the default environment (GitHub does not put it there either): a step gets it
+only through `env: GITHUB_TOKEN: ${{ github.token }}`, which is what the workflows must get right.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+# Longest a step may run here, whatever the job's timeout-minutes says.
+STEP_TIMEOUT_CAP = 300.0
+
+JOB_KEYS = {"name", "runs-on", "timeout-minutes", "environment", "concurrency", "permissions", "steps", "needs", "env"}
+STEP_KEYS = {"name", "id", "uses", "with", "run", "env", "if", "shell", "working-directory"}
+GITHUB_FIELDS = {"token", "repository", "base_ref", "head_ref", "ref", "ref_name", "event_name"}
+# The `github.event.*` paths the workflows read; any other is an error, not an empty string.
+EVENT_PATHS = {"pull_request.number", "pull_request.head.repo.full_name"}
+STATUS_FUNCTIONS = {"always()", "success()", "failure()", "cancelled()"}
+EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+CONTEXT_PATH = re.compile(r"^(github|inputs|vars|secrets)\.([A-Za-z_][\w.-]*)$")
+
+
+class WorkflowError(Exception):
+    """The workflow uses something this runner does not understand, or the test set it up wrong."""
+
+
+@dataclass
+class Event:
+    """What triggered the run: the event name, its ref and the webhook payload."""
+
+    name: str
+    ref: str
+    payload: dict[str, Any]
+    inputs: dict[str, str] = field(default_factory=dict)
+    base_ref: str = ""
+    head_ref: str = ""
+
+    @property
+    def ref_name(self) -> str:
+        for prefix in ("refs/tags/", "refs/heads/"):
+            if self.ref.startswith(prefix):
+                return self.ref[len(prefix) :]
+        return self.ref.removeprefix("refs/")
+
+    @classmethod
+    def tag_push(cls, tag: str, repository: str) -> Event:
+        ref = f"refs/tags/{tag}"
+        return cls("push", ref, {"ref": ref, "created": True, "repository": {"full_name": repository}})
+
+    @classmethod
+    def dispatch(cls, inputs: dict[str, str], repository: str, branch: str = "main") -> Event:
+        ref = f"refs/heads/{branch}"
+        return cls("workflow_dispatch", ref, {"ref": ref, "inputs": dict(inputs), "repository": {"full_name": repository}}, inputs=dict(inputs))
+
+    @classmethod
+    def pull_request(cls, number: int, repository: str, base: str = "main", head: str = "feature", head_repository: str | None = None) -> Event:
+        head_repo = head_repository or repository
+        payload = {
+            "action": "synchronize",
+            "number": number,
+            "pull_request": {
+                "number": number,
+                "base": {"ref": base, "repo": {"full_name": repository}},
+                "head": {"ref": head, "repo": {"full_name": head_repo, "fork": head_repo != repository}},
+            },
+            "repository": {"full_name": repository},
+        }
+        return cls("pull_request", f"refs/pull/{number}/merge", payload, base_ref=base, head_ref=head)
+
+
+@dataclass
+class StepResult:
+    job: str
+    name: str
+    status: str  # success | failure | skipped | substituted
+    exit_code: int | None = None
+    output: str = ""
+    note: str = ""
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    name: str
+    status: str  # success | failure | skipped
+    steps: list[StepResult] = field(default_factory=list)
+    summary: str = ""
+    environment: str = ""
+
+    def step(self, name: str) -> StepResult:
+        found = [s for s in self.steps if s.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{self.job_id} has no single step named {name!r}: {[s.name for s in self.steps]}")
+        return found[0]
+
+    @property
+    def failed_step(self) -> StepResult | None:
+        return next((s for s in self.steps if s.status == "failure"), None)
+
+
+@dataclass
+class WorkflowResult:
+    workflow: str
+    jobs: dict[str, JobResult]
+
+    @property
+    def succeeded(self) -> bool:
+        return all(j.status == "success" for j in self.jobs.values())
+
+    def log(self) -> str:
+        lines = [f"workflow {self.workflow}"]
+        for job in self.jobs.values():
+            lines.append(f"  job {job.job_id} ({job.name}): {job.status}")
+            for step in job.steps:
+                detail = f" [{step.note}]" if step.note else ""
+                code = "" if step.exit_code is None else f" exit {step.exit_code}"
+                lines.append(f"    {step.status:<11} {step.name}{code}{detail}")
+        return "\n".join(lines)
+
+
+# --- expressions -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Contexts:
+    github: dict[str, Any]
+    event: dict[str, Any]
+    inputs: dict[str, str]
+    vars: dict[str, str]
+    secrets: dict[str, str]
+
+
+def _lookup(path: str, ctx: Contexts) -> Any:
+    match = CONTEXT_PATH.match(path)
+    if not match:
+        raise WorkflowError(f"unsupported expression {path!r}")
+    context, rest = match.groups()
+    if context == "github":
+        if rest.startswith("event."):
+            sub = rest[len("event.") :]
+            if sub not in EVENT_PATHS:
+                raise WorkflowError(f"unsupported expression github.{rest} (this runner knows github.event.{{{', '.join(sorted(EVENT_PATHS))}}})")
+            value: Any = ctx.event
+            for part in sub.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise WorkflowError(f"github.{rest} is not in the {ctx.github['event_name']} event payload this test built")
+                value = value[part]
+            return value
+        if rest not in GITHUB_FIELDS:
+            raise WorkflowError(f"unsupported expression github.{rest}")
+        return ctx.github[rest]
+    table: dict[str, str] = getattr(ctx, context)
+    if "." in rest or rest not in table:
+        raise WorkflowError(f"{context}.{rest} is not set for this run (known: {sorted(table)})")
+    return table[rest]
+
+
+def _operand(text: str, ctx: Contexts) -> Any:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    return _lookup(text, ctx)
+
+
+def evaluate(expression: str, ctx: Contexts) -> Any:
+    """One expression of the supported forms: a context path, 'literal', `a == b`, or a status function."""
+    expr = expression.strip()
+    if expr in STATUS_FUNCTIONS:
+        raise WorkflowError(f"{expr} is only meaningful in an if: condition")
+    if re.search(r"&&|\|\||!(?!=)|\(|\)|!=|<|>", expr):
+        raise WorkflowError(f"unsupported expression {expr!r}: only paths, literals and == are understood")
+    if "==" in expr:
+        left, right = expr.split("==", 1)
+        a, b = _operand(left, ctx), _operand(right, ctx)
+        if isinstance(a, str) and isinstance(b, str):
+            return a.lower() == b.lower()  # GitHub compares strings ignoring case
+        return a == b
+    return _operand(expr, ctx)
+
+
+def _to_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def interpolate(value: Any, ctx: Contexts) -> str:
+    """A YAML scalar with its `${{ }}` parts replaced by their values (as GitHub renders them)."""
+    text = _to_text(value)
+    return EXPRESSION.sub(lambda m: _to_text(evaluate(m.group(1), ctx)), text)
+
+
+def condition(raw: Any, ctx: Contexts, *, job_failed: bool) -> bool:
+    """A step's `if:`; without a status function GitHub adds `success() &&`."""
+    if raw is None:
+        return not job_failed
+    text = str(raw).strip()
+    whole = EXPRESSION.fullmatch(text)
+    if whole:
+        text = whole.group(1).strip()
+    elif "${{" in text:
+        raise WorkflowError(f"unsupported if: {raw!r}")
+    if text == "always()":
+        return True
+    if text == "success()":
+        return not job_failed
+    if text == "failure()":
+        return job_failed
+    if text == "cancelled()":
+        return False
+    return (not job_failed) and bool(evaluate(text, ctx))
+
+
+# --- triggers ----------------------------------------------------------------------------------------
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """GitHub's filter patterns: * matches anything but /, ** anything."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] in "?+[]!":
+            raise WorkflowError(f"filter pattern {pattern!r}: only * and ** are supported here")
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
+def load(path: Path) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or "jobs" not in document:
+        raise WorkflowError(f"{path} is not a workflow")
+    # YAML 1.1 reads the key `on` as True.
+    document["on"] = document.pop(True) if True in document else document.get("on")
+    return document
+
+
+def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
+    on = workflow["on"]
+    if isinstance(on, str):
+        return {on: {}}
+    if isinstance(on, list):
+        return {name: {} for name in on}
+    return {name: (spec or {}) for name, spec in on.items()}
+
+
+def is_triggered(workflow: dict[str, Any], event: Event) -> bool:
+    spec = triggers(workflow).get(event.name)
+    if spec is None:
+        return False
+    if event.name == "push":
+        kind = "tags" if event.ref.startswith("refs/tags/") else "branches"
+        patterns = spec.get(kind)
+        other = spec.get("branches" if kind == "tags" else "tags")
+        if patterns is None:
+            return other is None  # a filter on the other kind only: this push does not match
+        return any(_glob(p).match(event.ref_name) for p in patterns)
+    if event.name == "pull_request" and "branches" in spec:
+        return any(_glob(p).match(event.base_ref) for p in spec["branches"])
+    return True
+
+
+def dispatch_inputs(workflow: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """The inputs GitHub would accept: defaults filled in, required ones present, choices respected."""
+    declared = triggers(workflow).get("workflow_dispatch", {}).get("inputs", {}) or {}
+    unknown = set(given) - set(declared)
+    if unknown:
+        raise WorkflowError(f"unexpected inputs {sorted(unknown)}")
+    resolved: dict[str, str] = {}
+    for name, spec in declared.items():
+        value = given.get(name, spec.get("default"))
+        if value in (None, "") and spec.get("required"):
+            raise WorkflowError(f"input {name!r} is required")
+        value = _to_text(value)
+        if spec.get("type") == "choice" and value not in spec.get("options", []):
+            raise WorkflowError(f"input {name!r}: {value!r} is not one of {spec.get('options')}")
+        resolved[name] = value
+    return resolved
+
+
+def job_order(jobs: dict[str, Any]) -> list[str]:
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(job_id: str) -> None:
+        if job_id in order:
+            return
+        if job_id in visiting:
+            raise WorkflowError(f"needs cycle at {job_id}")
+        if job_id not in jobs:
+            raise WorkflowError(f"needs names an unknown job {job_id!r}")
+        visiting.add(job_id)
+        for need in _needs(jobs[job_id]):
+            visit(need)
+        order.append(job_id)
+
+    for job_id in jobs:
+        visit(job_id)
+    return order
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+# --- the runner ------------------------------------------------------------------------------------
+
+ActionEffect = Callable[[dict[str, str]], dict[str, str]]
+
+
+@dataclass
+class Runner:
+    workspace: Path
+    temp: Path
+    repository: str
+    api_url: str
+    token: str
+    machine_env: dict[str, str]
+    vars: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    # exact `run:` text -> why it is not executed here
+    substitutions: dict[str, str] = field(default_factory=dict)
+    # action name without @ref -> the environment variables it exports, from its evaluated `with:`
+    action_effects: dict[str, ActionEffect] = field(default_factory=dict)
+    echo: Callable[[str], None] = print
+
+    def run(self, workflow_path: Path, event: Event) -> WorkflowResult:
+        workflow = load(workflow_path)
+        if not is_triggered(workflow, event):
+            raise WorkflowError(f"{workflow_path.name} is not triggered by {event.name} {event.ref}")
+        if event.name == "workflow_dispatch":
+            event.inputs = dispatch_inputs(workflow, event.inputs)
+            event.payload["inputs"] = dict(event.inputs)
+        run_dir = self.temp / f"run-{uuid.uuid4().hex[:8]}"
+        run_dir.mkdir(parents=True)
+        event_path = run_dir / "event.json"
+        event_path.write_text(json.dumps(event.payload, indent=2), encoding="utf-8")
+        ctx = Contexts(
+            github={
+                "token": self.token,
+                "repository": self.repository,
+                "base_ref": event.base_ref,
+                "head_ref": event.head_ref,
+                "ref": event.ref,
+                "ref_name": event.ref_name,
+                "event_name": event.name,
+            },
+            event=event.payload,
+            inputs=event.inputs,
+            vars=self.vars,
+            secrets=self.secrets,
+        )
+        used: set[str] = set()
+        results: dict[str, JobResult] = {}
+        workflow_env = {k: interpolate(v, ctx) for k, v in (workflow.get("env") or {}).items()}
+        for job_id in job_order(workflow["jobs"]):
+            job = workflow["jobs"][job_id]
+            if any(results[n].status != "success" for n in _needs(job)):
+                results[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
+                self.echo(f"[{job_id}] skipped: a needed job did not succeed")
+                continue
+            results[job_id] = self._run_job(workflow_path.stem, job_id, job, event, event_path, ctx, workflow_env, run_dir, used)
+        unused = set(self.substitutions) - used
+        if unused and all(r.status == "success" for r in results.values()):
+            raise WorkflowError(f"substitutions for steps the workflow no longer has: {sorted(unused)}")
+        result = WorkflowResult(workflow_path.name, results)
+        self.echo(result.log())
+        return result
+
+    def _run_job(
+        self,
+        workflow_name: str,
+        job_id: str,
+        job: dict[str, Any],
+        event: Event,
+        event_path: Path,
+        ctx: Contexts,
+        workflow_env: dict[str, str],
+        run_dir: Path,
+        used: set[str],
+    ) -> JobResult:
+        unknown = set(job) - JOB_KEYS
+        if unknown:
+            raise WorkflowError(f"job {job_id}: unsupported keys {sorted(unknown)}")
+        result = JobResult(job_id, interpolate(job.get("name", job_id), ctx), "success")
+        environment = job.get("environment")
+        if isinstance(environment, dict):
+            environment = environment.get("name")
+        result.environment = interpolate(environment, ctx) if environment else ""
+        concurrency = job.get("concurrency")
+        if concurrency:  # evaluated so that every expression in the file is one this runner understands
+            interpolate(concurrency.get("group") if isinstance(concurrency, dict) else concurrency, ctx)
+        timeout = min(STEP_TIMEOUT_CAP, float(job.get("timeout-minutes", 360)) * 60)
+        job_dir = run_dir / job_id
+        job_dir.mkdir()
+        exported: dict[str, str] = {}
+        job_env = {k: interpolate(v, ctx) for k, v in (job.get("env") or {}).items()}
+        self.echo(f"[{job_id}] {result.name}" + (f" (environment {result.environment})" if result.environment else ""))
+        failed = False
+        for index, step in enumerate(job.get("steps", [])):
+            unknown = set(step) - STEP_KEYS
+            if unknown:
+                raise WorkflowError(f"job {job_id} step {index}: unsupported keys {sorted(unknown)}")
+            name = interpolate(step.get("name") or step.get("uses") or step.get("run", "").splitlines()[0], ctx)
+            if not condition(step.get("if"), ctx, job_failed=failed):
+                result.steps.append(StepResult(job_id, name, "skipped", note=f"if: {step.get('if')}" if step.get("if") else "an earlier step failed"))
+                continue
+            if "uses" in step:
+                action = str(step["uses"]).split("@", 1)[0]
+                inputs = {k: interpolate(v, ctx) for k, v in (step.get("with") or {}).items()}
+                effect = self.action_effects.get(action)
+                if effect is not None:
+                    exported.update(effect(inputs))
+                    note = "uses: not run here; its effect on the job environment is simulated"
+                else:
+                    note = "uses: not run here"
+                result.steps.append(StepResult(job_id, name, "skipped", note=note))
+                continue
+            if "run" not in step:
+                raise WorkflowError(f"job {job_id} step {name!r} has neither run nor uses")
+            if step.get("shell", "bash") != "bash":
+                raise WorkflowError(f"job {job_id} step {name!r}: only the bash shell is supported")
+            script = str(step["run"])
+            if script.strip() in self.substitutions:
+                used.add(script.strip())
+                # still evaluate its env, so an expression there is checked too
+                {k: interpolate(v, ctx) for k, v in (step.get("env") or {}).items()}
+                reason = self.substitutions[script.strip()]
+                self.echo(f"[{job_id}] = {name}: `{script.strip()}` not run: {reason}")
+                result.steps.append(StepResult(job_id, name, "substituted", note=reason))
+                continue
+            summary = job_dir / f"step_summary_{index}"
+            summary.touch()
+            env_file, output_file, path_file = job_dir / f"env_{index}", job_dir / f"output_{index}", job_dir / f"path_{index}"
+            for f in (env_file, output_file, path_file):
+                f.touch()
+            env = {
+                **self.machine_env,
+                "CI": "true",
+                "GITHUB_ACTIONS": "true",
+                "GITHUB_WORKFLOW": workflow_name,
+                "GITHUB_JOB": job_id,
+                "GITHUB_RUN_ID": run_dir.name,
+                "GITHUB_RUN_ATTEMPT": "1",
+                "GITHUB_EVENT_NAME": event.name,
+                "GITHUB_EVENT_PATH": str(event_path),
+                "GITHUB_REF": event.ref,
+                "GITHUB_REF_NAME": event.ref_name,
+                "GITHUB_REF_TYPE": "tag" if event.ref.startswith("refs/tags/") else "branch",
+                "GITHUB_BASE_REF": event.base_ref,
+                "GITHUB_HEAD_REF": event.head_ref,
+                "GITHUB_REPOSITORY": self.repository,
+                "GITHUB_REPOSITORY_OWNER": self.repository.split("/")[0],
+                "GITHUB_API_URL": self.api_url,
+                "GITHUB_SERVER_URL": "https://github.com",
+                "GITHUB_WORKSPACE": str(self.workspace),
+                "GITHUB_STEP_SUMMARY": str(summary),
+                "GITHUB_ENV": str(env_file),
+                "GITHUB_OUTPUT": str(output_file),
+                "GITHUB_PATH": str(path_file),
+                "RUNNER_TEMP": str(self.temp),
+                "RUNNER_OS": "Linux",
+                **exported,
+                **workflow_env,
+                **job_env,
+                **{k: interpolate(v, ctx) for k, v in (step.get("env") or {}).items()},
+            }
+            script_file = job_dir / f"step_{index}.sh"
+            script_file.write_text(script, encoding="utf-8")
+            cwd = self.workspace / step["working-directory"] if "working-directory" in step else self.workspace
+            self.echo(f"[{job_id}] > {name}")
+            try:
+                done = subprocess.run(
+                    ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
+                    cwd=cwd,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=timeout,
+                )
+                code, output = done.returncode, done.stdout
+            except subprocess.TimeoutExpired as expired:
+                code, output = 124, f"{expired.stdout or ''}\n(timed out after {timeout:.0f}s)"
+            self.echo(output.rstrip())
+            step_result = StepResult(job_id, name, "success" if code == 0 else "failure", code, output)
+            result.steps.append(step_result)
+            result.summary += summary.read_text(encoding="utf-8")
+            exported.update(_read_env_file(env_file))
+            if code != 0:
+                self.echo(f"[{job_id}] ! {name} failed with exit code {code}")
+                failed = True
+        result.status = "failure" if failed else "success"
+        return result
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        if "<<" in line or "=" not in line:
+            raise WorkflowError(f"GITHUB_ENV line not understood here: {line!r}")
+        key, value = line.split("=", 1)
+        values[key] = value
+    return values
+
+
+def clean_environ(keep_prefixes: tuple[str, ...] = ()) -> dict[str, str]:
+    """This process's environment without what a fresh runner would not have (AWS, GitHub, pipeline)."""
+    drop = ("AWS_", "GITHUB_", "PIPELINE_", "RUNNER_", "CI", "VIRTUAL_ENV", "PYTEST_")
+    return {k: v for k, v in os.environ.items() if k.startswith(keep_prefixes) or not k.startswith(drop)}

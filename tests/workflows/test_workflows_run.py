@@ -1,0 +1,396 @@
+"""The workflows, run: each job's `run:` steps in `needs` order, with bash and the environment GitHub
+gives them, against the local ground (AWS running real tasks, the registry behind ECR, local GitHub).
+
+- release.yml on a pushed tag: staging then production run the version, GitHub has the successful
+  deployments and the release, and the job summary shows version, digest, URL and the gantt chart;
+- rollback.yml dispatched with inputs: the environment runs the earlier version again;
+- lint.yml on a pull request: passes on the project and comments the template changes; fails at
+  `synth --check` when a template is stale and at `lint` when a template is broken.
+
+`uses:` steps are not run (actions/checkout's effect is the workspace this test prepares;
+configure-aws-credentials' effect, the AWS variables, is simulated). Three `run:` texts are not run
+either, each checked to be exactly the documented command (see SUBSTITUTED below).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import boto3
+import pytest
+
+from actions_runner import Contexts, Event, Runner, WorkflowError, clean_environ, condition, dispatch_inputs, is_triggered, load
+
+pytestmark = pytest.mark.slow
+# Releases succeed or fail on real tasks; without them a rollout never finishes.
+pytest.importorskip("pipeline.local.tasks", reason="the local AWS cannot run tasks in this checkout")
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+VENV_BIN = ROOT / ".venv" / "bin"
+REPOSITORY = "acme/iris-classifier"
+APP = "iris-classifier"
+
+# `run:` texts this runner checks and does not execute, and why.
+#  - `make setup` installs Debian packages, the venv and checkov: this test suite runs from exactly
+#    that setup, and the workspace links its .venv and .tools, as the step would have produced them.
+#  - `make test` runs the test suite: this test is part of it (running it here would recurse).
+#  - `python -m pip install --quiet .` needs an index for its build backend (setuptools>=68) and this
+#    machine has none; its product, `pipeline` (and `python`) on PATH, is the project's .venv/bin,
+#    where the same package is installed.
+SUBSTITUTED_LINT = {
+    "make setup": "covered by the test suite itself: it runs from the setup `make setup` made; the workspace links .venv and .tools",
+    "make test": "covered by the test suite itself: this test is part of `make test`",
+}
+SUBSTITUTED_INSTALL = {
+    "python -m pip install --quiet .": "offline here: `pipeline` on PATH is the project's .venv/bin, where this package is installed",
+}
+
+
+def aws_client(ground: Any, service: str) -> Any:
+    env = ground.environ()
+    return boto3.client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def running_version(ground: Any, environment: str) -> str:
+    stack = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-service-{environment}")["Stacks"][0]
+    return {p["ParameterKey"]: p.get("ParameterValue") for p in stack["Parameters"]}["Version"]
+
+
+def copy_committed(dest: Path) -> None:
+    """What actions/checkout gives: the tracked files (as they are in this working tree)."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+
+
+def toml_dump(table: dict[str, Any], prefix: str = "") -> str:
+    """Enough TOML for pipeline.toml: strings, numbers, booleans, lists of those, nested tables."""
+
+    def scalar(value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (int, float)):
+            return repr(value)
+        if isinstance(value, str):
+            return json.dumps(value)
+        if isinstance(value, list):
+            return "[" + ", ".join(scalar(v) for v in value) + "]"
+        raise TypeError(f"cannot write {value!r} as TOML")
+
+    lines = [f"{json.dumps(k)} = {scalar(v)}" for k, v in table.items() if not isinstance(v, dict)]
+    out = ("\n".join(lines) + "\n") if lines else ""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            name = f"{prefix}.{key}" if prefix else key
+            out += f"\n[{name}]\n" + toml_dump(value, name)
+    return out
+
+
+def pipeline_cli(args: list[str], cwd: Path, env: dict[str, str]) -> str:
+    done = subprocess.run([str(VENV_BIN / "pipeline"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"pipeline {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+# --- the ground and the runner -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def buildah_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("buildah")
+    with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(root)}):
+        yield root
+
+
+@pytest.fixture(scope="module")
+def ground(buildah_root: Path) -> Iterator[Any]:
+    from pipeline.local.ground import LocalGround
+
+    with LocalGround(github_repository=REPOSITORY, time_scale=0.02) as local:
+        yield local
+
+
+def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
+    """The runner machine: python and pipeline on PATH (what setup-python and the install give), the
+    local buildah store, and the poll interval matching the ground's time scale."""
+    base = clean_environ()
+    env = {
+        **base,
+        "PATH": f"{VENV_BIN}:{base.get('PATH', '/usr/bin:/bin')}",
+        "PIPELINE_BUILDAH_ROOT": str(buildah_root),
+        "PIPELINE_POLL_SECONDS": ground.environ()["PIPELINE_POLL_SECONDS"],
+    }
+    checkov = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+    if checkov.exists():
+        env["PIPELINE_CHECKOV"] = str(checkov)
+    return env
+
+
+def make_runner(ground: Any, buildah_root: Path, workspace: Path, temp: Path, substitutions: dict[str, str], vars_: dict[str, str]) -> Runner:
+    aws = {k: v for k, v in ground.environ().items() if k.startswith("AWS_")}
+
+    def configure_aws_credentials(inputs: dict[str, str]) -> dict[str, str]:
+        # The action assumes `role-to-assume` through OIDC and exports credentials and region.
+        assert inputs.get("role-to-assume", "").startswith("arn:aws:iam::"), inputs
+        assert inputs.get("aws-region"), inputs
+        return {**aws, "AWS_REGION": inputs["aws-region"], "AWS_DEFAULT_REGION": inputs["aws-region"]}
+
+    temp.mkdir(parents=True, exist_ok=True)
+    return Runner(
+        workspace=workspace,
+        temp=temp,
+        repository=REPOSITORY,
+        api_url=ground.github.base_url,
+        token=ground.github.token,
+        machine_env=machine_env(ground, buildah_root),
+        vars=vars_,
+        substitutions=substitutions,
+        action_effects={"aws-actions/configure-aws-credentials": configure_aws_credentials},
+    )
+
+
+# --- release and rollback ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Runner:
+    """The checkout of a project configured like tests/steps' one (a 2 MB busybox model, HTTP only),
+    with its settings file and templates committed, and the account bootstrapped once."""
+    workspace = tmp_path_factory.mktemp("release-workspace")
+    copy_committed(workspace)
+    raw: dict[str, Any] = tomllib.loads((ROOT / "pipeline.toml").read_text())
+    raw["image"].update(context="images/model", builder="buildah", dockerfile="Containerfile")
+    raw["smoke"].update(path="/cgi-bin/predict", timeout=30)
+    raw["environments"]["production"].pop("certificate_arn", None)  # the local load balancer speaks HTTP
+    (workspace / "pipeline.toml").write_text(toml_dump(raw), encoding="utf-8")
+    shutil.copytree(ROOT / "tests" / "images" / "model", workspace / "images" / "model")
+    shutil.copy2(shutil.which("busybox") or "/bin/busybox", workspace / "images" / "model" / "busybox")
+
+    operator = {**machine_env(ground, buildah_root), **ground.environ()}
+    pipeline_cli(["synth"], workspace, operator)
+    pipeline_cli(["bootstrap"], workspace, operator)  # once per account, by an operator (README)
+    outputs = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-ci-access")["Stacks"][0]["Outputs"]
+    deploy_role = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "DeployRoleArn")
+    # The repository variables the README asks for.
+    vars_ = {"AWS_REGION": "us-east-1", "AWS_DEPLOY_ROLE_ARN": deploy_role}
+    return make_runner(ground, buildah_root, workspace, workspace.parent / f"{workspace.name}-runner", SUBSTITUTED_INSTALL, vars_)
+
+
+def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
+    ground.github.create_tag(tag)  # the push
+    result = runner.run(WORKFLOWS / "release.yml", Event.tag_push(tag, REPOSITORY))
+    assert result.succeeded, result.log()
+    return result
+
+
+def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, release_runner: Runner) -> None:
+    release_tag(ground, release_runner, "v1.1.0")
+    result = release_tag(ground, release_runner, "v1.2.0")
+
+    assert [j.job_id for j in result.jobs.values()] == ["staging", "production"]
+    assert (result.jobs["staging"].environment, result.jobs["production"].environment) == ("staging", "production")
+    for job in result.jobs.values():
+        statuses = [s.status for s in job.steps]
+        assert statuses[-2:] == ["substituted", "success"], job.steps  # install, then the release itself
+        assert set(statuses[:-2]) == {"skipped"}  # the uses: steps
+    assert running_version(ground, "staging") == running_version(ground, "production") == "1.2.0"
+
+    github = ground.github.state()
+    for environment in ("staging", "production"):
+        ours = [d for d in github["deployments"] if d["environment"] == environment and d["payload"].get("version") == "1.2.0"]
+        assert len(ours) == 1 and ours[0]["ref"] == "v1.2.0", ours
+        assert ours[0]["statuses"][-1]["state"] == "success", ours[0]["statuses"]
+    releases = {r["tag_name"]: r for r in github["releases"]}
+    assert set(releases) == {"v1.1.0", "v1.2.0"}, "the production job creates the GitHub release"
+    staging_digest = next(d["payload"]["digest"] for d in github["deployments"] if d["environment"] == "staging" and d["payload"].get("version") == "1.2.0")
+    assert staging_digest in releases["v1.2.0"]["body"]
+
+    for job in result.jobs.values():
+        summary = job.summary
+        assert "`1.2.0`" in summary, summary
+        assert f"`{staging_digest}`" in summary, "production promotes the digest staging verified"
+        assert "| url | http://" in summary, summary
+        assert "```mermaid\ngantt\n" in summary, summary
+        assert summary.count("```") == 2, summary
+
+
+def test_a_tag_that_is_not_a_version_does_not_trigger_a_release() -> None:
+    workflow = load(WORKFLOWS / "release.yml")
+    assert is_triggered(workflow, Event.tag_push("v1.2.0", REPOSITORY))
+    assert not is_triggered(workflow, Event.tag_push("latest", REPOSITORY))
+    assert not is_triggered(workflow, Event("push", "refs/heads/main", {}))
+
+
+def test_rollback_dispatched_with_previous_and_with_a_version(ground: Any, release_runner: Runner) -> None:
+    if running_version(ground, "staging") != "1.2.0":
+        pytest.skip("needs the releases of the test before")
+    rollback = WORKFLOWS / "rollback.yml"
+    result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "previous"}, REPOSITORY))
+    assert result.succeeded, result.log()
+    assert result.jobs["rollback"].environment == "staging"
+    assert running_version(ground, "staging") == "1.1.0"
+    assert running_version(ground, "production") == "1.2.0", "the other environment is left alone"
+    assert "`1.1.0`" in result.jobs["rollback"].summary and "```mermaid\ngantt\n" in result.jobs["rollback"].summary
+
+    result = release_runner.run(rollback, Event.dispatch({"environment": "production", "version": "1.1.0"}, REPOSITORY))
+    assert result.succeeded, result.log()
+    assert running_version(ground, "production") == "1.1.0"
+    newest = max((d for d in ground.github.state()["deployments"] if d["environment"] == "production"), key=lambda d: d["id"])
+    assert (newest["payload"]["version"], newest["statuses"][-1]["state"]) == ("1.1.0", "success")
+
+    # A version that was never released: the step fails with the pipeline's one-line cause.
+    result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "7.7.7"}, REPOSITORY))
+    failed = result.jobs["rollback"].failed_step
+    assert failed is not None and failed.name == "Roll back (the pipeline validates both inputs)", result.log()
+    assert "version 7.7.7 is not in ECR" in failed.output
+    assert running_version(ground, "staging") == "1.1.0"
+
+
+def test_dispatch_inputs_are_checked_as_github_does() -> None:
+    workflow = load(WORKFLOWS / "rollback.yml")
+    assert dispatch_inputs(workflow, {"environment": "staging"}) == {"environment": "staging", "version": "previous"}
+    with pytest.raises(WorkflowError, match="not one of"):
+        dispatch_inputs(workflow, {"environment": "qa", "version": "previous"})
+    with pytest.raises(WorkflowError, match="required"):
+        dispatch_inputs(workflow, {"version": "1.0.0"})
+
+
+# --- pull requests ---------------------------------------------------------------------------------
+
+
+def git(workspace: Path, *args: str) -> str:
+    env = {**clean_environ(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    return subprocess.run(["git", *args], cwd=workspace, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def pull_request_workspace(root: Path, change: Any) -> Path:
+    """A checkout of a pull request: main is the committed project (also as origin/main, as
+    fetch-depth: 0 gives it), the PR branch has `change` applied and committed. The .venv and .tools
+    that `make setup` would make are links to this checkout's."""
+    workspace = root / "checkout"
+    workspace.mkdir()
+    copy_committed(workspace)
+    git(workspace, "init", "-q", "-b", "main")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "main")
+    git(workspace, "update-ref", "refs/remotes/origin/main", "HEAD")
+    git(workspace, "checkout", "-q", "-b", "feature")
+    change(workspace)
+    git(workspace, "commit", "-q", "-am", "the change")
+    (workspace / ".venv").symlink_to(ROOT / ".venv")
+    if (ROOT / ".tools").exists():
+        (workspace / ".tools").symlink_to(ROOT / ".tools")
+    return workspace
+
+
+def edit_settings(old: str, new: str) -> Any:
+    def change(workspace: Path) -> None:
+        settings = workspace / "pipeline.toml"
+        text = settings.read_text()
+        assert old in text
+        settings.write_text(text.replace(old, new, 1))
+        pipeline_cli(["synth"], workspace, clean_environ())  # the PR commits its templates
+
+    return change
+
+
+def run_lint(ground: Any, buildah_root: Path, tmp_path: Path, change: Any) -> tuple[Any, Path, int]:
+    workspace = pull_request_workspace(tmp_path, change)
+    number = ground.github.open_pull_request(title="Change the service", head="feature", base="main")
+    runner = make_runner(ground, buildah_root, workspace, tmp_path / "runner", SUBSTITUTED_LINT, {})
+    result = runner.run(WORKFLOWS / "lint.yml", Event.pull_request(number, REPOSITORY))
+    return result, workspace, number
+
+
+def comments_on(ground: Any, number: int) -> list[str]:
+    return [c["body"] for c in ground.github.state()["comments"] if c["issue_url"].endswith(f"/issues/{number}")]
+
+
+def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
+    staging_max = "desired_count = 1\nmin_count = 1\nmax_count = 3\n"
+    result, workspace, number = run_lint(ground, buildah_root, tmp_path, edit_settings(staging_max, staging_max.replace("3", "4")))
+    assert result.succeeded, result.log()
+    templates = result.jobs["templates"]
+    assert [(s.name, s.status) for s in templates.steps if s.status != "skipped"] == [
+        ("Install the pipeline and its linters", "substituted"),
+        ("Templates match the code", "success"),
+        ("Lint templates (cfn-lint, checkov) and workflows (zizmor)", "success"),
+        ("Comment the template changes", "success"),
+    ]
+    assert [(s.name, s.status) for s in result.jobs["tests"].steps if s.status != "skipped"] == [("Test suite", "substituted")]
+    lint_output = templates.step("Lint templates (cfn-lint, checkov) and workflows (zizmor)").output
+    assert "cfn-lint: 4 template(s), no findings" in lint_output
+    assert "workflows: 3 file(s)" in lint_output
+    assert json.loads((workspace / "cfn-lint.sarif").read_text())["runs"], "the SARIF the upload step sends"
+    comments = comments_on(ground, number)
+    assert len(comments) == 1 and "service-staging.yaml" in comments[0], comments
+    assert "origin/main" in comments[0]
+
+
+def test_lint_fails_at_synth_check_when_a_template_is_stale(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
+    def hand_edit(workspace: Path) -> None:
+        template = workspace / "cloudformation" / "service-staging.yaml"
+        text = template.read_text()
+        assert "MaxCapacity: 3" in text
+        template.write_text(text.replace("MaxCapacity: 3", "MaxCapacity: 5", 1))
+
+    result, _, number = run_lint(ground, buildah_root, tmp_path, hand_edit)
+    templates = result.jobs["templates"]
+    assert templates.status == "failure"
+    failed = templates.failed_step
+    assert failed is not None and failed.name == "Templates match the code", result.log()
+    assert failed.exit_code != 0 and "stale templates" in failed.output and "service-staging.yaml" in failed.output
+    assert templates.step("Lint templates (cfn-lint, checkov) and workflows (zizmor)").status == "skipped"
+    assert templates.step("Comment the template changes").status == "skipped"
+    assert comments_on(ground, number) == []
+    assert result.jobs["tests"].status == "success", "the other job runs on its own"
+
+
+def test_lint_fails_at_lint_when_a_template_is_broken(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
+    # Settings validation lets a health check path of any length through; the ALB allows 1024 characters.
+    too_long = "/" + "h" * 1100
+    result, workspace, number = run_lint(ground, buildah_root, tmp_path, edit_settings('health_check_path = "/health"', f'health_check_path = "{too_long}"'))
+    templates = result.jobs["templates"]
+    assert templates.step("Templates match the code").status == "success"
+    failed = templates.failed_step
+    assert failed is not None and failed.name == "Lint templates (cfn-lint, checkov) and workflows (zizmor)", result.log()
+    assert "E3033" in failed.output and "cfn-lint found problems" in failed.output
+    assert "E3033" in (workspace / "cfn-lint.sarif").read_text(), "the findings reach the always() upload step"
+    assert templates.step("Comment the template changes").status == "skipped"
+    assert comments_on(ground, number) == []
+
+
+def test_the_comment_step_is_skipped_for_a_fork_and_unknown_expressions_fail_loudly() -> None:
+    step_if = "github.event.pull_request.head.repo.full_name == github.repository"
+
+    def contexts(head_repository: str) -> Contexts:
+        event = Event.pull_request(7, REPOSITORY, head_repository=head_repository)
+        github = {"token": "t", "repository": REPOSITORY, "base_ref": "main", "head_ref": "feature", "ref": event.ref, "ref_name": event.ref_name, "event_name": event.name}
+        return Contexts(github, event.payload, {}, {}, {})
+
+    assert condition(step_if, contexts(REPOSITORY), job_failed=False)
+    assert condition(step_if, contexts("ACME/Iris-Classifier"), job_failed=False), "GitHub compares strings ignoring case"
+    assert not condition(step_if, contexts("someone/iris-classifier"), job_failed=False)
+    assert not condition(step_if, contexts(REPOSITORY), job_failed=True)
+    assert condition("always()", contexts(REPOSITORY), job_failed=True)
+    for unknown in ("github.actor", "contains(github.ref, 'v')", "inputs.x && inputs.y", "github.event.sender.login", "vars.NOT_SET"):
+        with pytest.raises(WorkflowError):
+            condition(unknown, contexts(REPOSITORY), job_failed=False)
