@@ -515,6 +515,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class ModelServer(ThreadingHTTPServer):
     daemon_threads = True  # idle keep-alive connections must not hold up exit; draining is explicit
+    # The default backlog of 5 drops connections when a load balancer opens many at once
+    # (benchmarks/model_server.py measured 1-2 s tails from SYN retries).
+    request_queue_size = 128
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
