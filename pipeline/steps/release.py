@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Iterator
 
 from pipeline.aws import cloudformation as cfn
-from pipeline.errors import DeployError, InputError, PipelineError, RolloutError, SmokeTestError
+from pipeline.errors import DeployError, InputError, PipelineError, RolloutError, SmokeTestError, StackBusyError
 from pipeline.steps.context import Context
 from pipeline.steps.deploy import Deployer
 from pipeline.steps.push import PushedImage, find_release, push_image
@@ -112,6 +112,15 @@ class Engine:
             self.report.phases.append(Phase(name, start, seconds, ok))
             self.echo(f"<== {name} {'done' if ok else 'FAILED'} in {seconds:.1f}s")
 
+    def refuse_if_busy(self) -> None:
+        """Before anything changes: a stack mid-operation is refused (or waited for, with --wait)."""
+        stack = cfn.describe_stack(self.ctx.clients.cloudformation, self.stack_name)
+        if stack is not None and stack.in_progress and not self.ctx.wait_if_busy:
+            raise StackBusyError(
+                f"{self.stack_name} is {stack.status}: another operation is running",
+                hint="Wait for it to finish (or pass --wait); two updates are never stacked.",
+            )
+
     def deploy_image(self, image: PushedImage) -> None:
         """deploy + roll + smoke for one digest; raises on the first failure."""
         ctx = self.ctx
@@ -150,6 +159,7 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
     ctx.clients.check_credentials()
     report = ReleaseReport("release", env.name, version)
     engine = Engine(ctx, env.name, report)
+    engine.refuse_if_busy()
     previous = running_version(ctx, env.name)
     ecr = ctx.clients.ecr
     from pipeline.aws import ecr as ecr_api
@@ -201,6 +211,7 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
     image = find_release(ctx.clients.ecr, ctx.repository, version)  # refused here when missing: nothing changed
     report = ReleaseReport("rollback", env.name, version, digest=image.digest)
     engine = Engine(ctx, env.name, report)
+    engine.refuse_if_busy()
     deployment_id = _record_start(ctx, env.name, version, f"v{version}", image.digest)
     try:
         engine.deploy_image(image)
@@ -209,6 +220,9 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
         _restore(ctx, engine, current, report)
         _record_finish(ctx, deployment_id, "failure", report, f"rollback to {version} failed: {err.message}")
         raise ReleaseFailed(report) from None
+    except PipelineError as err:
+        _record_finish(ctx, deployment_id, "failure", report, f"rollback to {version} failed: {err.message}")
+        raise
     report.outcome = ReleaseOutcome.RELEASED
     _record_finish(ctx, deployment_id, "success", report, f"rolled back to {version}")
     return report

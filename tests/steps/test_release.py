@@ -146,21 +146,35 @@ def test_missing_credentials_change_nothing(bootstrapped: Any, monkeypatch: pyte
     assert snapshot(bootstrapped) == before
 
 
-def test_a_stack_in_progress_is_refused(bootstrapped: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipeline.aws import cloudformation as cfn
+def test_a_stack_in_progress_is_refused(bootstrapped: Any) -> None:
+    """A real update in flight (the broken 1.2.0 image, which ECS is still trying) is not stacked on."""
+    import time
 
-    real = cfn.describe_stack
-
-    def busy(cf: Any, name: str) -> Any:
-        stack = real(cf, name)
-        return None if stack is None else cfn.Stack(stack.name, stack.stack_id, "UPDATE_IN_PROGRESS", "", stack.outputs, stack.parameters)
-
-    before = snapshot(bootstrapped)
-    monkeypatch.setattr(cfn, "describe_stack", busy)
-    with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS"):
-        rollback(context(bootstrapped.settings, github=False), "staging", "1.0.0")
-    monkeypatch.undo()
-    assert snapshot(bootstrapped) == before
+    settings = bootstrapped.settings
+    cf = aws("cloudformation")
+    stack = f"{settings.app.name}-service-staging"
+    broken = aws("ecr").describe_images(repositoryName=settings.app.name, imageIds=[{"imageTag": "1.2.0"}])["imageDetails"][0]
+    repository = aws("ecr").describe_repositories(repositoryNames=[settings.app.name])["repositories"][0]["repositoryUri"]
+    made = cf.create_change_set(
+        StackName=stack,
+        ChangeSetName="someone-else",
+        TemplateBody=(bootstrapped.root / "cloudformation" / "service-staging.yaml").read_text(),
+        Parameters=[{"ParameterKey": "ImageUri", "ParameterValue": f"{repository}@{broken['imageDigest']}"}, {"ParameterKey": "Version", "ParameterValue": "1.2.0"}],
+        Capabilities=["CAPABILITY_IAM"],
+        ChangeSetType="UPDATE",
+    )
+    cf.execute_change_set(ChangeSetName=made["Id"], StackName=stack)
+    assert cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "UPDATE_IN_PROGRESS"
+    change_sets_before = len(cf.list_change_sets(StackName=stack)["Summaries"])
+    deployments_before = snapshot(bootstrapped)["deployments"]
+    with pytest.raises(StackBusyError, match="UPDATE_IN_PROGRESS: another operation is running"):
+        rollback(context(settings), "staging", "1.0.0")
+    assert len(cf.list_change_sets(StackName=stack)["Summaries"]) == change_sets_before
+    assert snapshot(bootstrapped)["deployments"] == deployments_before
+    deadline = time.monotonic() + 60
+    while cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"].endswith("_IN_PROGRESS") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
 
 
 def test_throttling_in_deploy_and_roll_does_not_fail_a_release(bootstrapped: Any, ground: Any) -> None:
