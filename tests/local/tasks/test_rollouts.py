@@ -105,7 +105,7 @@ def test_unhealthy_release_fails_rolls_back_and_the_old_task_keeps_serving(env: 
     bad = env.push(images["unhealthy"], "2.0.0")
     with Client(outputs["ServiceUrl"]) as client:
         env.update_image(bad, "2.0.0")
-        wait_for(lambda: env.stack_status() != "UPDATE_IN_PROGRESS", timeout=30)
+        wait_for(lambda: not env.stack_status().endswith("_IN_PROGRESS"), timeout=30)
         wait_for(lambda: rollout_state(env) == "COMPLETED", timeout=10)  # the rollback deployment
     assert env.stack_status() == "UPDATE_ROLLBACK_COMPLETE"
     assert client.answers and client.errors() == []
@@ -131,7 +131,7 @@ def test_unhealthy_release_fails_rolls_back_and_the_old_task_keeps_serving(env: 
 def test_crashing_release_fails_with_the_exit_reason(env: Env, images: dict[str, str]) -> None:
     released(env, images)
     env.update_image(env.push(images["crashing"], "2.0.0"), "2.0.0")
-    wait_for(lambda: env.stack_status() != "UPDATE_IN_PROGRESS", timeout=30)
+    wait_for(lambda: not env.stack_status().endswith("_IN_PROGRESS"), timeout=30)
     assert env.stack_status() == "UPDATE_ROLLBACK_COMPLETE"
     stopped = env.tasks_of("STOPPED")
     assert len(stopped) >= 3
