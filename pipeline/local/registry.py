@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,18 +21,13 @@ from typing import Self
 import yaml
 
 from pipeline.errors import LocalEnvironmentError
+from pipeline.images.container import free_port
 
 REGISTRY_BINARY = "docker-registry"
 HTPASSWD_BINARY = "htpasswd"
 _START_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 5.0
 _PORT_ATTEMPTS = 3  # a free port can be taken between probing and binding; retry on a new one
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _htpasswd_line(username: str, password: str) -> str:
@@ -131,7 +125,7 @@ class LocalRegistry:
             last_error: LocalEnvironmentError | None = None
             for _ in range(_PORT_ATTEMPTS):
                 try:
-                    self._launch(_free_port())
+                    self._launch(free_port())
                     return
                 except LocalEnvironmentError as error:
                     last_error = error

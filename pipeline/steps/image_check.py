@@ -6,19 +6,19 @@ runners `docker run` does.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from pipeline.config import Settings
 from pipeline.errors import BuildError
+from pipeline.images.container import free_port
 
 Echo = Callable[[str], None]
 
@@ -29,82 +29,33 @@ class CheckResult:
     prediction: dict[str, object]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, children first (from /proc)."""
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        current = queue.pop(0)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            try:
-                kids = [int(k) for k in (task / "children").read_text().split()]
-            except OSError:
-                continue
-            found += kids
-            queue += kids
-    return found
-
-
 class BuildahContainer:
-    """`buildah run` of an image on the host network; stopped as ECS stops a task (SIGTERM, then SIGKILL)."""
+    """The image run as a task runs it (`pipeline.images.container`), on the host network."""
 
     def __init__(self, image: str, env: dict[str, str]) -> None:
-        from pipeline.images import buildah
+        from pipeline.images.container import ContainerError, ContainerProcess, ContainerSpec
 
-        config = buildah.inspect_config(image)
-        command = list(config["Entrypoint"]) + list(config["Cmd"])
-        if not command:
-            raise BuildError(f"{image} has neither ENTRYPOINT nor CMD", hint="Add CMD to the Dockerfile.")
-        made = subprocess.run(buildah.global_args() + ["from", image], capture_output=True, text=True)
-        if made.returncode != 0:
-            raise BuildError(f"cannot start {image}: {made.stderr.strip().splitlines()[-1:]}", hint="Is the image built?")
-        self.container = made.stdout.strip().splitlines()[-1]
-        env_args = [arg for key, value in env.items() for arg in ("--env", f"{key}={value}")]
-        self.process = subprocess.Popen(
-            buildah.global_args() + ["run", "--isolation", "chroot", *env_args, self.container, "--", *command],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "BUILDAH_ISOLATION": "chroot"},
+        self._scratch = tempfile.TemporaryDirectory(prefix="pipeline-check-")
+        self.container = ContainerProcess(
+            ContainerSpec("check", image), f"pipeline-check-{uuid.uuid4().hex[:12]}", Path(self._scratch.name) / "output.log"
         )
+        try:
+            self.container.pull()
+            self.container.start(env)
+        except ContainerError as err:
+            self.stop()
+            raise BuildError(f"cannot start {image}: {err}", hint="Is the image built?") from None
 
     def exited(self) -> int | None:
-        return self.process.poll()
+        return self.container.exit_code()
 
     def output(self) -> str:
-        if self.process.poll() is None or self.process.stdout is None:
-            return ""
-        return self.process.stdout.read()[-2000:]
+        return self.container.output(2000)
 
     def stop(self, grace: float = 10.0) -> None:
-        from pipeline.images import buildah
-
-        if self.process.poll() is None:
-            # `buildah run` kills rather than forwards SIGTERM: signal the image's own process.
-            inner = descendants(self.process.pid)
-            for pid in inner[-1:] or [self.process.pid]:
-                try:
-                    os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                for pid in [*descendants(self.process.pid), self.process.pid]:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        subprocess.run(buildah.global_args() + ["rm", self.container], capture_output=True)
+        self.container.stop(grace)
+        self.container.remove()
+        self._scratch.cleanup()
 
 
 class DockerContainer:

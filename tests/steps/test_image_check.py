@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.errors import BuildError
 from pipeline.images import buildah
-from pipeline.steps.image_check import check_image, descendants
+from pipeline.images.container import descendants
+from pipeline.steps.image_check import check_image
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ registry, where images are pulled from, and the account and region they live in.
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,8 +53,3 @@ class Runtime:
         return Pull(f"{registry.host}/{match['rest']}", f"{registry.username}:{registry.password}", False)
 
 
-def free_port() -> int:
-    """A free 127.0.0.1 port for one container's $PORT."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])

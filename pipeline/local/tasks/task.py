@@ -16,9 +16,9 @@ from typing import Any
 
 from moto.elbv2.models import elbv2_backends
 
-from .containers import ContainerError, ContainerProcess, ContainerSpec
+from pipeline.images.container import ContainerError, ContainerProcess, ContainerSpec, free_port
 from .ecs_tasks import RecordedTask, container_stopped, private_ip, set_status
-from .runtime import Runtime, free_port
+from .runtime import Runtime
 from .targets import HealthCheck, HealthChecker, Target, TargetState
 
 START_TIMEOUT = 60.0  # bound on buildah bringing a container's process up
