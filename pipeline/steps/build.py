@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -74,11 +73,8 @@ class BuildxBuilder:
         pushed = subprocess.run(["docker", "push", destination], capture_output=True, text=True)
         if pushed.returncode != 0:
             raise PushError(f"docker push {destination} failed: {pushed.stderr.strip().splitlines()[-1:]}", hint="Retry; check the registry.")
-        with tempfile.TemporaryDirectory() as scratch:
-            out = Path(scratch) / "inspect.json"
-            inspect = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", destination], capture_output=True, text=True)
-            out.write_text(inspect.stdout)
-            digests = json.loads(out.read_text() or "[]")
+        inspect = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", destination], capture_output=True, text=True)
+        digests = json.loads(inspect.stdout or "[]")
         repo = destination.rsplit(":", 1)[0]
         digest = next((d.split("@", 1)[1] for d in digests if d.startswith(repo + "@")), "")
         if not digest:

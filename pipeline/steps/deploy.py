@@ -92,10 +92,7 @@ class Deployer:
             return None
         if stack.in_progress:
             if not self.wait_if_busy:
-                raise StackBusyError(
-                    f"{stack_name} is {stack.status}: another operation is running",
-                    hint="Wait for it to finish (or pass --wait); two updates are never stacked.",
-                )
+                refuse_busy(stack)
             self.echo(f"{stack_name}: {stack.status}, waiting for it to settle")
             stack = self._wait_stack(stack_name, "settle")
         if stack.status in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
@@ -169,6 +166,15 @@ class Deployer:
         self.echo(f"{stack_name}: {len(changes)} change(s)")
         for change in changes:
             self.echo(f"  {change.line()}")
+
+
+def refuse_busy(stack: cfn.Stack | None) -> None:
+    """A stack mid-operation takes no second update."""
+    if stack is not None and stack.in_progress:
+        raise StackBusyError(
+            f"{stack.name} is {stack.status}: another operation is running",
+            hint="Wait for it to finish (or pass --wait); two updates are never stacked.",
+        )
 
 
 class Interrupted(PipelineError):

@@ -14,6 +14,7 @@ from pipeline.aws import ecs as ecs_api
 from pipeline.aws.clients import aws_call
 from pipeline.errors import InputError
 from pipeline.steps.context import Context
+from pipeline.steps.push import digest_of
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def status(ctx: Context, env: str) -> Status:
         stack=name,
         stack_status=stack.status,
         version=stack.parameters.get("Version", ""),
-        digest=image.split("@", 1)[1] if "@" in image else "",
+        digest=digest_of(image),
         url=stack.outputs.get("ServiceUrl", ""),
         desired=service.desired if service else 0,
         running=service.running if service else 0,
@@ -97,7 +98,7 @@ def stack_history(ctx: Context, env: str) -> list[HistoryEntry]:
         entries.append(
             HistoryEntry(
                 version=env_vars.get("MODEL_VERSION", "?"),
-                digest=image.split("@", 1)[1] if "@" in image else "",
+                digest=digest_of(image),
                 state=f"revision {td.get('revision')}",
                 when=registered.isoformat(timespec="seconds") if registered else "",
                 source="task-definitions",

@@ -12,11 +12,20 @@ from pipeline.steps.build import ImageBuilder
 Echo = Callable[[str], None]
 
 
+def digest_of(image_uri: str) -> str:
+    """The digest an image URI is pinned to (REPOSITORY@sha256:...), or "" when it is not pinned."""
+    return image_uri.split("@", 1)[1] if "@" in image_uri else ""
+
+
 @dataclass(frozen=True)
 class PushedImage:
     version: str
     digest: str
     repository_uri: str
+
+    @classmethod
+    def from_uri(cls, version: str, image_uri: str) -> PushedImage:
+        return cls(version, digest_of(image_uri), image_uri.split("@", 1)[0])
 
     @property
     def image_uri(self) -> str:

@@ -8,24 +8,20 @@ roll, smoke, record. Both are "deploy this digest": CloudFormation is the one so
 
 from __future__ import annotations
 
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Iterator
 
 from pipeline.aws import cloudformation as cfn
-from pipeline.errors import DeployError, InputError, PipelineError, RolloutError, SmokeTestError, StackBusyError
+from pipeline.errors import DeployError, InputError, PipelineError, RolloutError, SmokeTestError
 from pipeline.steps.context import Context
-from pipeline.steps.deploy import Deployer
-from pipeline.steps.push import PushedImage, find_release, push_image
+from pipeline.steps.deploy import Deployer, refuse_busy
+from pipeline.steps.push import PushedImage, digest_of, find_release, push_image
 from pipeline.steps.roll import RolloutOutcome, RolloutWatcher, explain_rolled_back
 from pipeline.steps.smoke import SmokeTester
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
-
-DIGEST_IN_URI = re.compile(r"@(sha256:[a-f0-9]{64})$")
-
 
 class ReleaseOutcome(Enum):
     RELEASED = "released"
@@ -68,8 +64,7 @@ class Running:
 
     @property
     def digest(self) -> str:
-        match = DIGEST_IN_URI.search(self.image_uri)
-        return match.group(1) if match else ""
+        return digest_of(self.image_uri)
 
 
 class ReleaseFailed(PipelineError):
@@ -114,12 +109,8 @@ class Engine:
 
     def refuse_if_busy(self) -> None:
         """Before anything changes: a stack mid-operation is refused (or waited for, with --wait)."""
-        stack = cfn.describe_stack(self.ctx.clients.cloudformation, self.stack_name)
-        if stack is not None and stack.in_progress and not self.ctx.wait_if_busy:
-            raise StackBusyError(
-                f"{self.stack_name} is {stack.status}: another operation is running",
-                hint="Wait for it to finish (or pass --wait); two updates are never stacked.",
-            )
+        if not self.ctx.wait_if_busy:
+            refuse_busy(cfn.describe_stack(self.ctx.clients.cloudformation, self.stack_name))
 
     def deploy_image(self, image: PushedImage) -> None:
         """deploy + roll + smoke for one digest; raises on the first failure."""
@@ -171,28 +162,13 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
             f"version {version} is already in ECR ({existing.digest}); tags are immutable",
             hint=f"Tag a new version, or run `pipeline rollback --env {env.name} {version}` to deploy it again.",
         )
-    deployment_id: int | None = None
-    try:
-        if existing is not None:
-            ctx.echo(f"{version} is already in ECR as {existing.digest}: promoting it to {env.name} without a build")
-            image = find_release(ecr, ctx.repository, version)
-        else:
-            image = _build_and_push(ctx, engine, version)
-        report.digest = image.digest
-        # Recorded once there is a digest to deploy: a failed build is not a deployment.
-        deployment_id = _record_start(ctx, env.name, version, ref or f"v{version}", image.digest)
-        engine.deploy_image(image)
-    except (DeployError, RolloutError, SmokeTestError) as err:
-        report.cause = err.message
-        _restore(ctx, engine, previous, report)
-        _record_finish(ctx, deployment_id, "failure", report, f"{version} failed: {err.message}")
-        raise ReleaseFailed(report) from None
-    except PipelineError as err:
-        report.cause = err.message
-        _record_finish(ctx, deployment_id, "failure", report, f"{version} failed: {err.message}")
-        raise
-    report.outcome = ReleaseOutcome.RELEASED
-    _record_finish(ctx, deployment_id, "success", report, f"{version} is live")
+    if existing is not None:
+        ctx.echo(f"{version} is already in ECR as {existing.digest}: promoting it to {env.name} without a build")
+        image = find_release(ecr, ctx.repository, version)
+    else:
+        image = _build_and_push(ctx, engine, version)  # a failed build is not a deployment: nothing recorded
+    report.digest = image.digest
+    _ship(ctx, engine, image, previous, ref or f"v{version}", done=f"{version} is live", failed=f"{version} failed")
     if env.name == "production" and ctx.github is not None:
         with engine.phase("record"):
             body = release_notes(report)
@@ -212,20 +188,27 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
     report = ReleaseReport("rollback", env.name, version, digest=image.digest)
     engine = Engine(ctx, env.name, report)
     engine.refuse_if_busy()
-    deployment_id = _record_start(ctx, env.name, version, f"v{version}", image.digest)
+    _ship(ctx, engine, image, current, f"v{version}", done=f"rolled back to {version}", failed=f"rollback to {version} failed")
+    return report
+
+
+def _ship(ctx: Context, engine: Engine, image: PushedImage, restore_to: Running | None, ref: str, *, done: str, failed: str) -> None:
+    """Record a GitHub deployment, then deploy + roll + smoke; on failure put `restore_to` back and say why."""
+    report = engine.report
+    deployment_id = _record_start(ctx, engine.env.name, image.version, ref, image.digest)
     try:
         engine.deploy_image(image)
     except (DeployError, RolloutError, SmokeTestError) as err:
         report.cause = err.message
-        _restore(ctx, engine, current, report)
-        _record_finish(ctx, deployment_id, "failure", report, f"rollback to {version} failed: {err.message}")
+        _restore(ctx, engine, restore_to, report)
+        _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
         raise ReleaseFailed(report) from None
     except PipelineError as err:
-        _record_finish(ctx, deployment_id, "failure", report, f"rollback to {version} failed: {err.message}")
+        report.cause = err.message
+        _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
         raise
     report.outcome = ReleaseOutcome.RELEASED
-    _record_finish(ctx, deployment_id, "success", report, f"rolled back to {version}")
-    return report
+    _record_finish(ctx, deployment_id, "success", report, done)
 
 
 def _build_and_push(ctx: Context, engine: Engine, version: str) -> PushedImage:
@@ -252,7 +235,7 @@ def _restore(ctx: Context, engine: Engine, previous: Running | None, report: Rel
         ctx.echo(f"CloudFormation rolled {engine.stack_name} back: {previous.version} ({previous.digest}) is in place")
     else:
         ctx.echo(f"rolling {engine.env.name} back to {previous.version} ({previous.digest})")
-        image = PushedImage(previous.version, previous.digest, previous.image_uri.split("@", 1)[0])
+        image = PushedImage.from_uri(previous.version, previous.image_uri)
         try:
             with engine.phase("rollback"):
                 engine.deploy_image(image)
