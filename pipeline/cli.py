@@ -116,10 +116,23 @@ def _echo(line: str) -> None:
     click.echo(line)
 
 
-def _print_report(report: Any) -> None:
+def _run_and_report(chain: Callable[[], Any], summary: Path | None) -> None:
+    """Run a release or rollback; print its report (and the job summary) whether it succeeds or not."""
+    from pipeline.steps.release import ReleaseFailed
+
+    try:
+        report = chain()
+    except ReleaseFailed as failed:
+        _report(failed.report, summary)
+        raise
+    _report(report, summary)
+
+
+def _report(report: Any, summary: Path | None) -> None:
     from pipeline.report import report_table
 
     click.echo(report_table(report))
+    _write_summary(summary, report)
 
 
 @cli.command()
@@ -131,19 +144,12 @@ def _print_report(report: Any) -> None:
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_STEP_SUMMARY", default=None, help="Append a Markdown summary here (GitHub sets GITHUB_STEP_SUMMARY).")
 def release(version: str, environment: str, config_path: Path | None, wait: bool, ref: str | None, summary: Path | None) -> None:
     """Build, push, deploy, roll, smoke-test and record VERSION (a tag such as v1.4.0); roll back on failure."""
-    from pipeline.steps.release import ReleaseFailed, release as run_release
+    from pipeline.steps.release import release as run_release
     from pipeline.steps.version import parse_version
 
     parse_version(version)  # refuse before touching anything
     ctx = _context(config_path, wait=wait, environment=environment)
-    try:
-        report = run_release(ctx, environment, version, ref)
-    except ReleaseFailed as failed:
-        _print_report(failed.report)
-        _write_summary(summary, failed.report)
-        raise
-    _print_report(report)
-    _write_summary(summary, report)
+    _run_and_report(lambda: run_release(ctx, environment, version, ref), summary)
 
 
 @cli.command()
@@ -155,7 +161,7 @@ def release(version: str, environment: str, config_path: Path | None, wait: bool
 @click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_STEP_SUMMARY", default=None, help="Append a Markdown summary here.")
 def rollback(version: str | None, environment: str, previous: bool, config_path: Path | None, wait: bool, summary: Path | None) -> None:
     """Deploy a version already in ECR again (no build): VERSION, or --previous."""
-    from pipeline.steps.release import ReleaseFailed, rollback as run_rollback
+    from pipeline.steps.release import rollback as run_rollback
     from pipeline.steps.version import parse_version
 
     if version == "previous":
@@ -163,14 +169,7 @@ def rollback(version: str | None, environment: str, previous: bool, config_path:
     if version is not None:
         parse_version(version)
     ctx = _context(config_path, wait=wait, environment=environment)
-    try:
-        report = run_rollback(ctx, environment, version, previous)
-    except ReleaseFailed as failed:
-        _print_report(failed.report)
-        _write_summary(summary, failed.report)
-        raise
-    _print_report(report)
-    _write_summary(summary, report)
+    _run_and_report(lambda: run_rollback(ctx, environment, version, previous), summary)
 
 
 @cli.command()
@@ -220,13 +219,14 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     from pipeline.steps.deploy import Deployer
     from pipeline.steps.push import find_release
     from pipeline.steps.release import running_version
+    from pipeline.steps.version import parse_version
     from pipeline.templates import names
 
     ctx = _context(config_path, environment=environment)
     env = ctx.environment(environment)
     current = running_version(ctx, env.name)
     if version:
-        image = find_release(ctx.clients.ecr, ctx.repository, version.lstrip("v"))
+        image = find_release(ctx.clients.ecr, ctx.repository, parse_version(version))
         params = {"ImageUri": image.image_uri, "Version": image.version}
     elif current:
         params = {"ImageUri": current.image_uri, "Version": current.version}
@@ -341,17 +341,14 @@ def deploy(environment: str, version: str, config_path: Path | None, wait: bool)
 @CONFIG_OPTION
 def roll(environment: str, config_path: Path | None) -> None:
     """Watch ENVIRONMENT's ECS rollout until it completes, fails or times out."""
-    from pipeline.aws import cloudformation as cfn
     from pipeline.steps.roll import RolloutWatcher, require_completed
 
     ctx = _context(config_path, environment=environment)
-    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
-    if stack is None or "ClusterName" not in stack.outputs:
-        raise PipelineError(f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`.")
+    outputs = _deployed_outputs(ctx, environment)
     env = ctx.environment(environment)
     watcher = RolloutWatcher(ctx.clients.ecs, ctx.clients.elbv2, ctx.clock, _echo, timeout=float(env.service.rollout_timeout), poll=ctx.poll)
-    result = watcher.wait(stack.outputs["ClusterName"], stack.outputs["ServiceName"], stack.outputs["TaskDefinitionArn"], stack.outputs.get("TargetGroupArn"))
-    require_completed(result, stack.outputs["ServiceName"])
+    result = watcher.wait(outputs["ClusterName"], outputs["ServiceName"], outputs["TaskDefinitionArn"], outputs.get("TargetGroupArn"))
+    require_completed(result, outputs["ServiceName"])
     click.echo(f"rollout completed in {result.seconds:.0f}s")
 
 
@@ -360,15 +357,12 @@ def roll(environment: str, config_path: Path | None) -> None:
 @CONFIG_OPTION
 def smoke(environment: str, config_path: Path | None) -> None:
     """Smoke-test ENVIRONMENT through its URL: the health path, then a sample prediction."""
-    from pipeline.aws import cloudformation as cfn
     from pipeline.steps.smoke import SmokeTester
 
     ctx = _context(config_path, environment=environment)
-    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
-    if stack is None or "ServiceUrl" not in stack.outputs:
-        raise PipelineError(f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`.")
+    url = _deployed_outputs(ctx, environment)["ServiceUrl"]
     env = ctx.environment(environment)
-    SmokeTester(ctx.clock, _echo, poll=ctx.poll).run(stack.outputs["ServiceUrl"], env.service.health_check_path, ctx.settings.smoke)
+    SmokeTester(ctx.clock, _echo, poll=ctx.poll).run(url, env.service.health_check_path, ctx.settings.smoke)
 
 
 @cli.command()
@@ -380,6 +374,16 @@ def demo() -> None:
     code = run_demo(root, _echo)
     if code != 0:
         raise PipelineError("the demo did not end as intended (1.0.0 running, 1.2.0 rolled back)", hint="Read the output above.")
+
+
+def _deployed_outputs(ctx: Any, environment: str) -> dict[str, str]:
+    """The service stack's outputs, or a clear refusal when the environment was never deployed."""
+    from pipeline.aws import cloudformation as cfn
+
+    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
+    if stack is None or "ServiceUrl" not in stack.outputs:
+        raise PipelineError(f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`.")
+    return stack.outputs
 
 
 def _write_summary(path: Path | None, report: Any) -> None:
