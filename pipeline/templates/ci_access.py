@@ -132,7 +132,7 @@ def build_ci_access(settings: Settings) -> Template:
                                 ],
                                 Resource=[stacks],
                             ),
-                            Statement(Sid="PassTheExecutionRoleToCloudFormation", Effect=Allow, Action=[iam.PassRole], Resource=[GetAtt(execution, "Arn")], Condition=Condition(StringEquals("iam:PassedToService", "cloudformation.amazonaws.com"))),
+                            _pass_to_cloudformation(execution, sid="PassTheExecutionRoleToCloudFormation"),
                             Statement(Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken], Resource=["*"]),
                             Statement(
                                 Sid="PushAndFindImages",
@@ -179,7 +179,7 @@ def build_ci_access(settings: Settings) -> Template:
                                 Action=[cfn.CreateChangeSet, cfn.DescribeChangeSet, cfn.DeleteChangeSet, cfn.DescribeStacks, cfn.GetTemplate],
                                 Resource=[stacks],
                             ),
-                            Statement(Effect=Allow, Action=[iam.PassRole], Resource=[GetAtt(execution, "Arn")], Condition=Condition(StringEquals("iam:PassedToService", "cloudformation.amazonaws.com"))),
+                            _pass_to_cloudformation(execution),
                         ],
                     ),
                 )
@@ -195,6 +195,18 @@ def build_ci_access(settings: Settings) -> Template:
         ]
     )
     return t
+
+
+def _pass_to_cloudformation(execution: Role, sid: str | None = None) -> Statement:
+    """Hand CloudFormation's execution role to CloudFormation, and to nothing else."""
+    extra = {"Sid": sid} if sid else {}
+    return Statement(
+        Effect=Allow,
+        Action=[iam.PassRole],
+        Resource=[GetAtt(execution, "Arn")],
+        Condition=Condition(StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
+        **extra,
+    )
 
 
 def _github_trust(provider_arn: object, subjects: list[str]) -> PolicyDocument:

@@ -350,34 +350,32 @@ def _add_scaling(t: Template, env: Environment, cluster: Cluster, service: Servi
             MaxCapacity=s.max_count,
         )
     )
+    t.add_resource(_target_tracking("CpuScalingPolicy", "cpu", target, s.cpu_target_percent, PredefinedMetricSpecification(PredefinedMetricType="ECSServiceAverageCPUUtilization")))
     t.add_resource(
-        ScalingPolicy(
-            "CpuScalingPolicy",
-            PolicyName=Sub("${AWS::StackName}-cpu"),
-            PolicyType="TargetTrackingScaling",
-            ScalingTargetId=Ref(target),
-            TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
-                TargetValue=float(s.cpu_target_percent),
-                PredefinedMetricSpecification=PredefinedMetricSpecification(PredefinedMetricType="ECSServiceAverageCPUUtilization"),
-                ScaleInCooldown=120,
-                ScaleOutCooldown=30,
+        _target_tracking(
+            "RequestsScalingPolicy",
+            "requests",
+            target,
+            s.requests_per_target,
+            PredefinedMetricSpecification(
+                PredefinedMetricType="ALBRequestCountPerTarget",
+                ResourceLabel=Join("/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]),
             ),
         )
     )
-    t.add_resource(
-        ScalingPolicy(
-            "RequestsScalingPolicy",
-            PolicyName=Sub("${AWS::StackName}-requests"),
-            PolicyType="TargetTrackingScaling",
-            ScalingTargetId=Ref(target),
-            TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
-                TargetValue=float(s.requests_per_target),
-                PredefinedMetricSpecification=PredefinedMetricSpecification(
-                    PredefinedMetricType="ALBRequestCountPerTarget",
-                    ResourceLabel=Join("/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]),
-                ),
-                ScaleInCooldown=120,
-                ScaleOutCooldown=30,
-            ),
-        )
+
+
+def _target_tracking(title: str, suffix: str, target: ScalableTarget, value: float, metric: PredefinedMetricSpecification) -> ScalingPolicy:
+    """Scale out fast and in slowly around one metric's target value."""
+    return ScalingPolicy(
+        title,
+        PolicyName=Sub(f"${{AWS::StackName}}-{suffix}"),
+        PolicyType="TargetTrackingScaling",
+        ScalingTargetId=Ref(target),
+        TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
+            TargetValue=float(value),
+            PredefinedMetricSpecification=metric,
+            ScaleInCooldown=120,
+            ScaleOutCooldown=30,
+        ),
     )
