@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -27,3 +30,11 @@ def settings():  # type: ignore[no-untyped-def]
     from pipeline import config
 
     return config.load(ROOT / "pipeline.toml")
+
+
+@pytest.fixture(scope="module")
+def buildah_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway buildah store for one test module, so tests never touch the machine's own."""
+    root = tmp_path_factory.mktemp("buildah")
+    with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(root)}):
+        yield root

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from pipeline.errors import BuildError, PushError
 from pipeline.images import buildah
-
-
-def _load_test_images() -> ModuleType:
-    """tests/ is not a package; load build.py by path (shared with tests/local/conftest.py)."""
-    name = "pipeline_test_images"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("build.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-test_images = _load_test_images()
+from tests.images import build as test_images
 
 
 @pytest.fixture(scope="module", autouse=True)

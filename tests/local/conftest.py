@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
-
-_IMAGES = Path(__file__).resolve().parents[1] / "images"
-
-
-def _load_test_images() -> ModuleType:
-    """tests/ is not a package; load tests/images/build.py by path, once."""
-    name = "pipeline_test_images"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _IMAGES / "build.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-test_images = _load_test_images()
+from tests.images import build as test_images
 
 
 @pytest.fixture(scope="session")

@@ -51,13 +51,6 @@ def make_project(root: Path) -> Project:
 
 
 @pytest.fixture(scope="module")
-def buildah_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("buildah")
-    with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(root)}):
-        yield root
-
-
-@pytest.fixture(scope="module")
 def ground(buildah_root: Path) -> Iterator[Any]:
     from pipeline.local.ground import LocalGround
 

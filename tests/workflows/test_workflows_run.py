@@ -22,7 +22,6 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import boto3
 import pytest
@@ -111,13 +110,6 @@ def pipeline_cli(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 
 
 # --- the ground and the runner -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def buildah_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("buildah")
-    with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(root)}):
-        yield root
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ SERVICE_STACK = "iris-classifier-staging"
 
 def build_variant(kind: str, tag: str, index: str) -> str:
     """A test image whose / answers `index`, so a client can tell which release served it."""
-    import pipeline_test_images  # type: ignore[import-not-found]  # loaded by tests/local/conftest.py
+    from tests.images import build as pipeline_test_images
 
     with tempfile.TemporaryDirectory(prefix="task-image-") as scratch:
         context = Path(scratch) / "context"
