@@ -1,7 +1,7 @@
 """Wall time of full releases on the local ground, phase by phase: the release engine
 (pipeline.steps.release) exactly as tests/steps runs it: LocalGround(time_scale=0.02) with real tasks
 behind the local load balancer, the registry behind ECR, local GitHub, and a project folder whose model
-image is the 2 MB busybox stand-in of tests/images/model (make_project from tests/steps/conftest.py).
+image is the 2 MB busybox stand-in of tests/images/model (make_project from tests/projects.py).
 
 The releases, in order (the ones a team makes):
   staging    v1.0.0  first release: cold build store, creates the service stack
@@ -18,7 +18,6 @@ see rollout_model.py for that). Prints a table; asserts nothing.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -30,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -40,17 +38,6 @@ TIME_SCALE = 0.02
 GOAL_SECONDS = 10.0
 PHASES = ("build", "check", "push", "deploy", "roll", "smoke", "record")
 TAGS = ("v1.0.0", "v1.1.0", "v1.2.0")
-
-
-def load_make_project() -> Any:
-    """make_project from tests/steps/conftest.py, by path: the benchmark and the tests set up alike."""
-    path = ROOT / "tests" / "steps" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_release_bench_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module.make_project
 
 
 @dataclass
@@ -88,20 +75,15 @@ def main() -> None:
     from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
     from pipeline.github import GitHubRecorder
-    from pipeline.local.ground import LocalGround
+    from local_ground.environ import scoped_environ
+    from local_ground.ground import LocalGround
+    from tests.projects import make_project
     from pipeline.steps.build import BuildahBuilder, build_image
     from pipeline.steps.context import Context
     from pipeline.steps.deploy import Deployer
     from pipeline.steps.release import ReleaseFailed, release
     from pipeline.templates import stack_specs
 
-    try:
-        import pipeline.local.tasks  # noqa: F401
-    except ImportError:
-        print("pipeline.local.tasks is missing: the local AWS cannot run tasks, so no release can finish")
-        return
-
-    make_project = load_make_project()
     lines: list[str] = []
     rows: list[Row] = []
     extra: list[tuple[str, float]] = []
@@ -109,13 +91,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-release-") as scratch:
         work = Path(scratch)
         (work / "project").mkdir()
-        with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(work / "buildah")}):
+        with scoped_environ({"PIPELINE_BUILDAH_ROOT": str(work / "buildah")}):
             project = make_project(work / "project")
             settings = project.settings
             start = time.perf_counter()
             with LocalGround(github_repository=settings.app.github_repository, time_scale=TIME_SCALE) as ground:
                 extra.append(("local ground up", time.perf_counter() - start))
-                with mock.patch.dict(os.environ, ground.environ()):
+                with scoped_environ(ground.environ()):
                     for tag in TAGS:
                         ground.github.create_tag(tag)
 

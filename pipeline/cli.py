@@ -80,8 +80,10 @@ def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
 @click.option("--no-workflows", is_flag=True, help="Skip zizmor and the schema check of .github/workflows.")
 def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_workflows: bool) -> None:
     """Lint the committed templates (cfn-lint, checkov) and the workflows (zizmor offline, GitHub's schema)."""
+    from pipeline import extras
     from pipeline.lint import run_linters
 
+    extras.require("lint", "lint")
     settings = _settings(config_path)
     run_linters(settings.root, sarif=sarif, checkov=not no_checkov, echo=click.echo, workflows=not no_workflows)
 
@@ -368,7 +370,10 @@ def smoke(environment: str, config_path: Path | None) -> None:
 @cli.command()
 def demo() -> None:
     """A full release cycle on this machine against local AWS, registry and GitHub (no accounts needed)."""
-    from pipeline.demo import run_demo
+    from pipeline import extras
+
+    extras.require("local", "demo")
+    from local_ground.demo import run_demo
 
     root = Path(__file__).resolve().parent.parent
     code = run_demo(root, _echo)

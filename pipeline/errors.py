@@ -12,7 +12,8 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 ├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
 ├── SmokeTestError            the service answered wrongly through its URL
 ├── GitHubError               recording to GitHub failed
-└── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
+├── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
+└── MissingExtraError         a command needs an optional extra that is not installed (exit 2)
 """
 
 from __future__ import annotations
@@ -91,3 +92,7 @@ class GitHubError(PipelineError):
 
 class LocalEnvironmentError(PipelineError):
     pass
+
+
+class MissingExtraError(PipelineError):
+    exit_code = 2

@@ -11,7 +11,7 @@ from github.Repository import Repository
 
 from pipeline.errors import GitHubError
 from pipeline.github import DeploymentRecord, FinishState, GitHubRecorder
-from pipeline.local.github_server import LocalGitHub
+from local_ground.github_server import LocalGitHub
 
 MARKER = "<!-- pipeline:template-diff -->"
 

@@ -457,7 +457,7 @@ def test_the_image_builds_on_the_local_base_and_serves_as_a_non_root_user(
     if os.geteuid() != 0:
         pytest.skip("debootstrap needs root to make the local Python base image")
     from pipeline.images import buildah
-    from pipeline.images.python_base import ensure_python_base
+    from local_ground.python_base import ensure_python_base
 
     if not os.environ.get(buildah.ROOT_ENV):  # never touch the machine's default store
         monkeypatch.setenv(buildah.ROOT_ENV, str(tmp_path_factory.mktemp("buildah")))

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("sklearn", reason="scikit-learn (dev extra) trains the example model")
-
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-server"
 sys.path.insert(0, str(EXAMPLE))
 

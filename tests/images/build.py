@@ -61,13 +61,33 @@ def build_test_image(
     return BuiltImage(name=name, tag=tag, image_id=image_id)
 
 
+def buildah_runs_in(root: Path) -> list[str]:
+    """Command lines of `buildah run` processes still using the store under `root`."""
+    ours = str(root).encode()
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"buildah") and b"run" in argv and any(ours in a for a in argv):
+            left.append(b" ".join(argv).decode(errors="replace"))
+    return left
+
+
 @contextmanager
 def buildah_store(root: Path) -> Iterator[Path]:
-    """Point the buildah wrappers at a store under `root` for the duration, then remove it."""
+    """Point the buildah wrappers at a store under `root` for the duration, then remove it.
+
+    On the way out no `buildah run` (a task, a pre-push check) may still use the store: whatever
+    the order the tests ran in, a leftover process fails the session here.
+    """
     previous = os.environ.get(buildah.ROOT_ENV)
     os.environ[buildah.ROOT_ENV] = str(root)
     try:
         yield root
+        left = buildah_runs_in(root)
+        assert left == [], f"buildah run processes outlived the tests: {left}"
     finally:
         if previous is None:
             os.environ.pop(buildah.ROOT_ENV, None)

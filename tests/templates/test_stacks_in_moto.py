@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from pipeline import config
-from pipeline.local.aws import LocalAWS
+from local_ground.aws import LocalAWS
 from pipeline.templates import names, render
 from pipeline.templates.service import build_service
 

@@ -48,7 +48,7 @@ from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 
 from pipeline.errors import LocalEnvironmentError
-from pipeline.local.registry import LocalRegistry
+from local_ground.registry import LocalRegistry
 
 _MANIFEST_LIMIT = 4 * 1024 * 1024  # ECR's manifest size limit
 _CHUNK = 64 * 1024

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from pipeline.local.ground import LocalGround
+from local_ground.ground import LocalGround
 
 RUNS = 5
 

@@ -14,11 +14,11 @@ from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, Callable, Self
 
-from pipeline.local.aws import LocalAWS
-from pipeline.local.ecr_bridge import EcrRegistryBridge
-from pipeline.local.github_server import LocalGitHub
-from pipeline.local.moto_extensions import all_extensions
-from pipeline.local.registry import LocalRegistry
+from local_ground.aws import LocalAWS
+from local_ground.ecr_bridge import EcrRegistryBridge
+from local_ground.github_server import LocalGitHub
+from local_ground.moto_extensions import all_extensions
+from local_ground.registry import LocalRegistry
 
 Progress = Callable[[str], None]
 
@@ -52,8 +52,7 @@ class LocalGround:
             extensions: list[Any] = [*all_extensions(), self.bridge]
             if self.run_tasks:
                 self.tasks = _real_tasks(self.bridge, self.time_scale)
-                if self.tasks is not None:
-                    extensions.append(self.tasks)
+                extensions.append(self.tasks)
             self.aws = self._stack.enter_context(LocalAWS(extensions=extensions))
             self.github = self._stack.enter_context(LocalGitHub(owner_repo=self.github_repository))
         except BaseException:
@@ -83,9 +82,7 @@ class LocalGround:
 
 
 def _real_tasks(bridge: EcrRegistryBridge, time_scale: float) -> Any:
-    """The real-task extension, when this checkout has it (pipeline/local/tasks)."""
-    try:
-        from pipeline.local.tasks import EcsTasksRunForReal  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+    """The real-task extension: ECS tasks run from their images behind a local load balancer."""
+    from local_ground.tasks import EcsTasksRunForReal
+
     return EcsTasksRunForReal(bridge, time_scale=time_scale)

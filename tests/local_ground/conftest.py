@@ -16,7 +16,7 @@ from tests.images import build as test_images
 def _moto_for_registry_tests() -> Iterator[str]:
     """moto's server in a thread of this process (the bridge writes its backends); its URL.
 
-    Stand-in until the shared LocalAWS context manager (pipeline/local/aws.py) takes over.
+    Stand-in until the shared LocalAWS context manager (local_ground/aws.py) takes over.
     """
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -62,7 +62,7 @@ def local_aws() -> Iterator[Any]:
     Note: moto's backends are process-wide, so its reset on exit also clears what any other
     in-process moto server holds.
     """
-    from pipeline.local.aws import LocalAWS
+    from local_ground.aws import LocalAWS
 
     with LocalAWS() as aws:
         yield aws

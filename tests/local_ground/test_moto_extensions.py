@@ -17,8 +17,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from pipeline.local.aws import LocalAWS
-from pipeline.local.moto_extensions import all_extensions, inject_throttling
+from local_ground.aws import LocalAWS
+from local_ground.moto_extensions import all_extensions, inject_throttling
 
 STACK = "model-svc"
 IMAGE_1 = "123456789012.dkr.ecr.us-east-1.amazonaws.com/model@sha256:" + "1" * 64

@@ -26,7 +26,7 @@ from typing import Any
 
 from moto.ecs.models import ecs_backends
 
-from pipeline.local.moto_extensions.deployments import Deployment, RolloutState, ServiceDeployments
+from local_ground.moto_extensions.deployments import Deployment, RolloutState, ServiceDeployments
 
 from .ecs_tasks import record_task
 from .runtime import Runtime

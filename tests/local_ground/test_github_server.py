@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.local.github_server import LocalGitHub
+from local_ground.github_server import LocalGitHub
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.images import buildah, python_base
-from pipeline.images.python_base import Source, debian_mirror, ensure_python_base, trim
+from pipeline.images import buildah
+from local_ground import python_base
+from local_ground.python_base import Source, debian_mirror, ensure_python_base, trim
 
 
 @pytest.fixture

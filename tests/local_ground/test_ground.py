@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import boto3
 from github import Auth, Github
 
-from pipeline.local.ground import LocalGround
+from local_ground.ground import LocalGround
 
 
 def port_open(host_port: str) -> bool:

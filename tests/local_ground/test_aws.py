@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto.cloudformation.models import CloudFormationBackend
 
-from pipeline.local.aws import LocalAWS
-from pipeline.local.moto_extensions import EXTENSION_NAMES, all_extensions
+from local_ground.aws import LocalAWS
+from local_ground.moto_extensions import EXTENSION_NAMES, all_extensions
 
 
 def test_environ_is_plain_boto3_configuration(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,8 +7,8 @@ import json
 import boto3
 import pytest
 
-from pipeline.local.aws import LocalAWS
-from pipeline.local.moto_extensions import all_extensions
+from local_ground.aws import LocalAWS
+from local_ground.moto_extensions import all_extensions
 
 EXPORTER = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}, "Outputs": {"Url": {"Value": {"Ref": "Queue"}, "Export": {"Name": "shared-queue-url"}}}}
 IMPORTER = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {"DisplayName": {"Fn::ImportValue": "shared-queue-url"}}}}}

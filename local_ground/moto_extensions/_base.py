@@ -1,5 +1,7 @@
 """What every moto extension is: a named set of patches, installed and removed explicitly.
 
+This module is the one place that changes moto's internals: ``Extension.install()`` sets each
+attribute its ``patches()`` name (recording what was there), ``uninstall()`` puts it back.
 Nothing is patched at import time. ``install()`` reads the attribute it replaces at that
 moment, so extensions that wrap the same moto method stack; ``uninstall()`` restores them.
 Uninstall in reverse install order (LocalAWS does).
@@ -9,9 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, ClassVar
-from unittest import mock
 
 Patch = tuple[object, str, Any]  # (owner, attribute name, replacement)
+_ABSENT = object()
+
+
+class _Applied:
+    """One attribute replaced on a moto object, and what to put back."""
+
+    def __init__(self, owner: object, attribute: str, replacement: Any) -> None:
+        self.owner = owner
+        self.attribute = attribute
+        # Read from the object's own namespace: restoring a class attribute must not pin an inherited one.
+        namespace = vars(owner) if isinstance(owner, type) else getattr(owner, "__dict__", {})
+        self.original = namespace.get(attribute, _ABSENT)
+        setattr(owner, attribute, replacement)
+
+    def undo(self) -> None:
+        if self.original is _ABSENT:
+            delattr(self.owner, self.attribute)
+        else:
+            setattr(self.owner, self.attribute, self.original)
 
 
 class Extension:
@@ -20,7 +40,7 @@ class Extension:
     name: ClassVar[str]
 
     def __init__(self) -> None:
-        self._active: list[Any] = []
+        self._active: list[_Applied] = []
 
     @property
     def installed(self) -> bool:
@@ -33,13 +53,11 @@ class Extension:
         if self.installed:
             raise RuntimeError(f"extension {self.name} is already installed")
         for owner, attribute, replacement in self.patches():
-            patcher = mock.patch.object(owner, attribute, replacement, create=True)
-            patcher.start()
-            self._active.append(patcher)
+            self._active.append(_Applied(owner, attribute, replacement))
 
     def uninstall(self) -> None:
-        for patcher in reversed(self._active):
-            patcher.stop()
+        for applied in reversed(self._active):
+            applied.undo()
         self._active.clear()
         self.reset()
 

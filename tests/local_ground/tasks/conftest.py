@@ -14,11 +14,11 @@ import boto3
 import pytest
 
 from pipeline.images import buildah
-from pipeline.local.aws import LocalAWS
-from pipeline.local.ecr_bridge import EcrRegistryBridge
-from pipeline.local.moto_extensions import all_extensions
-from pipeline.local.registry import LocalRegistry
-from pipeline.local.tasks import EcsTasksRunForReal
+from local_ground.aws import LocalAWS
+from local_ground.ecr_bridge import EcrRegistryBridge
+from local_ground.moto_extensions import all_extensions
+from local_ground.registry import LocalRegistry
+from local_ground.tasks import EcsTasksRunForReal
 
 SCALE = 0.02  # AWS durations x 0.02: a 10 s health check interval is 0.2 s
 ROOT = Path(__file__).resolve().parents[3]

@@ -30,8 +30,8 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ecs.models import EC2ContainerServiceBackend, Task
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeLoadBalancer, FakeTargetGroup, elbv2_backends
 
-from pipeline.local.moto_extensions._base import Extension, Patch
-from pipeline.local.moto_extensions.deployments import Deployment, ServiceDeployments, set_task_runner
+from local_ground.moto_extensions._base import Extension, Patch
+from local_ground.moto_extensions.deployments import Deployment, ServiceDeployments, set_task_runner
 
 from .containers import ProcessRegistry
 from .proxy import LoadBalancerProxy

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline.errors import PushError
 from pipeline.images import buildah
-from pipeline.local.ecr_bridge import EcrRegistryBridge
-from pipeline.local.registry import LocalRegistry
+from local_ground.ecr_bridge import EcrRegistryBridge
+from local_ground.registry import LocalRegistry
 
 V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -183,8 +183,8 @@ def test_a_mutable_tag_moves_and_a_same_image_push_is_a_no_op(
 def test_the_bridge_plugs_into_local_aws_as_an_extension(healthy_image: Any) -> None:
     import boto3
 
-    from pipeline.local.aws import LocalAWS
-    from pipeline.local.moto_extensions import all_extensions
+    from local_ground.aws import LocalAWS
+    from local_ground.moto_extensions import all_extensions
 
     with LocalRegistry() as registry:
         bridge = EcrRegistryBridge(registry)

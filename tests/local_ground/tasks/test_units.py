@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local.tasks.containers import ProcessRegistry
-from pipeline.local.tasks.runtime import Runtime
-from pipeline.local.tasks.service import failure_threshold
-from pipeline.local.tasks.targets import TargetGroups, matches
-from pipeline.local.tasks.timescale import TimeScale
+from local_ground.tasks.containers import ProcessRegistry
+from local_ground.tasks.runtime import Runtime
+from local_ground.tasks.service import failure_threshold
+from local_ground.tasks.targets import TargetGroups, matches
+from local_ground.tasks.timescale import TimeScale
 
 
 class Front:

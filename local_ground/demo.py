@@ -19,7 +19,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
-from unittest import mock
 
 from pipeline import config
 from pipeline.errors import PipelineError
@@ -59,8 +58,9 @@ def run_demo(root: Path, echo: Echo) -> int:
     from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
     from pipeline.github import GitHubRecorder
-    from pipeline.images.python_base import ensure_python_base
-    from pipeline.local.ground import LocalGround
+    from local_ground.environ import scoped_environ
+    from local_ground.python_base import ensure_python_base
+    from local_ground.ground import LocalGround
     from pipeline.steps.build import BuildahBuilder
     from pipeline.steps.context import Context
     from pipeline.steps.deploy import Deployer
@@ -75,14 +75,14 @@ def run_demo(root: Path, echo: Echo) -> int:
     reports: list[ReleaseReport] = []
     with tempfile.TemporaryDirectory(prefix="pipeline-demo-") as scratch:
         work = Path(scratch)
-        with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(work / "buildah")}):
+        with scoped_environ({"PIPELINE_BUILDAH_ROOT": str(work / "buildah")}):
             echo("==> local Python base image (built once with debootstrap, then cached)")
             base = ensure_python_base(lambda line: echo(f"  {line}"))
             echo(f"  {base.name} ready ({base.source.value}, {base.seconds:.1f}s)")
             settings = prepare_project(root, work / "project", echo)
             echo("==> starting the local AWS, registry and GitHub")
             with LocalGround(github_repository=settings.app.github_repository, time_scale=TIME_SCALE, progress=lambda line: echo(f"  {line}")) as ground:
-                with mock.patch.dict(os.environ, ground.environ()):
+                with scoped_environ(ground.environ()):
                     assert ground.github is not None
                     for tag, _features in VERSIONS:
                         ground.github.create_tag(tag)

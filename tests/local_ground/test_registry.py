@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LocalEnvironmentError
-from pipeline.local import registry as registry_module
-from pipeline.local.registry import LocalRegistry
+from local_ground import registry as registry_module
+from local_ground.registry import LocalRegistry
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

@@ -1,0 +1,43 @@
+"""A project folder for the release engine's tests and benchmarks: the real pipeline.toml, whose model
+image is a 2 MB busybox stand-in (tests/images/model), templates synthesized for it."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline import config
+from pipeline.synth import write_templates
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "tests" / "images"
+
+
+@dataclass
+class Project:
+    root: Path
+    settings: config.Settings
+
+    def with_image(self, name: str) -> config.Settings:
+        """The same settings, building tests/images/<name> instead."""
+        return replace(self.settings, image=replace(self.settings.image, context=f"images/{name}"))
+
+
+def make_project(root: Path) -> Project:
+    raw: dict[str, Any] = tomllib.loads((ROOT / "pipeline.toml").read_text())
+    raw["image"]["context"] = "images/model"
+    raw["image"]["builder"] = "buildah"
+    raw["image"]["dockerfile"] = "Containerfile"
+    raw["smoke"]["path"] = "/cgi-bin/predict"
+    raw["smoke"]["timeout"] = 30
+    # The local load balancer speaks HTTP: no certificate in this copy of production.
+    raw["environments"]["production"].pop("certificate_arn", None)
+    for name in ("model", "model-broken"):
+        shutil.copytree(IMAGES / name, root / "images" / name)
+        shutil.copy2(shutil.which("busybox") or "/bin/busybox", root / "images" / name / "busybox")
+    settings = config.parse(raw, root=root)
+    write_templates(settings, root / "cloudformation")
+    return Project(root, settings)
