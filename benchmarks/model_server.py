@@ -18,7 +18,6 @@ import http.client
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,7 +159,7 @@ def connect_burst(port: int) -> list[float]:
         times: list[float] = []
         lock = threading.Lock()
 
-        def one() -> None:
+        def one(times: list[float] = times, lock: threading.Lock = lock) -> None:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             began = time.perf_counter()
             try:
@@ -237,7 +236,9 @@ def main() -> None:
                 process.kill()
                 process.wait(timeout=5)
 
-    print(f"model server: python {sys.version.split()[0]}, 127.0.0.1:{port}, healthy {ready:.2f}s after start, {os.cpu_count()} CPUs here")
+    print(
+        f"model server: python {sys.version.split()[0]}, 127.0.0.1:{port}, healthy {ready:.2f}s after start, {os.cpu_count()} CPUs here"
+    )
     header = f"{'clients':>7} {'requests':>9} {'seconds':>8} {'req/s':>8} {'p50':>8} {'p99':>8} {'max':>8} {'errors':>7} {'server CPU':>11}"
     print(header)
     print("-" * len(header))
@@ -246,7 +247,9 @@ def main() -> None:
             f"{clients:>7} {r['requests']:>9.0f} {r['seconds']:>7.2f}s {r['rps']:>8.0f} {r['p50'] * 1000:>6.2f}ms "
             f"{r['p99'] * 1000:>6.2f}ms {r['max'] * 1000:>6.1f}ms {r['errors']:>7.0f} {r['server_cpu'] * 100:>10.0f}%"
         )
-    print(f"bounds: {LEVEL_SECONDS:.0f}s or {LEVEL_REQUESTS} requests per level; connections opened before timing; server exit code {process.returncode}")
+    print(
+        f"bounds: {LEVEL_SECONDS:.0f}s or {LEVEL_REQUESTS} requests per level; connections opened before timing; server exit code {process.returncode}"
+    )
     print(
         f"connection burst ({BURST_CONNECTIONS} new connections at once, connect + GET /health), slowest per burst: "
         + ", ".join(f"{w * 1000:.0f}ms" for w in bursts)

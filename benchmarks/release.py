@@ -28,7 +28,6 @@ import urllib.request
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -61,7 +60,9 @@ class Row:
 def served_version(url: str, path: str, body: str) -> str:
     """What the load balancer answers right after the release: the version the tasks behind it run."""
     try:
-        request = urllib.request.Request(url.rstrip("/") + path, data=body.encode(), headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url.rstrip("/") + path, data=body.encode(), headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             return str(json.loads(response.read()).get("version", "?"))
     except Exception as exc:  # noqa: BLE001 - shown in the table
@@ -72,17 +73,17 @@ def main() -> None:
     # moto says once per stack which resource types it only stores; not what this script measures.
     warnings.filterwarnings("ignore", module="moto")
     logging.getLogger("moto").setLevel(logging.ERROR)
+    from local_ground.environ import scoped_environ
+    from local_ground.ground import LocalGround
     from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
     from pipeline.github import GitHubRecorder
-    from local_ground.environ import scoped_environ
-    from local_ground.ground import LocalGround
-    from tests.projects import make_project
     from pipeline.steps.build import BuildahBuilder, build_image
     from pipeline.steps.context import Context
     from pipeline.steps.deploy import Deployer
     from pipeline.steps.release import ReleaseFailed, release
     from pipeline.templates import stack_specs
+    from tests.projects import make_project
 
     lines: list[str] = []
     rows: list[Row] = []
@@ -103,13 +104,25 @@ def main() -> None:
 
                     def context() -> Context:
                         github = GitHubRecorder.from_environ(os.environ)
-                        return Context(settings, Clients(settings.app.region), WallClock(), lines.append, github=github, builder=BuildahBuilder, poll=0.05)
+                        return Context(
+                            settings,
+                            Clients(settings.app.region),
+                            WallClock(),
+                            lines.append,
+                            github=github,
+                            builder=BuildahBuilder,
+                            poll=0.05,
+                        )
 
                     start = time.perf_counter()
-                    deployer = Deployer(Clients(settings.app.region).cloudformation, WallClock(), lines.append, poll=0.05)
+                    deployer = Deployer(
+                        Clients(settings.app.region).cloudformation, WallClock(), lines.append, poll=0.05
+                    )
                     for spec in stack_specs(settings):
                         if spec.environment is None:
-                            deployer.deploy(spec.stack_name, (project.root / "cloudformation" / spec.file_name).read_text(), {})
+                            deployer.deploy(
+                                spec.stack_name, (project.root / "cloudformation" / spec.file_name).read_text(), {}
+                            )
                     extra.append(("bootstrap (registry, ci-access)", time.perf_counter() - start))
 
                     def run(env: str, tag: str, label: str, note: str) -> bool:
@@ -120,10 +133,16 @@ def main() -> None:
                         except ReleaseFailed as failed:
                             report, outcome = failed.report, f"FAILED: {failed.message}"
                         except Exception as exc:  # noqa: BLE001 - print what was measured, then why it stopped
-                            rows.append(Row(label, note, {}, time.perf_counter() - start, f"ERROR {type(exc).__name__}: {exc}"))
+                            rows.append(
+                                Row(label, note, {}, time.perf_counter() - start, f"ERROR {type(exc).__name__}: {exc}")
+                            )
                             return False
                         wall = time.perf_counter() - start
-                        serves = served_version(report.url, settings.smoke.path, settings.smoke.request) if report.url else "-"
+                        serves = (
+                            served_version(report.url, settings.smoke.path, settings.smoke.request)
+                            if report.url
+                            else "-"
+                        )
                         rows.append(Row(label, note, {p.name: p.seconds for p in report.phases}, wall, outcome, serves))
                         return outcome == "released"
 
@@ -140,12 +159,18 @@ def main() -> None:
             extra.append(("local ground down", time.perf_counter() - start))
 
     print(f"release engine on the local ground (time_scale {TIME_SCALE}, poll 0.05 s, buildah, busybox model image)")
-    header = f"{'release':<18} {'':<33}" + "".join(f"{p:>8}" for p in PHASES) + f"{'total':>8}{'no build':>9}{'wall':>8}{'serves':>8}  outcome"
+    header = (
+        f"{'release':<18} {'':<33}"
+        + "".join(f"{p:>8}" for p in PHASES)
+        + f"{'total':>8}{'no build':>9}{'wall':>8}{'serves':>8}  outcome"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
         cells = "".join(f"{r.phases[p]:>7.2f}s" if p in r.phases else f"{'-':>8}" for p in PHASES)
-        print(f"{r.label:<18} {r.note:<33}{cells}{r.total:>7.2f}s{r.without_build:>8.2f}s{r.wall:>7.2f}s{r.serves:>8}  {r.outcome}")
+        print(
+            f"{r.label:<18} {r.note:<33}{cells}{r.total:>7.2f}s{r.without_build:>8.2f}s{r.wall:>7.2f}s{r.serves:>8}  {r.outcome}"
+        )
     print()
     for name, seconds in extra:
         print(f"{name:<40} {seconds:>7.2f}s")
@@ -154,7 +179,9 @@ def main() -> None:
     if updates and all(r.outcome == "released" for r in rows):
         slowest = max(updates, key=lambda r: r.without_build)
         verdict = "met" if slowest.without_build < GOAL_SECONDS else "MISSED"
-        print(f"goal: release without build under {GOAL_SECONDS:.0f} s (releases after the first): {verdict}, slowest {slowest.without_build:.2f}s ({slowest.label})")
+        print(
+            f"goal: release without build under {GOAL_SECONDS:.0f} s (releases after the first): {verdict}, slowest {slowest.without_build:.2f}s ({slowest.label})"
+        )
     else:
         print("goal: release without build under 10 s: not measured, a release did not finish; last output:")
         for line in lines[-25:]:

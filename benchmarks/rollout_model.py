@@ -33,7 +33,9 @@ def knobs(template: Path) -> dict[str, int]:
     target_groups = resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
     services = resources_of(template, "AWS::ECS::Service")
     if len(target_groups) != 1 or len(services) != 1:
-        raise SystemExit(f"{template.name}: expected one target group and one ECS service, found {len(target_groups)} and {len(services)}")
+        raise SystemExit(
+            f"{template.name}: expected one target group and one ECS service, found {len(target_groups)} and {len(services)}"
+        )
     group, service = target_groups[0], services[0]
     attributes = {a["Key"]: a["Value"] for a in group.get("TargetGroupAttributes", [])}
     return {
@@ -82,7 +84,9 @@ def main() -> None:
             f"{configured_cell:>14} {default / total:>7.1f}x{mark}"
         )
     d = AWS_DEFAULTS
-    print(f"{'AWS defaults':<14} {d['grace']:>5}s {d['interval']:>8}s {d['threshold']:>10} {d['delay']:>5}s {default:>7}s {'-':>14} {1:>7.1f}x")
+    print(
+        f"{'AWS defaults':<14} {d['grace']:>5}s {d['interval']:>8}s {d['threshold']:>10} {d['delay']:>5}s {default:>7}s {'-':>14} {1:>7.1f}x"
+    )
     print("rollout = grace + interval x threshold + drain (one rolling replacement on AWS, pull and start excluded)")
     verdict = "met" if worst <= GOAL_SECONDS else "MISSED"
     print(f"goal: modeled rollout at most {GOAL_SECONDS} s in every environment: {verdict} (slowest {worst} s)")

@@ -47,7 +47,10 @@ def main() -> int:
     wanted = set(sys.argv[1:])
     unknown = wanted - {name for name, _ in SCRIPTS}
     if unknown:
-        print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(n for n, _ in SCRIPTS)}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(n for n, _ in SCRIPTS)}",
+            file=sys.stderr,
+        )
         return 2
     results = []
     for name, what in SCRIPTS:

@@ -17,7 +17,9 @@ def command_seconds() -> list[float]:
     times = []
     for _ in range(RUNS):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipeline", "synth", "--check"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "pipeline", "synth", "--check"], cwd=ROOT, check=True, capture_output=True
+        )
         times.append(time.perf_counter() - start)
     return times
 

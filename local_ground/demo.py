@@ -16,9 +16,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from pipeline import config
 from pipeline.errors import PipelineError
@@ -50,17 +50,20 @@ def train(model_dir: Path, version: str, features: str, echo: Echo) -> None:
         text=True,
     )
     if out.returncode != 0:
-        raise PipelineError(f"training {version} failed: {out.stderr.strip().splitlines()[-1:]}", hint="Install the dev extra (scikit-learn).")
+        raise PipelineError(
+            f"training {version} failed: {out.stderr.strip().splitlines()[-1:]}",
+            hint="Install the dev extra (scikit-learn).",
+        )
     echo(f"  {out.stdout.strip().splitlines()[-1] if out.stdout.strip() else f'trained {version}'}")
 
 
 def run_demo(root: Path, echo: Echo) -> int:
+    from local_ground.environ import scoped_environ
+    from local_ground.ground import LocalGround
+    from local_ground.python_base import ensure_python_base
     from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
     from pipeline.github import GitHubRecorder
-    from local_ground.environ import scoped_environ
-    from local_ground.python_base import ensure_python_base
-    from local_ground.ground import LocalGround
     from pipeline.steps.build import BuildahBuilder
     from pipeline.steps.context import Context
     from pipeline.steps.deploy import Deployer
@@ -81,7 +84,11 @@ def run_demo(root: Path, echo: Echo) -> int:
             echo(f"  {base.name} ready ({base.source.value}, {base.seconds:.1f}s)")
             settings = prepare_project(root, work / "project", echo)
             echo("==> starting the local AWS, registry and GitHub")
-            with LocalGround(github_repository=settings.app.github_repository, time_scale=TIME_SCALE, progress=lambda line: echo(f"  {line}")) as ground:
+            with LocalGround(
+                github_repository=settings.app.github_repository,
+                time_scale=TIME_SCALE,
+                progress=lambda line: echo(f"  {line}"),
+            ) as ground:
                 with scoped_environ(ground.environ()):
                     assert ground.github is not None
                     for tag, _features in VERSIONS:
@@ -98,7 +105,9 @@ def run_demo(root: Path, echo: Echo) -> int:
                         poll=float(os.environ["PIPELINE_POLL_SECONDS"]),
                     )
                     echo("==> bootstrap: registry and ci-access stacks")
-                    deployer = Deployer(ctx.clients.cloudformation, ctx.clock, lambda line: echo(f"  {line}"), poll=ctx.poll)
+                    deployer = Deployer(
+                        ctx.clients.cloudformation, ctx.clock, lambda line: echo(f"  {line}"), poll=ctx.poll
+                    )
                     for spec in stack_specs(settings):
                         if spec.environment is None:
                             deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})

@@ -47,8 +47,8 @@ from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 
-from pipeline.errors import LocalEnvironmentError
 from local_ground.registry import LocalRegistry
+from pipeline.errors import LocalEnvironmentError
 
 _MANIFEST_LIMIT = 4 * 1024 * 1024  # ECR's manifest size limit
 _CHUNK = 64 * 1024
@@ -84,8 +84,7 @@ def _get_authorization_token(self: ECRResponse) -> ActionResult:
     return ActionResult(
         {
             "authorizationData": [
-                {"authorizationToken": token, "expiresAt": expires, "proxyEndpoint": bridge.url}
-                for _ in registry_ids
+                {"authorizationToken": token, "expiresAt": expires, "proxyEndpoint": bridge.url} for _ in registry_ids
             ]
         }
     )
@@ -96,9 +95,7 @@ def _register(bridge: EcrRegistryBridge) -> None:
     key = (bridge.account_id, bridge.region)
     with _bridges_lock:
         if key in _bridges:
-            raise LocalEnvironmentError(
-                f"an ECR registry bridge is already open for account {key[0]} in {key[1]}"
-            )
+            raise LocalEnvironmentError(f"an ECR registry bridge is already open for account {key[0]} in {key[1]}")
         if not _bridges:
             _original_get_authorization_token = ECRResponse.get_authorization_token
             ECRResponse.get_authorization_token = _get_authorization_token  # type: ignore[method-assign]
@@ -276,8 +273,7 @@ class _Front(BaseHTTPRequestHandler):
             raise _Refusal(
                 404,
                 "NAME_UNKNOWN",
-                f"The repository with name '{name}' does not exist in the registry "
-                f"with id '{self.bridge.account_id}'",
+                f"The repository with name '{name}' does not exist in the registry with id '{self.bridge.account_id}'",
             )
 
     # PushedImageAppearsInEcr (ImmutableTagRefusesPush is checked first, so nothing is stored)
@@ -309,9 +305,7 @@ class _Front(BaseHTTPRequestHandler):
     ) -> None:
         registry_digest = {k.lower(): v for k, v in headers}.get("docker-content-digest")
         if registry_digest != digest:  # ECR's digest is the manifest's sha256; never record a guess
-            raise _Refusal(
-                500, "UNKNOWN", f"registry digest {registry_digest} is not the manifest's {digest}"
-            )
+            raise _Refusal(500, "UNKNOWN", f"registry digest {registry_digest} is not the manifest's {digest}")
         repository = backend.repositories[name]
         same = next((i for i in repository.images if i.image_digest == digest), None)
         if same is not None and (tag is None or tag in same.image_tags):
@@ -348,9 +342,7 @@ class _Front(BaseHTTPRequestHandler):
             ) from None
 
     # -- plumbing ------------------------------------------------------------------------------
-    def _exchange(
-        self, body: bytes | Iterator[bytes] | None
-    ) -> tuple[int, str, list[tuple[str, str]], bytes]:
+    def _exchange(self, body: bytes | Iterator[bytes] | None) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Send this request on to the registry; returns its status, reason, headers and body."""
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         headers.pop("Host", None)
@@ -368,9 +360,7 @@ class _Front(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    def _reply(
-        self, status: int, reason: str, headers: list[tuple[str, str]], payload: bytes
-    ) -> None:
+    def _reply(self, status: int, reason: str, headers: list[tuple[str, str]], payload: bytes) -> None:
         self.send_response_only(status, reason)
         for key, value in headers:
             self.send_header(key, value)
@@ -413,9 +403,7 @@ class _Front(BaseHTTPRequestHandler):
             pass
 
     def _send_error(self, refusal: _Refusal) -> None:
-        payload = json.dumps(
-            {"errors": [{"code": refusal.code, "message": refusal.message, "detail": None}]}
-        ).encode()
+        payload = json.dumps({"errors": [{"code": refusal.code, "message": refusal.message, "detail": None}]}).encode()
         self.send_response_only(refusal.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Docker-Distribution-Api-Version", "registry/2.0")

@@ -38,9 +38,7 @@ from pipeline.errors import LocalEnvironmentError
 
 JSON = dict[str, Any]
 DOCS = "https://docs.github.com/rest"
-DEPLOYMENT_STATES = frozenset(
-    {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
-)
+DEPLOYMENT_STATES = frozenset({"error", "failure", "inactive", "in_progress", "queued", "pending", "success"})
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -63,9 +61,7 @@ def _not_found() -> HttpError:
 
 
 def _invalid(resource: str, field_name: str, code: str = "invalid") -> HttpError:
-    return HttpError(
-        422, "Validation Failed", [{"resource": resource, "code": code, "field": field_name}]
-    )
+    return HttpError(422, "Validation Failed", [{"resource": resource, "code": code, "field": field_name}])
 
 
 def _missing(field_name: str) -> HttpError:
@@ -94,9 +90,7 @@ def _fake_sha(text: str) -> str:
 class GitHubApp:
     """The in-memory repository and the REST routes over it. Not HTTP-aware beyond status codes."""
 
-    def __init__(
-        self, token: str, owner_repo: str, base_url: str, clock: Callable[[], datetime]
-    ) -> None:
+    def __init__(self, token: str, owner_repo: str, base_url: str, clock: Callable[[], datetime]) -> None:
         owner, _, name = owner_repo.partition("/")
         if not owner or not name or "/" in name:
             raise ValueError(f"owner_repo must be 'owner/name', got {owner_repo!r}")
@@ -161,9 +155,7 @@ class GitHubApp:
             response.body = json.dumps(response.body).encode()
             return response
 
-    def _route(
-        self, method: str, path: str, query: str, authorization: str, raw_body: bytes
-    ) -> Response:
+    def _route(self, method: str, path: str, query: str, authorization: str, raw_body: bytes) -> Response:
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() not in ("token", "bearer") or presented.strip() != self.token:
             raise HttpError(401, "Bad credentials")
@@ -249,9 +241,7 @@ class GitHubApp:
     def _page(self, request: Request, items: list[Any]) -> Response:
         """One page of `items` with GitHub's Link header (next/last, first/prev)."""
         try:
-            per_page = min(
-                max(int(request.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE
-            )
+            per_page = min(max(int(request.query.get("per_page", DEFAULT_PER_PAGE)), 1), MAX_PER_PAGE)
         except ValueError:
             per_page = DEFAULT_PER_PAGE
         try:
@@ -312,12 +302,8 @@ class GitHubApp:
         return found
 
     def _list_deployments(self, request: Request) -> Response:
-        filters = {
-            k: v for k, v in request.query.items() if k in ("environment", "ref", "sha", "task")
-        }
-        newest_first = sorted(
-            self.deployments.values(), key=lambda d: (d["created_at"], d["id"]), reverse=True
-        )
+        filters = {k: v for k, v in request.query.items() if k in ("environment", "ref", "sha", "task")}
+        newest_first = sorted(self.deployments.values(), key=lambda d: (d["created_at"], d["id"]), reverse=True)
         selected = [d for d in newest_first if all(d[k] == v for k, v in filters.items())]
         return self._page(request, selected)
 
@@ -393,9 +379,7 @@ class GitHubApp:
             raise _missing("state")
         if state not in DEPLOYMENT_STATES:
             raise _invalid("DeploymentStatus", "state")
-        environment = (
-            self._text(body, "environment", "DeploymentStatus") or deployment["environment"]
-        )
+        environment = self._text(body, "environment", "DeploymentStatus") or deployment["environment"]
         log_url = self._text(body, "log_url", "DeploymentStatus") or self._text(
             body, "target_url", "DeploymentStatus", ""
         )
@@ -511,9 +495,7 @@ class GitHubApp:
         if make_latest == "true" and eligible:
             self.latest_release = release["id"]
         elif make_latest == "legacy" or (self.latest_release == release["id"] and not eligible):
-            candidates = [
-                r for r in self.releases.values() if not r["draft"] and not r["prerelease"]
-            ]
+            candidates = [r for r in self.releases.values() if not r["draft"] and not r["prerelease"]]
             newest = max(candidates, key=lambda r: (r["created_at"], r["id"]), default=None)
             self.latest_release = newest["id"] if newest else None
 
@@ -589,9 +571,7 @@ class GitHubApp:
         if not sha:
             raise _missing("sha")
         if not ref.startswith("refs/") or ref.count("/") < 2:
-            raise HttpError(
-                422, "Reference name must start with 'refs/' and have at least two slashes."
-            )
+            raise HttpError(422, "Reference name must start with 'refs/' and have at least two slashes.")
         if not _SHA.match(sha):
             raise HttpError(422, "Object does not exist")
         if ref in self.refs:
@@ -722,9 +702,7 @@ class GitHubApp:
 
     def snapshot(self) -> JSON:
         with self._lock:
-            deployments = [
-                {**d, "statuses": list(self.statuses[d["id"]])} for d in self.deployments.values()
-            ]
+            deployments = [{**d, "statuses": list(self.statuses[d["id"]])} for d in self.deployments.values()]
             return copy.deepcopy(
                 {
                     "refs": self.refs,
@@ -746,9 +724,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        response = self.server.app.handle(
-            self.command, self.path, self.headers.get("Authorization", ""), raw
-        )
+        response = self.server.app.handle(self.command, self.path, self.headers.get("Authorization", ""), raw)
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(response.body)))
@@ -760,7 +736,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _dispatch
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # the app keeps a request log; stderr noise would clutter test output
 
 
@@ -829,9 +805,7 @@ class LocalGitHub:
 
     def __enter__(self) -> LocalGitHub:
         try:
-            self._server = _Server(
-                lambda base_url: GitHubApp(self.token, self.repository, base_url, self._clock)
-            )
+            self._server = _Server(lambda base_url: GitHubApp(self.token, self.repository, base_url, self._clock))
         except OSError as error:
             raise LocalEnvironmentError(f"local GitHub server could not bind: {error}") from error
         # a short poll interval keeps shutdown() fast; the loop is idle otherwise
@@ -868,9 +842,7 @@ class LocalGitHub:
             app.refs[f"refs/tags/{name}"] = commit
             return commit
 
-    def open_pull_request(
-        self, title: str = "Change", head: str = "feature", base: str = "main"
-    ) -> int:
+    def open_pull_request(self, title: str = "Change", head: str = "feature", base: str = "main") -> int:
         """A new open pull request; returns its number (issues and pulls share numbers)."""
         return self._app.open_pull_request(title, head, base)
 

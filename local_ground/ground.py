@@ -10,9 +10,10 @@ The CLI's demo and the end-to-end tests both stand on this; the pipeline itself 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, Callable, Self
+from typing import Any, Self
 
 from local_ground.aws import LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
@@ -65,7 +66,9 @@ class LocalGround:
         )
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stack.close()
 
     def environ(self) -> dict[str, str]:

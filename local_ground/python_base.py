@@ -139,9 +139,7 @@ def ensure_python_base(
 def image_is_current(image: str) -> bool:
     """True when the store has `image` and it was built from this module's recipe."""
     if shutil.which("buildah") is None:
-        raise BuildError(
-            "buildah is not installed", hint="install the buildah package (apt-get install buildah)"
-        )
+        raise BuildError("buildah is not installed", hint="install the buildah package (apt-get install buildah)")
     done = subprocess.run(
         global_args() + ["inspect", "--type", "image", image], capture_output=True, env=_env(), check=False
     )
@@ -264,9 +262,7 @@ def _remove_tree(path: Path) -> None:
         subprocess.run(["umount", "-l", mountpoint], capture_output=True, check=False)
     with open("/proc/self/mounts") as mounts:
         if any(line.split()[1].startswith(prefix) for line in mounts):
-            raise BuildError(
-                f"{path} still has mounts in it; not deleting it", hint=f"umount them and remove {path}"
-            )
+            raise BuildError(f"{path} still has mounts in it; not deleting it", hint=f"umount them and remove {path}")
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -279,9 +275,7 @@ def _du(path: Path) -> int:
 
 def import_tarball(tarball: Path, image: str) -> None:
     """`FROM scratch`, add the rootfs tarball (buildah unpacks it), set run defaults, commit."""
-    container = _buildah(
-        "from", "--name", f"python-base-{os.getpid()}-{time.monotonic_ns()}", "scratch"
-    ).strip()
+    container = _buildah("from", "--name", f"python-base-{os.getpid()}-{time.monotonic_ns()}", "scratch").strip()
     try:
         _buildah("add", container, str(tarball), "/")
         _buildah(

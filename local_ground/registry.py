@@ -33,9 +33,7 @@ _PORT_ATTEMPTS = 3  # a free port can be taken between probing and binding; retr
 def _htpasswd_line(username: str, password: str) -> str:
     """A bcrypt htpasswd entry; distribution only accepts bcrypt, and apache2-utils makes it."""
     if shutil.which(HTPASSWD_BINARY) is None:
-        raise LocalEnvironmentError(
-            "htpasswd is not installed", hint="install the apache2-utils package"
-        )
+        raise LocalEnvironmentError("htpasswd is not installed", hint="install the apache2-utils package")
     done = subprocess.run(
         [HTPASSWD_BINARY, "-Bbn", username, password],
         capture_output=True,
@@ -116,9 +114,7 @@ class LocalRegistry:
 
     def start(self) -> None:
         if shutil.which(REGISTRY_BINARY) is None:
-            raise LocalEnvironmentError(
-                "docker-registry is not installed", hint="install the docker-registry package"
-            )
+            raise LocalEnvironmentError("docker-registry is not installed", hint="install the docker-registry package")
         self._root = Path(tempfile.mkdtemp(prefix="pipeline-registry-"))
         try:
             (self._root / "htpasswd").write_text(_htpasswd_line(self._username, self._password))

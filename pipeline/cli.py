@@ -6,8 +6,9 @@ Commands import what they need lazily: `pipeline synth` must stay fast and never
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -53,7 +54,12 @@ def check(config_path: Path | None) -> None:
 @cli.command()
 @CONFIG_OPTION
 @click.option("--check", "check_only", is_flag=True, help="Only compare with cloudformation/; exit 1 when stale.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Output folder (default: cloudformation/ beside the settings).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: cloudformation/ beside the settings).",
+)
 def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
     """Write the CloudFormation templates (deterministic), or check the committed ones."""
     from pipeline.synth import check_templates, write_templates
@@ -75,7 +81,12 @@ def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
 
 @cli.command()
 @CONFIG_OPTION
-@click.option("--sarif", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write cfn-lint findings as SARIF here.")
+@click.option(
+    "--sarif",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write cfn-lint findings as SARIF here.",
+)
 @click.option("--no-checkov", is_flag=True, help="Skip the checkov security scan.")
 @click.option("--no-workflows", is_flag=True, help="Skip zizmor and the schema check of .github/workflows.")
 def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_workflows: bool) -> None:
@@ -88,11 +99,16 @@ def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_work
     run_linters(settings.root, sarif=sarif, checkov=not no_checkov, echo=click.echo, workflows=not no_workflows)
 
 
-
 # --- the release engine ---------------------------------------------------------------------------
 
 ENV_OPTION = click.option("--env", "environment", required=True, help="Environment from pipeline.toml, e.g. staging.")
-OUTPUT_OPTION = click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Tables for people, JSON for scripts.")
+OUTPUT_OPTION = click.option(
+    "--output",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Tables for people, JSON for scripts.",
+)
 
 
 def _context(config_path: Path | None, *, wait: bool = False, environment: str | None = None) -> Any:
@@ -108,7 +124,9 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
         settings.environment(environment)  # refuse an unknown environment before anything else
     github = GitHubRecorder.from_environ(os.environ)
     if github is None:
-        click.echo("notice: GITHUB_TOKEN or GITHUB_REPOSITORY is not set; deployments are not recorded on GitHub", err=True)
+        click.echo(
+            "notice: GITHUB_TOKEN or GITHUB_REPOSITORY is not set; deployments are not recorded on GitHub", err=True
+        )
     poll = float(os.environ.get("PIPELINE_POLL_SECONDS", "5"))
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.app.region
     return Context(settings, Clients(region), WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
@@ -143,8 +161,16 @@ def _report(report: Any, summary: Path | None) -> None:
 @CONFIG_OPTION
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
 @click.option("--ref", default=None, help="Git ref recorded with the deployment (default: the tag vVERSION).")
-@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_STEP_SUMMARY", default=None, help="Append a Markdown summary here (GitHub sets GITHUB_STEP_SUMMARY).")
-def release(version: str, environment: str, config_path: Path | None, wait: bool, ref: str | None, summary: Path | None) -> None:
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_STEP_SUMMARY",
+    default=None,
+    help="Append a Markdown summary here (GitHub sets GITHUB_STEP_SUMMARY).",
+)
+def release(
+    version: str, environment: str, config_path: Path | None, wait: bool, ref: str | None, summary: Path | None
+) -> None:
     """Build, push, deploy, roll, smoke-test and record VERSION (a tag such as v1.4.0); roll back on failure."""
     from pipeline.steps.release import release as run_release
     from pipeline.steps.version import parse_version
@@ -160,8 +186,16 @@ def release(version: str, environment: str, config_path: Path | None, wait: bool
 @click.option("--previous", is_flag=True, help="The last successful deployment before the current one.")
 @CONFIG_OPTION
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
-@click.option("--summary", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_STEP_SUMMARY", default=None, help="Append a Markdown summary here.")
-def rollback(version: str | None, environment: str, previous: bool, config_path: Path | None, wait: bool, summary: Path | None) -> None:
+@click.option(
+    "--summary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_STEP_SUMMARY",
+    default=None,
+    help="Append a Markdown summary here.",
+)
+def rollback(
+    version: str | None, environment: str, previous: bool, config_path: Path | None, wait: bool, summary: Path | None
+) -> None:
     """Deploy a version already in ECR again (no build): VERSION, or --previous."""
     from pipeline.steps.release import rollback as run_rollback
     from pipeline.steps.version import parse_version
@@ -235,7 +269,9 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
-    Deployer(ctx.clients.cloudformation, ctx.clock, _echo, poll=ctx.poll).deploy(ctx.service_stack(env.name), body, params, execute=False)
+    Deployer(ctx.clients.cloudformation, ctx.clock, _echo, poll=ctx.poll).deploy(
+        ctx.service_stack(env.name), body, params, execute=False
+    )
 
 
 @cli.command()
@@ -280,7 +316,9 @@ def template_diff(base: str, comment: bool, config_path: Path | None) -> None:
         return
     number = json.loads(Path(event_path).read_text()).get("pull_request", {}).get("number")
     if not number:
-        raise PipelineError("the GitHub event is not a pull request", hint="Run --comment from a pull_request workflow.")
+        raise PipelineError(
+            "the GitHub event is not a pull request", hint="Run --comment from a pull_request workflow."
+        )
     url = github.upsert_pr_comment(int(number), MARKER, text)
     click.echo(f"commented: {url}")
 
@@ -311,7 +349,9 @@ def push(version: str, config_path: Path | None) -> None:
     number = parse_version(version)
     ctx = _context(config_path)
     ctx.clients.check_credentials()
-    pushed = push_image(ctx.clients.ecr, pick_builder(ctx.settings), local_tag(ctx.settings, number), ctx.repository, number, _echo)
+    pushed = push_image(
+        ctx.clients.ecr, pick_builder(ctx.settings), local_tag(ctx.settings, number), ctx.repository, number, _echo
+    )
     click.echo(pushed.image_uri)
 
 
@@ -348,8 +388,12 @@ def roll(environment: str, config_path: Path | None) -> None:
     ctx = _context(config_path, environment=environment)
     outputs = _deployed_outputs(ctx, environment)
     env = ctx.environment(environment)
-    watcher = RolloutWatcher(ctx.clients.ecs, ctx.clients.elbv2, ctx.clock, _echo, timeout=float(env.service.rollout_timeout), poll=ctx.poll)
-    result = watcher.wait(outputs["ClusterName"], outputs["ServiceName"], outputs["TaskDefinitionArn"], outputs.get("TargetGroupArn"))
+    watcher = RolloutWatcher(
+        ctx.clients.ecs, ctx.clients.elbv2, ctx.clock, _echo, timeout=float(env.service.rollout_timeout), poll=ctx.poll
+    )
+    result = watcher.wait(
+        outputs["ClusterName"], outputs["ServiceName"], outputs["TaskDefinitionArn"], outputs.get("TargetGroupArn")
+    )
     require_completed(result, outputs["ServiceName"])
     click.echo(f"rollout completed in {result.seconds:.0f}s")
 
@@ -378,7 +422,9 @@ def demo() -> None:
     root = Path(__file__).resolve().parent.parent
     code = run_demo(root, _echo)
     if code != 0:
-        raise PipelineError("the demo did not end as intended (1.0.0 running, 1.2.0 rolled back)", hint="Read the output above.")
+        raise PipelineError(
+            "the demo did not end as intended (1.0.0 running, 1.2.0 rolled back)", hint="Read the output above."
+        )
 
 
 def _deployed_outputs(ctx: Any, environment: str) -> dict[str, str]:
@@ -387,7 +433,9 @@ def _deployed_outputs(ctx: Any, environment: str) -> dict[str, str]:
 
     stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
     if stack is None or "ServiceUrl" not in stack.outputs:
-        raise PipelineError(f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`.")
+        raise PipelineError(
+            f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`."
+        )
     return stack.outputs
 
 

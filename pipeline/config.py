@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.errors import ConfigError
 
@@ -28,8 +29,28 @@ FARGATE_SIZES: dict[int, range] = {
     16384: range(32768, 122880 + 1, 8192),
 }
 LOG_RETENTION_DAYS = (
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-    2922, 3288, 3653,
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
 )
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,28}[a-z0-9]$")
 ENV_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
@@ -166,7 +187,9 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(str(file), "settings file not found", hint="Run from the project root or set PIPELINE_CONFIG.") from None
+        raise ConfigError(
+            str(file), "settings file not found", hint="Run from the project root or set PIPELINE_CONFIG."
+        ) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(file), f"not valid TOML ({err})", hint="Fix the syntax at that line.") from None
     return parse(raw, root=file.resolve().parent)
@@ -178,7 +201,9 @@ def parse(raw: Mapping[str, Any], root: Path = Path(".")) -> Settings:
     _check_app(app)
     image = _section(ImageSettings, "image", _table(raw, "image"))
     if image.builder not in BUILDERS:
-        raise ConfigError("image.builder", f"unknown builder {image.builder!r}", hint=f"Use one of: {', '.join(BUILDERS)}.")
+        raise ConfigError(
+            "image.builder", f"unknown builder {image.builder!r}", hint=f"Use one of: {', '.join(BUILDERS)}."
+        )
     service = _section(ServiceSettings, "service", _table(raw, "service"))
     _check_service("service", service)
     smoke = _section(SmokeSettings, "smoke", _table(raw, "smoke"))
@@ -186,7 +211,9 @@ def parse(raw: Mapping[str, Any], root: Path = Path(".")) -> Settings:
     envs_raw = _table(raw, "environments", required=True)
     if not envs_raw:
         raise ConfigError("environments", "no environment defined", hint="Add [environments.staging] (and production).")
-    environments = tuple(_environment(name, _table(envs_raw, name, prefix="environments"), service) for name in envs_raw)
+    environments = tuple(
+        _environment(name, _table(envs_raw, name, prefix="environments"), service) for name in envs_raw
+    )
     return Settings(app, image, service, smoke, environments, root)
 
 
@@ -198,7 +225,11 @@ ENV_ONLY_KEYS = {"vpc_cidr", "vpc_id", "public_subnet_ids", "private_subnet_ids"
 def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> Environment:
     prefix = f"environments.{name}"
     if not ENV_NAME.match(name):
-        raise ConfigError(prefix, "environment names are lowercase letters and digits, up to 16", hint="Rename it, e.g. staging or production.")
+        raise ConfigError(
+            prefix,
+            "environment names are lowercase letters and digits, up to 16",
+            hint="Rename it, e.g. staging or production.",
+        )
     service_keys = {f.name for f in fields(ServiceSettings)}
     _only_keys(prefix, raw, service_keys | ENV_ONLY_KEYS)
     overrides = {k: v for k, v in raw.items() if k in service_keys}
@@ -209,25 +240,47 @@ def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> En
     _check_network(prefix, network)
     certificate = raw.get("certificate_arn") or None
     if certificate is not None and not (isinstance(certificate, str) and CERTIFICATE_ARN.match(certificate)):
-        raise ConfigError(f"{prefix}.certificate_arn", f"malformed certificate ARN {certificate!r}", hint="Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove it for HTTP only.")
+        raise ConfigError(
+            f"{prefix}.certificate_arn",
+            f"malformed certificate ARN {certificate!r}",
+            hint="Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove it for HTTP only.",
+        )
     variables = _table(raw, "variables", prefix=prefix)
     for key, value in variables.items():
         if not ENV_VAR.match(key):
-            raise ConfigError(f"{prefix}.variables.{key}", "not a valid environment variable name", hint="Use letters, digits and _.")
+            raise ConfigError(
+                f"{prefix}.variables.{key}", "not a valid environment variable name", hint="Use letters, digits and _."
+            )
         if not isinstance(value, str):
-            raise ConfigError(f"{prefix}.variables.{key}", f"must be a string, got {type(value).__name__}", hint='Quote the value, e.g. "1".')
+            raise ConfigError(
+                f"{prefix}.variables.{key}",
+                f"must be a string, got {type(value).__name__}",
+                hint='Quote the value, e.g. "1".',
+            )
     return Environment(name, service, network, certificate, tuple(sorted(variables.items())))
 
 
 def _check_app(app: AppSettings) -> None:
     if not APP_NAME.match(app.name):
-        raise ConfigError("app.name", f"{app.name!r} is not a valid name", hint="Use 3-30 lowercase letters, digits and dashes, starting with a letter.")
+        raise ConfigError(
+            "app.name",
+            f"{app.name!r} is not a valid name",
+            hint="Use 3-30 lowercase letters, digits and dashes, starting with a letter.",
+        )
     if not REGION.match(app.region):
-        raise ConfigError("app.region", f"{app.region!r} is not an AWS region", hint="Use a region code such as us-east-1.")
+        raise ConfigError(
+            "app.region", f"{app.region!r} is not an AWS region", hint="Use a region code such as us-east-1."
+        )
     if not ACCOUNT.match(app.account):
-        raise ConfigError("app.account", f"{app.account!r} is not an AWS account id", hint="Use the 12-digit account id, quoted.")
+        raise ConfigError(
+            "app.account", f"{app.account!r} is not an AWS account id", hint="Use the 12-digit account id, quoted."
+        )
     if not GITHUB_REPO.match(app.github_repository):
-        raise ConfigError("app.github_repository", f"{app.github_repository!r} is not owner/name", hint="Use e.g. acme/iris-classifier.")
+        raise ConfigError(
+            "app.github_repository",
+            f"{app.github_repository!r} is not owner/name",
+            hint="Use e.g. acme/iris-classifier.",
+        )
 
 
 def _check_service(prefix: str, s: ServiceSettings) -> None:
@@ -237,16 +290,30 @@ def _check_service(prefix: str, s: ServiceSettings) -> None:
     if not 1 <= s.container_port <= 65535:
         fail("container_port", f"{s.container_port} is out of range", "Use a port from 1 to 65535.")
     if s.cpu not in FARGATE_SIZES:
-        fail("cpu", f"Fargate offers no task with {s.cpu} cpu units", f"Use one of {', '.join(map(str, FARGATE_SIZES))}.")
+        fail(
+            "cpu", f"Fargate offers no task with {s.cpu} cpu units", f"Use one of {', '.join(map(str, FARGATE_SIZES))}."
+        )
     allowed = FARGATE_SIZES[s.cpu]
     if s.memory not in allowed:
-        fail("memory", f"Fargate offers no {s.cpu} cpu task with {s.memory} MiB", f"With cpu {s.cpu} use {allowed.start} to {allowed.stop - 1} MiB in steps of {allowed.step}.")
+        fail(
+            "memory",
+            f"Fargate offers no {s.cpu} cpu task with {s.memory} MiB",
+            f"With cpu {s.cpu} use {allowed.start} to {allowed.stop - 1} MiB in steps of {allowed.step}.",
+        )
     if s.min_count < 0 or s.max_count < 1:
         fail("min_count", "counts must be min_count >= 0 and max_count >= 1", "Raise them.")
     if s.min_count > s.max_count:
-        fail("min_count", f"min_count {s.min_count} is greater than max_count {s.max_count}", "Lower min_count or raise max_count.")
+        fail(
+            "min_count",
+            f"min_count {s.min_count} is greater than max_count {s.max_count}",
+            "Lower min_count or raise max_count.",
+        )
     if not s.min_count <= s.desired_count <= s.max_count:
-        fail("desired_count", f"{s.desired_count} is outside min_count..max_count ({s.min_count}..{s.max_count})", "Pick a count within the scaling range.")
+        fail(
+            "desired_count",
+            f"{s.desired_count} is outside min_count..max_count ({s.min_count}..{s.max_count})",
+            "Pick a count within the scaling range.",
+        )
     if not 1 <= s.cpu_target_percent <= 100:
         fail("cpu_target_percent", f"{s.cpu_target_percent} is not a percentage", "Use 1 to 100.")
     if s.requests_per_target < 1:
@@ -254,9 +321,15 @@ def _check_service(prefix: str, s: ServiceSettings) -> None:
     if not s.health_check_path.startswith("/"):
         fail("health_check_path", f"{s.health_check_path!r} does not start with /", "Use a path such as /health.")
     if not 5 <= s.health_check_interval <= 300:
-        fail("health_check_interval", f"{s.health_check_interval} is outside 5..300", "The ALB allows 5 to 300 seconds.")
+        fail(
+            "health_check_interval", f"{s.health_check_interval} is outside 5..300", "The ALB allows 5 to 300 seconds."
+        )
     if not 2 <= s.health_check_timeout <= 120 or s.health_check_timeout >= s.health_check_interval:
-        fail("health_check_timeout", f"{s.health_check_timeout} must be 2..120 and less than health_check_interval", "Lower it.")
+        fail(
+            "health_check_timeout",
+            f"{s.health_check_timeout} must be 2..120 and less than health_check_interval",
+            "Lower it.",
+        )
     for key in ("healthy_threshold", "unhealthy_threshold"):
         if not 2 <= getattr(s, key) <= 10:
             fail(key, f"{getattr(s, key)} is outside 2..10", "The ALB allows 2 to 10 checks.")
@@ -269,7 +342,11 @@ def _check_service(prefix: str, s: ServiceSettings) -> None:
     if not 0 <= s.warmup <= 2147483647:
         fail("warmup", "must be 0 or more", "Use the seconds the model needs to load.")
     if s.log_retention_days not in LOG_RETENTION_DAYS:
-        fail("log_retention_days", f"CloudWatch Logs has no {s.log_retention_days}-day retention", f"Use one of {', '.join(map(str, LOG_RETENTION_DAYS))}.")
+        fail(
+            "log_retention_days",
+            f"CloudWatch Logs has no {s.log_retention_days}-day retention",
+            f"Use one of {', '.join(map(str, LOG_RETENTION_DAYS))}.",
+        )
     if s.rollout_timeout < 60:
         fail("rollout_timeout", f"{s.rollout_timeout} is too short", "Allow at least 60 seconds.")
     if s.alarm_5xx_count < 1:
@@ -286,7 +363,9 @@ def _check_smoke(s: SmokeSettings) -> None:
     try:
         json.loads(s.request)
     except ValueError as err:
-        raise ConfigError("smoke.request", f"not valid JSON ({err})", hint="Write the sample request body as a JSON string.") from None
+        raise ConfigError(
+            "smoke.request", f"not valid JSON ({err})", hint="Write the sample request body as a JSON string."
+        ) from None
     if s.timeout < 1:
         raise ConfigError("smoke.timeout", "must be at least 1", hint="Use seconds.")
 
@@ -294,20 +373,32 @@ def _check_smoke(s: SmokeSettings) -> None:
 def _check_network(prefix: str, n: Network) -> None:
     if n.vpc_id is None:
         if n.public_subnet_ids or n.private_subnet_ids:
-            raise ConfigError(f"{prefix}.vpc_id", "subnet ids given without vpc_id", hint="Set vpc_id, or remove the subnet ids to create a VPC.")
+            raise ConfigError(
+                f"{prefix}.vpc_id",
+                "subnet ids given without vpc_id",
+                hint="Set vpc_id, or remove the subnet ids to create a VPC.",
+            )
         cidr = n.vpc_cidr or "10.0.0.0/16"
         match = CIDR.match(cidr)
         if not match or any(int(o) > 255 for o in match.groups()[:4]) or not 16 <= int(match.group(5)) <= 24:
-            raise ConfigError(f"{prefix}.vpc_cidr", f"{cidr!r} is not an IPv4 CIDR from /16 to /24", hint="Use e.g. 10.40.0.0/16.")
+            raise ConfigError(
+                f"{prefix}.vpc_cidr", f"{cidr!r} is not an IPv4 CIDR from /16 to /24", hint="Use e.g. 10.40.0.0/16."
+            )
         return
     if n.vpc_cidr is not None:
-        raise ConfigError(f"{prefix}.vpc_cidr", "vpc_cidr and vpc_id are exclusive", hint="Keep vpc_cidr to create a VPC, or vpc_id to use one.")
+        raise ConfigError(
+            f"{prefix}.vpc_cidr",
+            "vpc_cidr and vpc_id are exclusive",
+            hint="Keep vpc_cidr to create a VPC, or vpc_id to use one.",
+        )
     if not VPC_ID.match(n.vpc_id):
         raise ConfigError(f"{prefix}.vpc_id", f"{n.vpc_id!r} is not a VPC id", hint="Use vpc-xxxxxxxx.")
     for key in ("public_subnet_ids", "private_subnet_ids"):
         ids = getattr(n, key)
         if len(ids) < 2:
-            raise ConfigError(f"{prefix}.{key}", "needs at least two subnets in different zones", hint="The ALB requires two zones.")
+            raise ConfigError(
+                f"{prefix}.{key}", "needs at least two subnets in different zones", hint="The ALB requires two zones."
+            )
         for subnet in ids:
             if not SUBNET_ID.match(subnet):
                 raise ConfigError(f"{prefix}.{key}", f"{subnet!r} is not a subnet id", hint="Use subnet-xxxxxxxx.")

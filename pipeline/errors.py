@@ -50,9 +50,7 @@ class InputError(PipelineError):
 
 
 class AwsError(PipelineError):
-    def __init__(
-        self, message: str, *, operation: str = "", code: str = "", hint: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, operation: str = "", code: str = "", hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.operation = operation
         self.code = code

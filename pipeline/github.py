@@ -193,13 +193,10 @@ class GitHubRecorder:
             ) from error
         except GithubException as error:
             hint = {
-                403: f"the token lacks a permission: grant `permissions: {permission}` "
-                "to the workflow job",
+                403: f"the token lacks a permission: grant `permissions: {permission}` to the workflow job",
                 422: "GitHub refused the request as invalid; see the message",
             }.get(error.status, "GitHub may be having trouble; re-run the step")
-            raise GitHubError(
-                f"GitHub answered {error.status} while {action}: {_detail(error)}", hint=hint
-            ) from error
+            raise GitHubError(f"GitHub answered {error.status} while {action}: {_detail(error)}", hint=hint) from error
         except OSError as error:  # requests' ConnectionError and Timeout are OSErrors
             raise GitHubError(
                 f"could not reach GitHub at {self.api_url} while {action}: "
@@ -209,13 +206,9 @@ class GitHubRecorder:
 
     # -- deployments ----------------------------------------------------------------------------
 
-    def start_deployment(
-        self, environment: str, version: str, ref: str, digest: str, description: str
-    ) -> int:
+    def start_deployment(self, environment: str, version: str, ref: str, digest: str, description: str) -> int:
         """Create a deployment of `ref` to `environment` and mark it in progress; returns its id."""
-        with self._calling(
-            f"creating a deployment of {version} to {environment}", "deployments: write"
-        ):
+        with self._calling(f"creating a deployment of {version} to {environment}", "deployments: write"):
             deployment = self._repo.create_deployment(
                 ref=ref,
                 task=DEPLOY_TASK,
@@ -230,9 +223,7 @@ class GitHubRecorder:
             self._status(deployment, "in_progress", description, environment_url="")
             return int(deployment.id)
 
-    def finish_deployment(
-        self, deployment_id: int, state: FinishState, environment_url: str, description: str
-    ) -> None:
+    def finish_deployment(self, deployment_id: int, state: FinishState, environment_url: str, description: str) -> None:
         """Mark a deployment as succeeded or failed, with the URL it serves at."""
         if state not in _FINISH_STATES:
             raise ValueError(f"state must be one of {sorted(_FINISH_STATES)}, got {state!r}")
@@ -240,9 +231,7 @@ class GitHubRecorder:
             deployment = self._repo.get_deployment(deployment_id)
             self._status(deployment, state, description, environment_url=environment_url)
 
-    def _status(
-        self, deployment: Deployment, state: str, description: str, environment_url: str
-    ) -> None:
+    def _status(self, deployment: Deployment, state: str, description: str, environment_url: str) -> None:
         deployment.create_status(
             state,
             description=description[:_DESCRIPTION_MAX],
@@ -308,9 +297,7 @@ class GitHubRecorder:
         web URL. Create-then-update rather than look-up-then-create: two runs cannot race."""
         with self._calling(f"recording release {tag}", "contents: write"):
             try:
-                release = self._repo.create_git_release(
-                    tag=tag, name=name, message=body, prerelease=prerelease
-                )
+                release = self._repo.create_git_release(tag=tag, name=name, message=body, prerelease=prerelease)
             except GithubException as error:
                 if error.status != 422 or "already_exists" not in str(error.data):
                     raise

@@ -7,8 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pipeline.errors import PipelineError
 
@@ -34,12 +34,19 @@ def run_cfn_lint(files: list[Path], sarif: Path | None, echo: Echo) -> None:
             subprocess.run(base + ["--format", "sarif"] + names, stdout=out, text=True)
     if result.returncode != 0:
         echo(result.stdout.rstrip() or result.stderr.rstrip())
-        raise PipelineError(f"cfn-lint found problems in {len(files)} template(s)", hint="Fix the findings above in pipeline/templates/, then run `pipeline synth`.")
+        raise PipelineError(
+            f"cfn-lint found problems in {len(files)} template(s)",
+            hint="Fix the findings above in pipeline/templates/, then run `pipeline synth`.",
+        )
     echo(f"cfn-lint: {len(files)} template(s), no findings")
 
 
 def find_checkov(root: Path) -> str | None:
-    candidates = [os.environ.get("PIPELINE_CHECKOV"), str(root / ".tools" / "checkov" / "bin" / "checkov"), shutil.which("checkov")]
+    candidates = [
+        os.environ.get("PIPELINE_CHECKOV"),
+        str(root / ".tools" / "checkov" / "bin" / "checkov"),
+        shutil.which("checkov"),
+    ]
     return next((c for c in candidates if c and Path(c).exists()), None)
 
 
@@ -47,12 +54,25 @@ def run_checkov(root: Path, echo: Echo) -> None:
     checkov = find_checkov(root)
     if checkov is None:
         raise PipelineError("checkov is not installed", hint="Run `make tools`, or pass --no-checkov.")
-    cmd = [checkov, "-d", str(root / "cloudformation"), "--framework", "cloudformation", "--skip-download", "-o", "json", "--quiet"]
+    cmd = [
+        checkov,
+        "-d",
+        str(root / "cloudformation"),
+        "--framework",
+        "cloudformation",
+        "--skip-download",
+        "-o",
+        "json",
+        "--quiet",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "BC_SKIP_MAPPING": "TRUE"})
     try:
         report = json.loads(result.stdout)
     except ValueError:
-        raise PipelineError("checkov did not produce a report", hint=result.stderr.strip().splitlines()[-1] if result.stderr.strip() else None) from None
+        raise PipelineError(
+            "checkov did not produce a report",
+            hint=result.stderr.strip().splitlines()[-1] if result.stderr.strip() else None,
+        ) from None
     reports = report if isinstance(report, list) else [report]
     failed = [c for r in reports for c in r.get("results", {}).get("failed_checks", [])]
     summary = [r.get("summary", {}) for r in reports]
@@ -61,7 +81,10 @@ def run_checkov(root: Path, echo: Echo) -> None:
     for check in failed:
         echo(f"  {check['check_id']} {check['file_path'].lstrip('/')} {check['resource']}: {check['check_name']}")
     if failed:
-        raise PipelineError(f"checkov: {len(failed)} failed check(s)", hint="Fix them in pipeline/templates/, or suppress one with checkov_skip() and a written reason.")
+        raise PipelineError(
+            f"checkov: {len(failed)} failed check(s)",
+            hint="Fix them in pipeline/templates/, or suppress one with checkov_skip() and a written reason.",
+        )
     echo(f"checkov: {passed} passed, 0 failed, {skipped} suppressed with a reason")
 
 
@@ -81,11 +104,21 @@ def run_workflow_lint(root: Path, echo: Echo) -> None:
     if not files:
         echo("workflows: none to lint")
         return
-    audit = subprocess.run([_tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(folder)], capture_output=True, text=True)
+    audit = subprocess.run(
+        [_tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if audit.returncode != 0:
         echo(audit.stdout.rstrip())
-        raise PipelineError(f"zizmor found problems in {folder}", hint="Fix the findings above; see https://docs.zizmor.sh/audits/.")
-    schema = subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, files)], capture_output=True, text=True)
+        raise PipelineError(
+            f"zizmor found problems in {folder}", hint="Fix the findings above; see https://docs.zizmor.sh/audits/."
+        )
+    schema = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, files)],
+        capture_output=True,
+        text=True,
+    )
     if schema.returncode != 0:
         echo(schema.stdout.rstrip() or schema.stderr.rstrip())
         raise PipelineError("workflows do not match GitHub's workflow schema", hint="Fix the keys named above.")

@@ -32,7 +32,14 @@ def mermaid_gantt(report: ReleaseReport) -> str:
     if not report.phases:
         return ""
     origin = report.phases[0].start
-    lines = ["```mermaid", "gantt", f"    title {report.kind} {report.version} to {report.environment}", "    dateFormat X", "    axisFormat %M:%S", "    section phases"]
+    lines = [
+        "```mermaid",
+        "gantt",
+        f"    title {report.kind} {report.version} to {report.environment}",
+        "    dateFormat X",
+        "    axisFormat %M:%S",
+        "    section phases",
+    ]
     for phase in report.phases:
         start = int(round(phase.start - origin))
         end = max(start + 1, int(round(phase.start - origin + phase.seconds)))

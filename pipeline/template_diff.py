@@ -39,11 +39,16 @@ def _base_text(root: Path, base: str, path: str) -> str | None:
         return shown.stdout
     if "does not exist" in shown.stderr or "exists on disk, but not in" in shown.stderr:
         return None
-    raise InputError(f"cannot read {path} at {base}: {shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else 'git failed'}", hint="Fetch the base branch (checkout with fetch-depth: 0).")
+    raise InputError(
+        f"cannot read {path} at {base}: {shown.stderr.strip().splitlines()[-1] if shown.stderr.strip() else 'git failed'}",
+        hint="Fetch the base branch (checkout with fetch-depth: 0).",
+    )
 
 
 def _base_files(root: Path, base: str) -> list[str]:
-    listed = subprocess.run(["git", "ls-tree", "--name-only", f"{base}", "cloudformation/"], cwd=root, capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{base}", "cloudformation/"], cwd=root, capture_output=True, text=True
+    )
     if listed.returncode != 0:
         raise InputError(f"unknown base {base!r}", hint="Pass a branch or commit that exists, e.g. origin/main.")
     return [Path(p).name for p in listed.stdout.split() if p.endswith(".yaml")]

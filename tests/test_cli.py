@@ -16,8 +16,16 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 @pytest.mark.parametrize(
     ("args", "code", "line"),
     [
-        (("release", "latest", "--env", "staging"), 2, "error: 'latest' is not a release version. Tag releases as vMAJOR.MINOR.PATCH, e.g. v1.4.0."),
-        (("release", "v1.0.0", "--env", "qa"), 2, "error: environment: unknown environment 'qa'. Use one of: staging, production."),
+        (
+            ("release", "latest", "--env", "staging"),
+            2,
+            "error: 'latest' is not a release version. Tag releases as vMAJOR.MINOR.PATCH, e.g. v1.4.0.",
+        ),
+        (
+            ("release", "v1.0.0", "--env", "qa"),
+            2,
+            "error: environment: unknown environment 'qa'. Use one of: staging, production.",
+        ),
         (("rollback", "--env", "staging"), None, "give either a VERSION or --previous"),
         (("status", "qa"), 2, "error: environment: unknown environment 'qa'. Use one of: staging, production."),
     ],
@@ -38,7 +46,10 @@ def test_bad_settings_exit_2_naming_the_key(tmp_path: Path, project_root: Path) 
     (tmp_path / "pipeline.toml").write_text(text)
     result = run("check", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: service.memory: Fargate offers no 512 cpu task with 999 MiB. With cpu 512 use 1024 to 4096 MiB in steps of 1024."
+    assert (
+        result.stderr.strip()
+        == "error: service.memory: Fargate offers no 512 cpu task with 999 MiB. With cpu 512 use 1024 to 4096 MiB in steps of 1024."
+    )
 
 
 def test_check_prints_the_rollout_knobs(project_root: Path) -> None:
@@ -49,7 +60,11 @@ def test_check_prints_the_rollout_knobs(project_root: Path) -> None:
 
 def test_help_on_every_command(project_root: Path) -> None:
     listed = run("--help", cwd=project_root).stdout
-    commands = [line.split()[0] for line in listed.split("Commands:")[1].splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    commands = [
+        line.split()[0]
+        for line in listed.split("Commands:")[1].splitlines()
+        if line.startswith("  ") and not line.startswith("   ")
+    ]
     assert {"release", "rollback", "status", "history", "synth", "lint", "bootstrap", "diff"} <= set(commands)
     for command in commands:
         assert run(command, "--help", cwd=project_root).returncode == 0

@@ -91,12 +91,15 @@ def test_memory_hint_lists_what_fargate_offers(raw_settings: dict[str, Any]) -> 
 def test_existing_network_needs_two_subnets_each(raw_settings: dict[str, Any]) -> None:
     raw = copy.deepcopy(raw_settings)
     del raw["environments"]["staging"]["vpc_cidr"]
-    raw["environments"]["staging"].update(vpc_id="vpc-0123456789abcdef0", public_subnet_ids=["subnet-01234567"], private_subnet_ids=[])
+    raw["environments"]["staging"].update(
+        vpc_id="vpc-0123456789abcdef0", public_subnet_ids=["subnet-01234567"], private_subnet_ids=[]
+    )
     with pytest.raises(ConfigError) as caught:
         config.parse(raw)
     assert caught.value.key == "environments.staging.public_subnet_ids"
     raw["environments"]["staging"].update(
-        public_subnet_ids=["subnet-01234567", "subnet-89abcdef"], private_subnet_ids=["subnet-11111111", "subnet-22222222"]
+        public_subnet_ids=["subnet-01234567", "subnet-89abcdef"],
+        private_subnet_ids=["subnet-11111111", "subnet-22222222"],
     )
     env = config.parse(raw).environment("staging")
     assert not env.network.creates_vpc

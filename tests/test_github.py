@@ -9,9 +9,9 @@ import pytest
 from github import Auth, Github
 from github.Repository import Repository
 
+from local_ground.github_server import LocalGitHub
 from pipeline.errors import GitHubError
 from pipeline.github import DeploymentRecord, FinishState, GitHubRecorder
-from local_ground.github_server import LocalGitHub
 
 MARKER = "<!-- pipeline:template-diff -->"
 
@@ -47,9 +47,7 @@ def release(recorder: GitHubRecorder, environment: str, version: str, state: Fin
     deployment_id = recorder.start_deployment(
         environment, version, ref=version, digest=f"sha256:{version}", description=version
     )
-    recorder.finish_deployment(
-        deployment_id, state, f"http://{environment}.example", f"{version} {state}"
-    )
+    recorder.finish_deployment(deployment_id, state, f"http://{environment}.example", f"{version} {state}")
     return deployment_id
 
 
@@ -83,9 +81,7 @@ def test_a_malformed_repository_is_a_github_error() -> None:
         GitHubRecorder("x", "just-a-name")
 
 
-def test_start_creates_a_deployment_in_progress(
-    github: LocalGitHub, recorder: GitHubRecorder
-) -> None:
+def test_start_creates_a_deployment_in_progress(github: LocalGitHub, recorder: GitHubRecorder) -> None:
     deployment_id = recorder.start_deployment(
         "production", "v1.0.0", ref="v1.0.0", digest="sha256:abc", description="release v1.0.0"
     )
@@ -117,9 +113,7 @@ def test_statuses_and_listing_round_trip(github: LocalGitHub, recorder: GitHubRe
     assert [s["state"] for s in statuses] == ["in_progress", "success"]
 
 
-def test_listing_skips_deployments_that_are_not_the_pipelines(
-    github: LocalGitHub, recorder: GitHubRecorder
-) -> None:
+def test_listing_skips_deployments_that_are_not_the_pipelines(github: LocalGitHub, recorder: GitHubRecorder) -> None:
     ours = release(recorder, "production", "v1.0.0", "success")
     # what an Actions job with `environment: production` creates: no version or digest
     someone_else(github).create_deployment(
@@ -238,9 +232,7 @@ def test_statuses_carry_the_run_log_url(github: LocalGitHub) -> None:
     assert statuses[-1]["environment_url"] == "http://staging.example"
 
 
-def test_pygithub_follows_the_servers_link_headers(
-    github: LocalGitHub, recorder: GitHubRecorder
-) -> None:
+def test_pygithub_follows_the_servers_link_headers(github: LocalGitHub, recorder: GitHubRecorder) -> None:
     ids = [release(recorder, "staging", "v1.0.0", "failure") for _ in range(5)]
     client = Github(
         base_url=github.base_url,

@@ -23,7 +23,9 @@ def test_cfn_lint_finds_nothing(project_root: Path, tmp_path: Path) -> None:
 
 def test_cfn_lint_reports_a_broken_template(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
-    broken.write_text("Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: forever\n")
+    broken.write_text(
+        "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      VisibilityTimeout: forever\n"
+    )
     lines: list[str] = []
     with pytest.raises(PipelineError, match="cfn-lint found problems"):
         run_cfn_lint([broken], None, lines.append)

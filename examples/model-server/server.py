@@ -159,8 +159,11 @@ class Model:
         """Label and class probabilities for each row: standardize, linear, softmax."""
         out = []
         for row in rows:
-            z = [(x - m) / s for x, m, s in zip(row, self.mean, self.scale)]
-            logits = [sum(c * v for c, v in zip(coefs, z)) + b for coefs, b in zip(self.coef, self.intercept)]
+            z = [(x - m) / s for x, m, s in zip(row, self.mean, self.scale, strict=False)]
+            logits = [
+                sum(c * v for c, v in zip(coefs, z, strict=False)) + b
+                for coefs, b in zip(self.coef, self.intercept, strict=False)
+            ]
             top = max(logits)
             exps = [math.exp(v - top) for v in logits]
             total = sum(exps)
@@ -247,27 +250,19 @@ class Metrics:
         ]
         with self._lock:
             for (method, path, status), n in sorted(self._requests.items()):
-                lines.append(
-                    f'model_server_requests_total{{method="{method}",path="{path}",status="{status}"}} {n}'
-                )
+                lines.append(f'model_server_requests_total{{method="{method}",path="{path}",status="{status}"}} {n}')
             lines += [
                 "# HELP model_server_request_duration_seconds Time to answer a request, by path.",
                 "# TYPE model_server_request_duration_seconds histogram",
             ]
             for path in sorted(self._counts):
-                for bound, n in zip(LATENCY_BUCKETS, self._buckets[path]):
-                    lines.append(
-                        f'model_server_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {n}'
-                    )
+                for bound, n in zip(LATENCY_BUCKETS, self._buckets[path], strict=False):
+                    lines.append(f'model_server_request_duration_seconds_bucket{{path="{path}",le="{bound}"}} {n}')
                 lines.append(
                     f'model_server_request_duration_seconds_bucket{{path="{path}",le="+Inf"}} {self._counts[path]}'
                 )
-                lines.append(
-                    f'model_server_request_duration_seconds_sum{{path="{path}"}} {self._sums[path]:.6f}'
-                )
-                lines.append(
-                    f'model_server_request_duration_seconds_count{{path="{path}"}} {self._counts[path]}'
-                )
+                lines.append(f'model_server_request_duration_seconds_sum{{path="{path}"}} {self._sums[path]:.6f}')
+                lines.append(f'model_server_request_duration_seconds_count{{path="{path}"}} {self._counts[path]}')
             in_flight, instances = self._in_flight, self._instances
         lines += [
             "# HELP model_server_predicted_instances_total Rows predicted.",
@@ -312,9 +307,7 @@ def parse_instances(body: bytes, model: Model, max_instances: int) -> list[list[
     except (UnicodeDecodeError, ValueError) as exc:
         raise RequestError(unprocessable, "invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict) or "instances" not in payload:
-        raise RequestError(
-            unprocessable, "missing_instances", 'body must be a JSON object with an "instances" key'
-        )
+        raise RequestError(unprocessable, "missing_instances", 'body must be a JSON object with an "instances" key')
     rows = payload["instances"]
     if not isinstance(rows, list) or not rows:
         raise RequestError(unprocessable, "invalid_instances", '"instances" must be a non-empty list of rows')
@@ -438,9 +431,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _predict(self) -> Reply:
         settings = self.server.settings
-        body = self._read_body(
-            settings.max_body_bytes
-        )  # read before any early answer keeps keep-alive in sync
+        body = self._read_body(settings.max_body_bytes)  # read before any early answer keeps keep-alive in sync
         model = self.server.slot.model
         if model is None:
             raise RequestError(
@@ -493,9 +484,7 @@ class Handler(BaseHTTPRequestHandler):
             pass
         if len(body) != length:  # the client stopped sending: the connection is out of sync
             self.close_connection = True
-            raise RequestError(
-                HTTPStatus.REQUEST_TIMEOUT, "incomplete_body", f"got {len(body)} of {length} bytes"
-            )
+            raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "incomplete_body", f"got {len(body)} of {length} bytes")
         return bytes(body)
 
     def _send(self, status: int, body: bytes, content_type: str) -> None:
@@ -535,16 +524,12 @@ def serve(settings: Settings, stop: threading.Event) -> int:
     server = ModelServer(settings)
     host, port = server.server_address[:2]
     log.info("listening on %s:%s", host, port)
-    threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True
-    ).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True).start()
     threading.Thread(target=server.slot.load, args=(settings,), name="model-loader", daemon=True).start()
 
     while not stop.wait(1.0):  # a timeout keeps the main thread responsive to signals
         pass
-    log.info(
-        "stopping: no new connections, draining in-flight requests for up to %.1fs", settings.drain_seconds
-    )
+    log.info("stopping: no new connections, draining in-flight requests for up to %.1fs", settings.drain_seconds)
     server.draining.set()
     server.shutdown()  # the accept loop ends...
     server.server_close()  # ...and the listening socket closes: new connections are refused
@@ -557,9 +542,7 @@ def serve(settings: Settings, stop: threading.Event) -> int:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as exc:

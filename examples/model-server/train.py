@@ -92,9 +92,7 @@ def to_artifact(fitted: Fitted, version: str) -> dict[str, Any]:
             "rows": int(fitted.x.shape[0]),
             "random_state": RANDOM_STATE,
             "sklearn_version": sklearn.__version__,
-            "train_accuracy": round(
-                float(fitted.model.score(fitted.scaler.transform(fitted.x), fitted.y)), 6
-            ),
+            "train_accuracy": round(float(fitted.model.score(fitted.scaler.transform(fitted.x), fitted.y)), 6),
         },
     }
 
@@ -115,15 +113,13 @@ def served_mismatches(fitted: Fitted, artifact: dict[str, Any]) -> int:
 
     served = Model.from_dict(artifact)
     got = [label for label, _ in served.predict(fitted.x.tolist())]
-    return sum(1 for a, b in zip(fitted.sklearn_labels(), got) if a != b)
+    return sum(1 for a, b in zip(fitted.sklearn_labels(), got, strict=False) if a != b)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", required=True, help="model version, e.g. 1.2.0")
-    parser.add_argument(
-        "--out", type=Path, default=Path("model.json"), help="artifact path (default: model.json)"
-    )
+    parser.add_argument("--out", type=Path, default=Path("model.json"), help="artifact path (default: model.json)")
     parser.add_argument(
         "--features",
         default=",".join(FEATURES),

@@ -50,7 +50,19 @@ def all_extensions(*, without: tuple[str, ...] = ()) -> list[Extension]:
 
 
 __all__ = [
-    "EXTENSION_NAMES", "EXTENSION_TYPES", "Deployment", "DeploymentStatus", "Extension", "RolloutState",
-    "ServiceDeployments", "TaskRunner", "all_extensions", "clear_throttling", "complete_deployment",
-    "deployments_of", "fail_deployment", "inject_throttling", "set_task_runner",
+    "EXTENSION_NAMES",
+    "EXTENSION_TYPES",
+    "Deployment",
+    "DeploymentStatus",
+    "Extension",
+    "RolloutState",
+    "ServiceDeployments",
+    "TaskRunner",
+    "all_extensions",
+    "clear_throttling",
+    "complete_deployment",
+    "deployments_of",
+    "fail_deployment",
+    "inject_throttling",
+    "set_task_runner",
 ]

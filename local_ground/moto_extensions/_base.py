@@ -75,8 +75,7 @@ def camel_keys(value: Any, keep: frozenset[str] = frozenset()) -> Any:
     """
     if isinstance(value, dict):
         return {
-            key[:1].lower() + key[1:]: (item if key in keep else camel_keys(item, keep))
-            for key, item in value.items()
+            key[:1].lower() + key[1:]: (item if key in keep else camel_keys(item, keep)) for key, item in value.items()
         }
     if isinstance(value, list):
         return [camel_keys(item, keep) for item in value]

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -45,7 +45,7 @@ class DeploymentStatus(StrEnum):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -160,8 +160,12 @@ class ServiceDeployments:
         return deployment
 
     def set_counts(
-        self, deployment_id: str | None = None, *, running: int | None = None,
-        pending: int | None = None, failed: int | None = None,
+        self,
+        deployment_id: str | None = None,
+        *,
+        running: int | None = None,
+        pending: int | None = None,
+        failed: int | None = None,
     ) -> Deployment:
         deployment = self.get(deployment_id)
         if running is not None:
@@ -253,10 +257,14 @@ def deployments_of(service: Service) -> ServiceDeployments:
         for seed in service.deployments:  # moto's own first deployment, if any
             model.deployments.append(
                 Deployment(
-                    id=seed["id"], task_definition=seed["taskDefinition"], desired_count=seed["desiredCount"],
+                    id=seed["id"],
+                    task_definition=seed["taskDefinition"],
+                    desired_count=seed["desiredCount"],
                     rollout_state=RolloutState(seed["rolloutState"]),
-                    rollout_state_reason=seed["rolloutStateReason"], running_count=seed["runningCount"],
-                    pending_count=seed["pendingCount"], launch_type=seed.get("launchType"),
+                    rollout_state_reason=seed["rolloutStateReason"],
+                    running_count=seed["runningCount"],
+                    pending_count=seed["pendingCount"],
+                    launch_type=seed.get("launchType"),
                 )
             )
     return model
@@ -276,8 +284,13 @@ def complete_deployment(
 
 
 def fail_deployment(
-    cluster: str, service: str, *, account_id: str, region: str,
-    reason: str = "tasks failed to start.", deployment_id: str | None = None,
+    cluster: str,
+    service: str,
+    *,
+    account_id: str,
+    region: str,
+    reason: str = "tasks failed to start.",
+    deployment_id: str | None = None,
 ) -> Deployment:
     """Stand-in for the task runner: the circuit breaker marked the deployment FAILED."""
     return deployments_of(find_service(cluster, service, account_id=account_id, region=region)).mark_failed(

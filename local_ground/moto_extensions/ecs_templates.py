@@ -24,8 +24,21 @@ from ._base import Extension, Patch, as_bool, as_int, camel_keys, coerce_ints
 # Keys whose values are user-chosen maps and must keep their spelling.
 _USER_MAPS = frozenset({"Options", "DockerLabels", "SecretOptions"})
 _CONTAINER_INTS = frozenset(
-    {"containerPort", "hostPort", "cpu", "memory", "memoryReservation", "interval", "timeout",
-     "retries", "startPeriod", "startTimeout", "stopTimeout", "softLimit", "hardLimit"}
+    {
+        "containerPort",
+        "hostPort",
+        "cpu",
+        "memory",
+        "memoryReservation",
+        "interval",
+        "timeout",
+        "retries",
+        "startPeriod",
+        "startTimeout",
+        "stopTimeout",
+        "softLimit",
+        "hardLimit",
+    }
 )
 
 
@@ -71,8 +84,12 @@ def _create_task_definition(
 
 
 def _update_task_definition(
-    cls: type, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-    account_id: str, region_name: str,
+    cls: type,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
 ) -> TaskDefinition:
     props = {"Family": new_resource_name, **cloudformation_json["Properties"]}
     if getattr(original_resource, "_template_kwargs", None) == task_definition_kwargs(props):
@@ -108,7 +125,8 @@ def deployment_configuration(props: dict[str, Any]) -> dict[str, Any]:
     breaker = given.get("DeploymentCircuitBreaker")
     if breaker:
         config["deploymentCircuitBreaker"] = {
-            "enable": as_bool(breaker.get("Enable")), "rollback": as_bool(breaker.get("Rollback"))
+            "enable": as_bool(breaker.get("Enable")),
+            "rollback": as_bool(breaker.get("Rollback")),
         }
     for key in ("MaximumPercent", "MinimumHealthyPercent"):
         if key in given:
@@ -182,8 +200,12 @@ def _create_service(
 
 
 def _update_service(
-    cls: type, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-    account_id: str, region_name: str,
+    cls: type,
+    original_resource: Any,
+    new_resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
 ) -> Service:
     props = cloudformation_json["Properties"]
     backend = _ecs(account_id, region_name)

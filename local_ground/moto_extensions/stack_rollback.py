@@ -93,7 +93,7 @@ class StackUpdate:
         with collect_started_deployments() as started:
             try:
                 self.change_set.apply()
-            except Exception as error:  # any resource failure: roll back, as AWS does
+            except Exception as error:  # noqa: BLE001 - any resource failure rolls back, as on AWS
                 name, cause = _failure.last or (None, error)
                 self.fail(name, error_message(cause))
                 return
@@ -161,7 +161,7 @@ class StackUpdate:
             if resource is not None and name not in self.old_resources:
                 try:
                     resource_map._delete_resource(resource, new_json[name])
-                except Exception:  # best effort, like DELETE_FAILED being ignored in cleanup
+                except Exception:  # noqa: BLE001 - best effort, like DELETE_FAILED being ignored in cleanup
                     pass
         resource_map._template = self.old_template_dict
         resource_map.input_parameters = self.old_parameters
@@ -191,8 +191,10 @@ class StackUpdate:
                 if changed is not None:
                     resource_map._parsed_resources[name] = changed
                 self._resource_event(name, "UPDATE_COMPLETE", self.old_template_dict)
-            except Exception as error:
-                self._resource_event(name, "UPDATE_FAILED", self.old_template_dict, handler_message(error_message(error)))
+            except Exception as error:  # noqa: BLE001 - a restore failure is an UPDATE_FAILED event, as on AWS
+                self._resource_event(
+                    name, "UPDATE_FAILED", self.old_template_dict, handler_message(error_message(error))
+                )
         self.stack.template = self.old_template
         self.stack._parse_template()
         self.stack.parameters = dict(self.old_parameters)

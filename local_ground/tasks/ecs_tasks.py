@@ -7,14 +7,14 @@ record per container definition.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 from moto.ec2.models import ec2_backends
 from moto.ec2.utils import random_private_ip
-from moto.moto_api._internal import mock_random
 from moto.ecs.models import Container, EC2ContainerServiceBackend, Service, Task, ecs_backends
+from moto.moto_api._internal import mock_random
 
 
 class RecordedTask(Task):
@@ -30,11 +30,12 @@ class RecordedTask(Task):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def record_task(service: Service, task_definition_arn: str, deployment_id: str,
-                account_id: str, region: str) -> RecordedTask:
+def record_task(
+    service: Service, task_definition_arn: str, deployment_id: str, account_id: str, region: str
+) -> RecordedTask:
     """A PROVISIONING task of `service` in moto's ECS, started by the deployment (as ECS sets startedBy)."""
     backend: EC2ContainerServiceBackend = ecs_backends[account_id][region]
     cluster = backend._get_cluster(service.cluster_name)
@@ -42,10 +43,15 @@ def record_task(service: Service, task_definition_arn: str, deployment_id: str,
     network = getattr(service, "network_configuration", None) or None
     strategy = getattr(service, "capacity_provider_strategy", None) or []
     # moto 5.2.5's awsvpc branch fails (its ENI has no private_dns_name): attach the ENI here instead.
-    shape = SimpleNamespace(arn=task_definition.arn, network_mode=None,
-                            container_definitions=task_definition.container_definitions)
+    shape = SimpleNamespace(
+        arn=task_definition.arn, network_mode=None, container_definitions=task_definition.container_definitions
+    )
     task = RecordedTask(
-        cluster, shape, None, None, backend,  # type: ignore[arg-type]
+        cluster,
+        shape,
+        None,
+        None,
+        backend,  # type: ignore[arg-type]
         group=f"service:{service.name}",
         launch_type=getattr(service, "launch_type", None) or ("" if strategy else "FARGATE"),
         started_by=deployment_id,
@@ -77,19 +83,25 @@ def _attach_network_interface(task: Task, network: dict[str, Any], account_id: s
     if not subnets:
         return
     eni = ec2_backends[account_id][region].create_network_interface(
-        subnet=subnets[0], private_ip_address=random_private_ip(), group_ids=config.get("securityGroups") or [],
+        subnet=subnets[0],
+        private_ip_address=random_private_ip(),
+        group_ids=config.get("securityGroups") or [],
         description=f"arn:aws:ecs:{region}:{account_id}:attachment/{task.id}",
     )
     eni.status = "in-use"
-    task.attachments.append({
-        "id": str(mock_random.uuid4()), "type": "ElasticNetworkInterface", "status": "ATTACHED",
-        "details": [
-            {"name": "subnetId", "value": subnets[0]},
-            {"name": "networkInterfaceId", "value": eni.id},
-            {"name": "macAddress", "value": eni.mac_address},
-            {"name": "privateIPv4Address", "value": eni.private_ip_address},
-        ],
-    })
+    task.attachments.append(
+        {
+            "id": str(mock_random.uuid4()),
+            "type": "ElasticNetworkInterface",
+            "status": "ATTACHED",
+            "details": [
+                {"name": "subnetId", "value": subnets[0]},
+                {"name": "networkInterfaceId", "value": eni.id},
+                {"name": "macAddress", "value": eni.mac_address},
+                {"name": "privateIPv4Address", "value": eni.private_ip_address},
+            ],
+        }
+    )
 
 
 def private_ip(task: Task) -> str | None:
@@ -104,8 +116,12 @@ def private_ip(task: Task) -> str | None:
 def set_status(task: RecordedTask, status: str, **fields: Any) -> None:
     """Move a task on, stamping the times ECS stamps for that status."""
     task.status = status
-    stamp = {"PENDING": "pull_started_at", "RUNNING": "started_at", "DEACTIVATING": "stopping_at",
-             "STOPPED": "stopped_at"}.get(status)
+    stamp = {
+        "PENDING": "pull_started_at",
+        "RUNNING": "started_at",
+        "DEACTIVATING": "stopping_at",
+        "STOPPED": "stopped_at",
+    }.get(status)
     if stamp:
         setattr(task, stamp, _now())
     if status == "PENDING":

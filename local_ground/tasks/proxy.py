@@ -16,8 +16,18 @@ from typing import Any, ClassVar
 
 from .targets import TargetGroups
 
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-               "transfer-encoding", "upgrade", "content-length", "host"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "host",
+}
 REQUEST_TIMEOUT = 60.0  # the ALB idle timeout bounds a request; tests never come near it
 
 
@@ -86,8 +96,9 @@ class LoadBalancerProxy:
         handler = type("_BoundHandler", (_Handler,), {"proxy": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="alb-proxy", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="alb-proxy", daemon=True
+        )
         self._thread.start()
 
     @property

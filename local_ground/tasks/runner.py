@@ -60,8 +60,14 @@ def forwarded_target_group(load_balancer: FakeLoadBalancer) -> str | None:
 class EcsTasksRunForReal(Extension):
     name = "ecs_tasks_run_for_real"
 
-    def __init__(self, registry: RegistryFront | None = None, time_scale: float | TimeScale = 1.0, *,
-                 account_id: str = DEFAULT_ACCOUNT_ID, region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        registry: RegistryFront | None = None,
+        time_scale: float | TimeScale = 1.0,
+        *,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        region: str = "us-east-1",
+    ) -> None:
         super().__init__()
         self.registry = registry
         self.scale = time_scale if isinstance(time_scale, TimeScale) else TimeScale(time_scale)
@@ -78,8 +84,15 @@ class EcsTasksRunForReal(Extension):
     def install(self) -> None:
         super().install()
         self.processes = ProcessRegistry()
-        self._runtime = Runtime(self.scale, self.targets, self.processes, self.registry,
-                                Path(tempfile.mkdtemp(prefix="local-ecs-tasks-")), self.account_id, self.region)
+        self._runtime = Runtime(
+            self.scale,
+            self.targets,
+            self.processes,
+            self.registry,
+            Path(tempfile.mkdtemp(prefix="local-ecs-tasks-")),
+            self.account_id,
+            self.region,
+        )
         set_task_runner(self)
 
     def uninstall(self) -> None:

@@ -51,5 +51,3 @@ class Runtime:
             return Pull(image, None, True)
         registry = self.registry
         return Pull(f"{registry.host}/{match['rest']}", f"{registry.username}:{registry.password}", False)
-
-

@@ -114,8 +114,7 @@ class ServiceController:
             task.stop(f"Scaling activity initiated by (deployment {primary.id})")
         self._report_counts()
         others = [t for t in self.tasks if t.deployment_id != primary.id]
-        if (primary.rollout_state is RolloutState.IN_PROGRESS and healthy_new == desired == len(new)
-                and not others):
+        if primary.rollout_state is RolloutState.IN_PROGRESS and healthy_new == desired == len(new) and not others:
             model.mark_completed(primary.id)
 
     def _take_over(self, primary: Deployment) -> None:
@@ -126,7 +125,9 @@ class ServiceController:
                 task.deployment_id = primary.id
 
     def _stop_failed_tasks(self) -> None:
-        grace = self.runtime.scale.seconds(float(getattr(self.model.service, "health_check_grace_period_seconds", 0) or 0))
+        grace = self.runtime.scale.seconds(
+            float(getattr(self.model.service, "health_check_grace_period_seconds", 0) or 0)
+        )
         now = time.monotonic()
         for task in self.tasks:
             if task.failed_to_launch:
@@ -156,8 +157,11 @@ class ServiceController:
         failed = self.failures[primary.id]
         if primary.failed_tasks != failed:
             self.model.set_counts(primary.id, failed=failed)
-        if (not breaker.get("enable") or primary.rollout_state is not RolloutState.IN_PROGRESS
-                or failed < failure_threshold(primary.desired_count)):
+        if (
+            not breaker.get("enable")
+            or primary.rollout_state is not RolloutState.IN_PROGRESS
+            or failed < failure_threshold(primary.desired_count)
+        ):
             return False
         self.model.mark_failed("tasks failed to start.", primary.id)  # may start a rollback deployment
         return True
@@ -170,10 +174,18 @@ class ServiceController:
         balancers = getattr(self.model.service, "load_balancers", None) or []
         started = []
         for _ in range(count):
-            record = record_task(self.model.service, task_definition.arn, deployment.id,
-                                 self.runtime.account_id, self.runtime.region)
-            task = RunningTask(self.runtime, record, task_definition, deployment.id,
-                               balancers[0] if balancers else None, self.wake, self.event)
+            record = record_task(
+                self.model.service, task_definition.arn, deployment.id, self.runtime.account_id, self.runtime.region
+            )
+            task = RunningTask(
+                self.runtime,
+                record,
+                task_definition,
+                deployment.id,
+                balancers[0] if balancers else None,
+                self.wake,
+                self.event,
+            )
             self.tasks.append(task)
             started.append(task)
         self.event(f"has started {count} tasks: {' '.join(f'(task {t.id})' for t in started)}.")

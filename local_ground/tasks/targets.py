@@ -71,7 +71,9 @@ class HealthCheck:
             healthy_threshold=int(group.healthy_threshold_count),
             unhealthy_threshold=int(group.unhealthy_threshold_count),
             matcher=str((getattr(group, "matcher", None) or {}).get("HttpCode", "200")),
-            deregistration_delay=scale.seconds(float(group.attributes.get("deregistration_delay.timeout_seconds", 300))),
+            deregistration_delay=scale.seconds(
+                float(group.attributes.get("deregistration_delay.timeout_seconds", 300))
+            ),
         )
 
 
@@ -164,8 +166,9 @@ class TargetGroups:
         ours = self.get(group.arn, target["Id"])
         if ours is None:
             return None
-        return FakeHealthStatus(ours.id, str(ours.port), group.health_check_port, ours.state.value,
-                                ours.reason, ours.description)
+        return FakeHealthStatus(
+            ours.id, str(ours.port), group.health_check_port, ours.state.value, ours.reason, ours.description
+        )
 
 
 def probe(target: Target, check: HealthCheck) -> tuple[bool, str, str]:

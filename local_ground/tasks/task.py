@@ -17,6 +17,7 @@ from typing import Any
 from moto.elbv2.models import elbv2_backends
 
 from pipeline.images.container import ContainerError, ContainerProcess, ContainerSpec, free_port
+
 from .ecs_tasks import RecordedTask, container_stopped, private_ip, set_status
 from .runtime import Runtime
 from .targets import HealthCheck, HealthChecker, Target, TargetState
@@ -45,20 +46,35 @@ def container_specs(task_definition: Any, pull_of: Callable[[str], Any]) -> list
     for definition in task_definition.container_definitions:
         pull = pull_of(definition["image"])
         environment = {e["name"]: str(e["value"]) for e in definition.get("environment") or []}
-        specs.append((ContainerSpec(
-            name=definition["name"], image=pull.reference, environment=environment,
-            entry_point=definition.get("entryPoint"), command=definition.get("command"),
-            essential=definition.get("essential", True),
-        ), pull))
+        specs.append(
+            (
+                ContainerSpec(
+                    name=definition["name"],
+                    image=pull.reference,
+                    environment=environment,
+                    entry_point=definition.get("entryPoint"),
+                    command=definition.get("command"),
+                    essential=definition.get("essential", True),
+                ),
+                pull,
+            )
+        )
     return specs
 
 
 class RunningTask:
     """A task's real processes and its target; `on_change` wakes the service controller."""
 
-    def __init__(self, runtime: Runtime, record: RecordedTask, task_definition: Any, deployment_id: str,
-                 load_balancer: dict[str, Any] | None, on_change: Callable[[], None],
-                 on_event: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        record: RecordedTask,
+        task_definition: Any,
+        deployment_id: str,
+        load_balancer: dict[str, Any] | None,
+        on_change: Callable[[], None],
+        on_event: Callable[[str], None],
+    ) -> None:
         self.runtime, self.record = runtime, record
         self.deployment_id = deployment_id
         self.task_definition = task_definition.arn
@@ -73,14 +89,20 @@ class RunningTask:
         self.containers: list[ContainerProcess] = []
         self._ports: dict[str, int] = {}
         for spec, pull in container_specs(task_definition, runtime.pull_of):
-            self.containers.append(ContainerProcess(
-                spec, f"ecs-{record.id[:12]}-{spec.name}", runtime.log_dir / f"{record.id}-{spec.name}.log",
-                creds=pull.creds, tls_verify=pull.tls_verify,
-            ))
+            self.containers.append(
+                ContainerProcess(
+                    spec,
+                    f"ecs-{record.id[:12]}-{spec.name}",
+                    runtime.log_dir / f"{record.id}-{spec.name}.log",
+                    creds=pull.creds,
+                    tls_verify=pull.tls_verify,
+                )
+            )
             self._ports[spec.name] = free_port()
         for definition in task_definition.container_definitions:
             self._stop_timeouts[definition["name"]] = runtime.scale.seconds(
-                float(definition.get("stopTimeout") or DEFAULT_STOP_TIMEOUT))
+                float(definition.get("stopTimeout") or DEFAULT_STOP_TIMEOUT)
+            )
         self._stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -125,8 +147,13 @@ class RunningTask:
                 container.kill()
                 container.remove()
                 self.runtime.processes.discard(container)
-            set_status(self.record, "STOPPED", desired_status="STOPPED", stopped_reason=str(error),
-                       stop_code="TaskFailedToStart")
+            set_status(
+                self.record,
+                "STOPPED",
+                desired_status="STOPPED",
+                stopped_reason=str(error),
+                stop_code="TaskFailedToStart",
+            )
             self._on_change()
             return
         if self._stopping.is_set():

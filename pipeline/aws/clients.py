@@ -6,9 +6,9 @@ profiles, OIDC in Actions). Nothing here knows whether it talks to AWS or to a l
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -38,10 +38,12 @@ class Clients:
     def __init__(self, region: str, session: boto3.session.Session | None = None) -> None:
         self.region = region
         self._session = session or boto3.session.Session(region_name=region)
+        self._clients: dict[str, Any] = {}
 
-    @functools.cache
     def client(self, service: str) -> Any:
-        return self._session.client(service, region_name=self.region, config=RETRY_CONFIG)
+        if service not in self._clients:
+            self._clients[service] = self._session.client(service, region_name=self.region, config=RETRY_CONFIG)  # type: ignore[call-overload]
+        return self._clients[service]
 
     @property
     def cloudformation(self) -> Any:
@@ -64,7 +66,10 @@ class Clients:
         try:
             credentials = self._session.get_credentials()
         except (PartialCredentialsError, BotoCoreError) as err:
-            raise CredentialsError(f"AWS credentials are incomplete ({err})", hint="Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use a profile or OIDC.") from None
+            raise CredentialsError(
+                f"AWS credentials are incomplete ({err})",
+                hint="Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use a profile or OIDC.",
+            ) from None
         if credentials is None:
             raise CredentialsError(
                 "no AWS credentials found",
@@ -88,14 +93,34 @@ def aws_call(what: str, hint: str | None = None) -> Iterator[None]:
     except ClientError as err:
         code = error_code(err)
         operation = err.operation_name
-        if code in ("ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "AccessDenied", "AccessDeniedException"):
-            raise CredentialsError(f"{what}: AWS refused the credentials ({code}: {error_message(err)})", operation=operation, code=code, hint="Check the role or keys in use and their permissions.") from None
+        if code in (
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+            "AccessDenied",
+            "AccessDeniedException",
+        ):
+            raise CredentialsError(
+                f"{what}: AWS refused the credentials ({code}: {error_message(err)})",
+                operation=operation,
+                code=code,
+                hint="Check the role or keys in use and their permissions.",
+            ) from None
         raise AwsError(f"{what}: {code}: {error_message(err)}", operation=operation, code=code, hint=hint) from None
     except (NoCredentialsError, PartialCredentialsError):
-        raise CredentialsError(f"{what}: no AWS credentials found", hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).") from None
+        raise CredentialsError(
+            f"{what}: no AWS credentials found",
+            hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).",
+        ) from None
     except NoRegionError:
-        raise CredentialsError(f"{what}: no AWS region", hint="Set app.region in pipeline.toml or AWS_REGION.") from None
+        raise CredentialsError(
+            f"{what}: no AWS region", hint="Set app.region in pipeline.toml or AWS_REGION."
+        ) from None
     except EndpointConnectionError as err:
         raise AwsError(f"{what}: cannot reach AWS ({err})", hint="Check the network or AWS_ENDPOINT_URL.") from None
     except BotoCoreError as err:
-        raise AwsError(f"{what}: {type(err).__name__}: {str(err).splitlines()[0]}", hint="Retry; if it persists, check AWS_ENDPOINT_URL and the service health.") from None
+        raise AwsError(
+            f"{what}: {type(err).__name__}: {str(err).splitlines()[0]}",
+            hint="Retry; if it persists, check AWS_ENDPOINT_URL and the service health.",
+        ) from None

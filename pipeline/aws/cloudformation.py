@@ -12,8 +12,19 @@ from pipeline.aws.clients import aws_call, error_code, error_message
 
 TERMINAL_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}
 TERMINAL_ROLLED_BACK = {"ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
-TERMINAL_FAILED = {"CREATE_FAILED", "ROLLBACK_FAILED", "DELETE_FAILED", "UPDATE_FAILED", "UPDATE_ROLLBACK_FAILED", "IMPORT_ROLLBACK_FAILED"}
-NO_CHANGES_REASONS = ("didn't contain changes", "No updates are to be performed", "The submitted information didn't contain changes")
+TERMINAL_FAILED = {
+    "CREATE_FAILED",
+    "ROLLBACK_FAILED",
+    "DELETE_FAILED",
+    "UPDATE_FAILED",
+    "UPDATE_ROLLBACK_FAILED",
+    "IMPORT_ROLLBACK_FAILED",
+}
+NO_CHANGES_REASONS = (
+    "didn't contain changes",
+    "No updates are to be performed",
+    "The submitted information didn't contain changes",
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,14 @@ def describe_change_set(cf: Any, stack: str, change_set_id: str) -> ChangeSet:
     changes = []
     for c in raw.get("Changes", []):
         rc = c.get("ResourceChange", {})
-        changes.append(Change(rc.get("Action", ""), rc.get("LogicalResourceId", ""), rc.get("ResourceType", ""), rc.get("Replacement", "")))
+        changes.append(
+            Change(
+                rc.get("Action", ""),
+                rc.get("LogicalResourceId", ""),
+                rc.get("ResourceType", ""),
+                rc.get("Replacement", ""),
+            )
+        )
     return ChangeSet(
         change_set_id=change_set_id,
         status=raw.get("Status", ""),

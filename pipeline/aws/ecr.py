@@ -64,4 +64,8 @@ def images(ecr: Any, repository: str) -> list[Image]:
     with aws_call(f"list images of {repository}"):
         pages = ecr.get_paginator("describe_images").paginate(repositoryName=repository, filter={"tagStatus": "TAGGED"})
         details = [d for page in pages for d in page["imageDetails"]]
-    return [Image(t, d["imageDigest"], d.get("imagePushedAt"), tuple(d.get("imageTags", []))) for d in details for t in d.get("imageTags", [])]
+    return [
+        Image(t, d["imageDigest"], d.get("imagePushedAt"), tuple(d.get("imageTags", [])))
+        for d in details
+        for t in d.get("imageTags", [])
+    ]

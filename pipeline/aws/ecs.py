@@ -64,7 +64,9 @@ def describe_service(ecs: Any, cluster: str, service: str) -> ServiceState:
         raw = ecs.describe_services(cluster=cluster, services=[service])
     if not raw.get("services"):
         reason = raw.get("failures", [{}])[0].get("reason", "MISSING") if raw.get("failures") else "MISSING"
-        raise RolloutError(f"service {service} not found in cluster {cluster} ({reason})", hint="Deploy the service stack first.")
+        raise RolloutError(
+            f"service {service} not found in cluster {cluster} ({reason})", hint="Deploy the service stack first."
+        )
     s = raw["services"][0]
     deployments = tuple(
         Deployment(
@@ -105,7 +107,8 @@ def stopped_tasks(ecs: Any, cluster: str, service: str, limit: int = 10) -> list
             task_definition=t.get("taskDefinitionArn", ""),
             stopped_reason=t.get("stoppedReason", ""),
             container_reasons=tuple(
-                c.get("reason", "") or (f"exit code {c['exitCode']}" if "exitCode" in c else "") for c in t.get("containers", [])
+                c.get("reason", "") or (f"exit code {c['exitCode']}" if "exitCode" in c else "")
+                for c in t.get("containers", [])
             ),
         )
         for t in tasks
@@ -115,5 +118,8 @@ def stopped_tasks(ecs: Any, cluster: str, service: str, limit: int = 10) -> list
 def healthy_targets(elbv2: Any, target_group_arn: str) -> tuple[int, int]:
     """(healthy, registered) targets of a target group."""
     with aws_call("describe target health"):
-        states = [d["TargetHealth"]["State"] for d in elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]]
+        states = [
+            d["TargetHealth"]["State"]
+            for d in elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+        ]
     return sum(1 for s in states if s == "healthy"), len(states)

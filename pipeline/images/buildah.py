@@ -43,9 +43,7 @@ def _env() -> dict[str, str]:
 
 def _require_buildah(error: type[BuildError | PushError]) -> None:
     if shutil.which(BUILDAH) is None:
-        raise error(
-            "buildah is not installed", hint="install the buildah package (apt-get install buildah)"
-        )
+        raise error("buildah is not installed", hint="install the buildah package (apt-get install buildah)")
 
 
 def build(
@@ -227,7 +225,5 @@ def _push_error(destination: str, stderr: str) -> PushError:
             hint="push with tls_verify=False to a local registry",
         )
     if "connection refused" in lowered or "no such host" in lowered:
-        return PushError(
-            f"cannot reach the registry {host}: {detail}", hint="is the registry running?"
-        )
+        return PushError(f"cannot reach the registry {host}: {detail}", hint="is the registry running?")
     return PushError(f"push to {destination} failed: {detail}")

@@ -24,8 +24,14 @@ from pipeline.images import buildah
 
 _POLL = 0.01  # bounded polling of real processes only
 # Go's names for the signals that end a container, as `buildah run` reports them.
-_SIGNALS = {"terminated": signal.SIGTERM, "killed": signal.SIGKILL, "interrupt": signal.SIGINT,
-            "hangup": signal.SIGHUP, "aborted": signal.SIGABRT, "segmentation fault": signal.SIGSEGV}
+_SIGNALS = {
+    "terminated": signal.SIGTERM,
+    "killed": signal.SIGKILL,
+    "interrupt": signal.SIGINT,
+    "hangup": signal.SIGHUP,
+    "aborted": signal.SIGABRT,
+    "segmentation fault": signal.SIGSEGV,
+}
 
 
 def free_port() -> int:
@@ -82,8 +88,9 @@ def _is_buildah(pid: int) -> bool:
 class ContainerProcess:
     """One working container and its `buildah run` process."""
 
-    def __init__(self, spec: ContainerSpec, working_name: str, log_path: Path,
-                 creds: str | None = None, tls_verify: bool = True) -> None:
+    def __init__(
+        self, spec: ContainerSpec, working_name: str, log_path: Path, creds: str | None = None, tls_verify: bool = True
+    ) -> None:
         self.spec = spec
         self.working_name = working_name
         self.log_path = log_path
@@ -99,12 +106,21 @@ class ContainerProcess:
 
     def pull(self) -> None:
         """`buildah from`: pull the image if missing and make the working container."""
-        command = buildah.global_args() + ["from", "--name", self.working_name,
-                                           f"--tls-verify={'true' if self._tls_verify else 'false'}"]
+        command = buildah.global_args() + [
+            "from",
+            "--name",
+            self.working_name,
+            f"--tls-verify={'true' if self._tls_verify else 'false'}",
+        ]
         if self._creds:
             command += ["--creds", self._creds]
-        done = subprocess.run(command + [self.spec.image], capture_output=True, text=True,
-                              env={**os.environ, "BUILDAH_ISOLATION": "chroot"}, check=False)
+        done = subprocess.run(
+            command + [self.spec.image],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "BUILDAH_ISOLATION": "chroot"},
+            check=False,
+        )
         if done.returncode != 0:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             raise ContainerError(f"CannotPullContainerError: {lines[-1] if lines else 'pull failed'}")
@@ -131,8 +147,12 @@ class ContainerProcess:
         command += [self.working_name, "--", *argv]
         with self._lock, open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "BUILDAH_ISOLATION": "chroot"}, start_new_session=True,
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "BUILDAH_ISOLATION": "chroot"},
+                start_new_session=True,
             )
 
     def main_pid(self) -> int | None:

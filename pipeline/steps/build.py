@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from pipeline.config import Settings
 from pipeline.errors import BuildError, ConfigError, PushError
@@ -58,22 +59,45 @@ class BuildxBuilder:
         for key, value in build_args.items():
             command += ["--build-arg", f"{key}={value}"]
         if self.cache_ref:
-            command += ["--cache-from", f"type=registry,ref={self.cache_ref}", "--cache-to", f"type=registry,ref={self.cache_ref},mode=max,image-manifest=true,oci-mediatypes=true"]
+            command += [
+                "--cache-from",
+                f"type=registry,ref={self.cache_ref}",
+                "--cache-to",
+                f"type=registry,ref={self.cache_ref},mode=max,image-manifest=true,oci-mediatypes=true",
+            ]
         code = _stream(command + [str(context)], echo)
         if code != 0:
-            raise BuildError(f"docker buildx build of {tag} failed (exit {code})", hint="The build output above shows the failing step.")
+            raise BuildError(
+                f"docker buildx build of {tag} failed (exit {code})",
+                hint="The build output above shows the failing step.",
+            )
         return tag
 
     def push(self, image: str, destination: str, username: str, password: str, tls_verify: bool) -> str:
         host = destination.split("/", 1)[0]
-        login = subprocess.run(["docker", "login", "--username", username, "--password-stdin", host], input=password, capture_output=True, text=True)
+        login = subprocess.run(
+            ["docker", "login", "--username", username, "--password-stdin", host],
+            input=password,
+            capture_output=True,
+            text=True,
+        )
         if login.returncode != 0:
-            raise PushError(f"registry {host} refused the credentials: {login.stderr.strip()}", hint="Check the ECR permissions of the role in use.")
+            raise PushError(
+                f"registry {host} refused the credentials: {login.stderr.strip()}",
+                hint="Check the ECR permissions of the role in use.",
+            )
         subprocess.run(["docker", "tag", image, destination], check=True, capture_output=True)
         pushed = subprocess.run(["docker", "push", destination], capture_output=True, text=True)
         if pushed.returncode != 0:
-            raise PushError(f"docker push {destination} failed: {pushed.stderr.strip().splitlines()[-1:]}", hint="Retry; check the registry.")
-        inspect = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", destination], capture_output=True, text=True)
+            raise PushError(
+                f"docker push {destination} failed: {pushed.stderr.strip().splitlines()[-1:]}",
+                hint="Retry; check the registry.",
+            )
+        inspect = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", destination],
+            capture_output=True,
+            text=True,
+        )
         digests = json.loads(inspect.stdout or "[]")
         repo = destination.rsplit(":", 1)[0]
         digest = next((d.split("@", 1)[1] for d in digests if d.startswith(repo + "@")), "")
@@ -96,7 +120,11 @@ def pick_builder(settings: Settings, cache_ref: str | None = None) -> ImageBuild
     if choice == "buildx" or (choice == "auto" and docker_engine_available()):
         return BuildxBuilder(cache_ref=cache_ref)
     if shutil.which("buildah") is None:
-        raise ConfigError("image.builder", f"no image builder available ({'buildah' if choice == 'buildah' else 'neither a Docker engine nor buildah'} found)", hint="Install buildah or Docker with Buildx.")
+        raise ConfigError(
+            "image.builder",
+            f"no image builder available ({'buildah' if choice == 'buildah' else 'neither a Docker engine nor buildah'} found)",
+            hint="Install buildah or Docker with Buildx.",
+        )
     return BuildahBuilder()
 
 
@@ -104,11 +132,17 @@ def local_tag(settings: Settings, version: str) -> str:
     return f"localhost/{settings.app.name}:{version}"
 
 
-def build_image(settings: Settings, version: str, builder: ImageBuilder, echo: Echo, build_args: dict[str, str] | None = None) -> str:
+def build_image(
+    settings: Settings, version: str, builder: ImageBuilder, echo: Echo, build_args: dict[str, str] | None = None
+) -> str:
     context = (settings.root / settings.image.context).resolve()
     dockerfile = context / settings.image.dockerfile
     if not dockerfile.is_file():
-        raise ConfigError("image.dockerfile", f"{dockerfile} does not exist", hint="Point image.context and image.dockerfile at the model server.")
+        raise ConfigError(
+            "image.dockerfile",
+            f"{dockerfile} does not exist",
+            hint="Point image.context and image.dockerfile at the model server.",
+        )
     tag = local_tag(settings, version)
     echo(f"building {tag} with {builder.name} from {context}")
     args = {"MODEL_VERSION": version, **(build_args or {})}

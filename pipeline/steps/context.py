@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from pipeline.clock import Clock
 from pipeline.config import Environment, Settings
@@ -47,5 +48,8 @@ class Context:
         folder = self.settings.root / "cloudformation"
         stale = check_templates(self.settings, folder)
         if file_name in stale:
-            raise DeployError(f"cloudformation/{file_name} is stale or missing", hint="Run `pipeline synth`, review and commit it, then deploy.")
+            raise DeployError(
+                f"cloudformation/{file_name} is stale or missing",
+                hint="Run `pipeline synth`, review and commit it, then deploy.",
+            )
         return (folder / file_name).read_text(encoding="utf-8")

@@ -10,9 +10,10 @@ progress is waited for or refused. Two updates are never stacked.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.aws import cloudformation as cfn
 from pipeline.clock import Clock
@@ -63,14 +64,19 @@ class Deployer:
             self.echo(f"{stack_name}: no changes")
             return DeployResult(stack_name, DeployOutcome.NO_CHANGES, (), stack, self.clock.now() - started)
         if change_set.status == "FAILED":
-            raise DeployError(f"{stack_name}: change set failed: {change_set.reason}", hint="Nothing was changed; fix the template or parameters.")
+            raise DeployError(
+                f"{stack_name}: change set failed: {change_set.reason}",
+                hint="Nothing was changed; fix the template or parameters.",
+            )
         self._print_changes(stack_name, change_set.changes)
         if not execute:
             cfn.delete_change_set(self.cf, stack_name, change_set_id)
             if change_type == "CREATE" and stack is None:
                 # A CREATE change set leaves a REVIEW_IN_PROGRESS stack behind; a preview must not.
                 cfn.delete_stack(self.cf, stack_name)
-            return DeployResult(stack_name, DeployOutcome.PREVIEWED, change_set.changes, stack, self.clock.now() - started)
+            return DeployResult(
+                stack_name, DeployOutcome.PREVIEWED, change_set.changes, stack, self.clock.now() - started
+            )
         self._mark_old_events_seen(stack_name, stack)
         cfn.execute_change_set(self.cf, stack_name, change_set_id)
         self.echo(f"{stack_name}: executing {change_type.lower()}")
@@ -78,8 +84,11 @@ class Deployer:
         if final.status not in cfn.TERMINAL_OK:
             cause = self._failure_cause(stack_name)
             raise DeployError(
-                f"{stack_name}: {change_type.lower()} failed, stack is {final.status}" + (f": {cause}" if cause else ""),
-                hint="CloudFormation restored the previous state." if final.status in cfn.TERMINAL_ROLLED_BACK else "Inspect the stack events in the console.",
+                f"{stack_name}: {change_type.lower()} failed, stack is {final.status}"
+                + (f": {cause}" if cause else ""),
+                hint="CloudFormation restored the previous state."
+                if final.status in cfn.TERMINAL_ROLLED_BACK
+                else "Inspect the stack events in the console.",
             )
         outcome = DeployOutcome.CREATED if change_type == "CREATE" else DeployOutcome.UPDATED
         return DeployResult(stack_name, outcome, change_set.changes, final, self.clock.now() - started)
@@ -96,7 +105,9 @@ class Deployer:
             self.echo(f"{stack_name}: {stack.status}, waiting for it to settle")
             stack = self._wait_stack(stack_name, "settle")
         if stack.status in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS"):
-            why = "its first create failed" if stack.status == "ROLLBACK_COMPLETE" else "a change set was never executed"
+            why = (
+                "its first create failed" if stack.status == "ROLLBACK_COMPLETE" else "a change set was never executed"
+            )
             self.echo(f"{stack_name}: {stack.status} ({why}); deleting the empty stack before creating it")
             cfn.delete_stack(self.cf, stack_name)
             self._wait_stack(stack_name, "delete", allow_gone=True)
@@ -106,9 +117,15 @@ class Deployer:
             cfn.continue_update_rollback(self.cf, stack_name)
             stack = self._wait_stack(stack_name, "continue rollback")
             if stack.status != "UPDATE_ROLLBACK_COMPLETE":
-                raise DeployError(f"{stack_name}: the rollback could not be continued ({stack.status})", hint="Skip the failing resources with continue-update-rollback in the console.")
+                raise DeployError(
+                    f"{stack_name}: the rollback could not be continued ({stack.status})",
+                    hint="Skip the failing resources with continue-update-rollback in the console.",
+                )
         if stack.status in ("ROLLBACK_FAILED", "DELETE_FAILED", "DELETE_COMPLETE"):
-            raise DeployError(f"{stack_name} is {stack.status} and cannot be updated", hint="Delete the stack by hand, then deploy again.")
+            raise DeployError(
+                f"{stack_name} is {stack.status} and cannot be updated",
+                hint="Delete the stack by hand, then deploy again.",
+            )
         return stack
 
     # --- waiting ----------------------------------------------------------------------------------
@@ -120,7 +137,10 @@ class Deployer:
             if change_set.status in ("CREATE_COMPLETE", "FAILED"):
                 return change_set
             if self.clock.now() > deadline:
-                raise DeployError(f"{stack_name}: change set still {change_set.status} after {int(min(self.timeout, 600))}s", hint="Retry; nothing was executed.")
+                raise DeployError(
+                    f"{stack_name}: change set still {change_set.status} after {int(min(self.timeout, 600))}s",
+                    hint="Retry; nothing was executed.",
+                )
             self.clock.sleep(min(self.poll, 2.0))
 
     def _wait_stack(self, stack_name: str, what: str, allow_gone: bool = False) -> cfn.Stack:
@@ -135,11 +155,16 @@ class Deployer:
             if stack is None:
                 if allow_gone:
                     return cfn.Stack(stack_name, "", "DELETE_COMPLETE", "", {}, {})
-                raise DeployError(f"{stack_name} disappeared while waiting to {what}", hint="Someone deleted it; deploy again.")
+                raise DeployError(
+                    f"{stack_name} disappeared while waiting to {what}", hint="Someone deleted it; deploy again."
+                )
             if not stack.in_progress:
                 return stack
             if self.clock.now() > deadline:
-                raise DeployError(f"{stack_name} still {stack.status} after {int(self.timeout)}s", hint="CloudFormation goes on by itself; check `pipeline status` later.")
+                raise DeployError(
+                    f"{stack_name} still {stack.status} after {int(self.timeout)}s",
+                    hint="CloudFormation goes on by itself; check `pipeline status` later.",
+                )
             try:
                 self.clock.sleep(self.poll)
             except KeyboardInterrupt:

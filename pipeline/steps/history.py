@@ -51,7 +51,9 @@ def status(ctx: Context, env: str) -> Status:
     name = ctx.service_stack(env)
     stack = cfn.describe_stack(ctx.clients.cloudformation, name)
     if stack is None:
-        raise InputError(f"{env} is not deployed: stack {name} does not exist", hint=f"Run `pipeline release VERSION --env {env}`.")
+        raise InputError(
+            f"{env} is not deployed: stack {name} does not exist", hint=f"Run `pipeline release VERSION --env {env}`."
+        )
     image = stack.parameters.get("ImageUri", "")
     service = None
     if "ClusterName" in stack.outputs:
@@ -86,7 +88,9 @@ def stack_history(ctx: Context, env: str) -> list[HistoryEntry]:
     family = f"{ctx.settings.app.name}-{env}"
     ecs = ctx.clients.ecs
     with aws_call(f"list task definitions of {family}"):
-        arns = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC").get("taskDefinitionArns", [])
+        arns = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC").get(
+            "taskDefinitionArns", []
+        )
     entries: list[HistoryEntry] = []
     for arn in arns[:20]:
         with aws_call(f"describe task definition {arn}"):

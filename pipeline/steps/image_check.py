@@ -12,9 +12,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from pipeline.config import Settings
 from pipeline.errors import BuildError
@@ -37,7 +37,9 @@ class BuildahContainer:
 
         self._scratch = tempfile.TemporaryDirectory(prefix="pipeline-check-")
         self.container = ContainerProcess(
-            ContainerSpec("check", image), f"pipeline-check-{uuid.uuid4().hex[:12]}", Path(self._scratch.name) / "output.log"
+            ContainerSpec("check", image),
+            f"pipeline-check-{uuid.uuid4().hex[:12]}",
+            Path(self._scratch.name) / "output.log",
         )
         try:
             self.container.pull()
@@ -63,16 +65,31 @@ class DockerContainer:
 
     def __init__(self, image: str, port: int, container_port: int) -> None:
         run = subprocess.run(
-            ["docker", "run", "--detach", "--publish", f"127.0.0.1:{port}:{container_port}", "--env", f"PORT={container_port}", image],
+            [
+                "docker",
+                "run",
+                "--detach",
+                "--publish",
+                f"127.0.0.1:{port}:{container_port}",
+                "--env",
+                f"PORT={container_port}",
+                image,
+            ],
             capture_output=True,
             text=True,
         )
         if run.returncode != 0:
-            raise BuildError(f"cannot start {image}: {run.stderr.strip()}", hint="Is the image built and the Docker engine up?")
+            raise BuildError(
+                f"cannot start {image}: {run.stderr.strip()}", hint="Is the image built and the Docker engine up?"
+            )
         self.container = run.stdout.strip()
 
     def exited(self) -> int | None:
-        state = subprocess.run(["docker", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.container], capture_output=True, text=True).stdout.split()
+        state = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Running}} {{.State.ExitCode}}", self.container],
+            capture_output=True,
+            text=True,
+        ).stdout.split()
         return None if not state or state[0] == "true" else int(state[1])
 
     def output(self) -> str:
@@ -109,21 +126,33 @@ def check_image(
         while True:
             code = container.exited()
             if code is not None:
-                raise BuildError(f"image check: {image} exited with code {code} before becoming healthy: {container.output().strip().splitlines()[-1:]}", hint="Run the image locally and read its log.")
+                raise BuildError(
+                    f"image check: {image} exited with code {code} before becoming healthy: {container.output().strip().splitlines()[-1:]}",
+                    hint="Run the image locally and read its log.",
+                )
             status, _ = _request("GET", base + service.health_check_path, None)
             if status == 200:
                 break
             if clock() - started > deadline_seconds:
-                raise BuildError(f"image check: {service.health_check_path} did not answer 200 within {deadline_seconds:.0f}s (last: {status or 'no answer'})", hint="The image would fail its ELB health checks; it is not pushed.")
+                raise BuildError(
+                    f"image check: {service.health_check_path} did not answer 200 within {deadline_seconds:.0f}s (last: {status or 'no answer'})",
+                    hint="The image would fail its ELB health checks; it is not pushed.",
+                )
             sleep(0.2)
         healthy_after = clock() - started
         status, body = _request("POST", base + settings.smoke.path, settings.smoke.request.encode())
         if status != 200:
-            raise BuildError(f"image check: POST {settings.smoke.path} answered {status}: {body[:200]!r}", hint="The sample prediction must succeed before the image is pushed.")
+            raise BuildError(
+                f"image check: POST {settings.smoke.path} answered {status}: {body[:200]!r}",
+                hint="The sample prediction must succeed before the image is pushed.",
+            )
         payload = json.loads(body)
         missing = [k for k in settings.smoke.expect_keys if k not in payload]
         if missing:
-            raise BuildError(f"image check: the prediction lacks {', '.join(missing)}", hint="Match smoke.expect_keys in pipeline.toml.")
+            raise BuildError(
+                f"image check: the prediction lacks {', '.join(missing)}",
+                hint="Match smoke.expect_keys in pipeline.toml.",
+            )
         echo(f"checked {image}: healthy after {healthy_after:.1f}s, prediction has {', '.join(sorted(payload))}")
         return CheckResult(healthy_after, payload)
     finally:
@@ -133,7 +162,7 @@ def check_image(
 def _request(method: str, url: str, data: bytes | None) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()

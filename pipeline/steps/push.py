@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.aws import ecr as ecr_api
 from pipeline.errors import PushError
@@ -42,7 +43,9 @@ def refuse_existing_version(ecr: Any, repository: str, version: str) -> None:
         )
 
 
-def push_image(ecr: Any, builder: ImageBuilder, local_image: str, repository: str, version: str, echo: Echo) -> PushedImage:
+def push_image(
+    ecr: Any, builder: ImageBuilder, local_image: str, repository: str, version: str, echo: Echo
+) -> PushedImage:
     refuse_existing_version(ecr, repository, version)
     uri = ecr_api.repository_uri(ecr, repository)
     login = ecr_api.login(ecr)

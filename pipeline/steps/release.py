@@ -8,10 +8,10 @@ roll, smoke, record. Both are "deploy this digest": CloudFormation is the one so
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterator
 
 from pipeline.aws import cloudformation as cfn
 from pipeline.errors import DeployError, InputError, PipelineError, RolloutError, SmokeTestError
@@ -22,6 +22,7 @@ from pipeline.steps.roll import RolloutOutcome, RolloutWatcher, explain_rolled_b
 from pipeline.steps.smoke import SmokeTester
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
+
 
 class ReleaseOutcome(Enum):
     RELEASED = "released"
@@ -72,14 +73,20 @@ class ReleaseFailed(PipelineError):
         back = f"; {report.environment} is back on {report.restored_version}" if report.restored_version else ""
         super().__init__(
             f"{report.kind} of {report.version} to {report.environment} failed: {report.cause}{back}",
-            hint="The failure is recorded; fix the model and tag a new version." if report.kind == "release" else "Nothing else was changed.",
+            hint="The failure is recorded; fix the model and tag a new version."
+            if report.kind == "release"
+            else "Nothing else was changed.",
         )
         self.report = report
 
 
 def running_version(ctx: Context, env: str) -> Running | None:
     stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(env))
-    if stack is None or stack.status in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE") or "ImageUri" not in stack.parameters:
+    if (
+        stack is None
+        or stack.status in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE")
+        or "ImageUri" not in stack.parameters
+    ):
         return None
     return Running(stack.parameters.get("Version", ""), stack.parameters["ImageUri"])
 
@@ -116,7 +123,14 @@ class Engine:
         """deploy + roll + smoke for one digest; raises on the first failure."""
         ctx = self.ctx
         body = ctx.committed_template(names.template_file("service", self.env.name))
-        deployer = Deployer(ctx.clients.cloudformation, ctx.clock, ctx.echo, timeout=float(self.env.service.rollout_timeout) + 600, wait_if_busy=ctx.wait_if_busy, poll=ctx.poll)
+        deployer = Deployer(
+            ctx.clients.cloudformation,
+            ctx.clock,
+            ctx.echo,
+            timeout=float(self.env.service.rollout_timeout) + 600,
+            wait_if_busy=ctx.wait_if_busy,
+            poll=ctx.poll,
+        )
         with self.phase("deploy"):
             try:
                 result = deployer.deploy(self.stack_name, body, {"ImageUri": image.image_uri, "Version": image.version})
@@ -127,8 +141,20 @@ class Engine:
         assert stack is not None
         self.report.url = stack.outputs.get("ServiceUrl", "")
         with self.phase("roll"):
-            watcher = RolloutWatcher(ctx.clients.ecs, ctx.clients.elbv2, ctx.clock, ctx.echo, timeout=float(self.env.service.rollout_timeout), poll=ctx.poll)
-            rollout = watcher.wait(stack.outputs["ClusterName"], stack.outputs["ServiceName"], stack.outputs["TaskDefinitionArn"], stack.outputs.get("TargetGroupArn"))
+            watcher = RolloutWatcher(
+                ctx.clients.ecs,
+                ctx.clients.elbv2,
+                ctx.clock,
+                ctx.echo,
+                timeout=float(self.env.service.rollout_timeout),
+                poll=ctx.poll,
+            )
+            rollout = watcher.wait(
+                stack.outputs["ClusterName"],
+                stack.outputs["ServiceName"],
+                stack.outputs["TaskDefinitionArn"],
+                stack.outputs.get("TargetGroupArn"),
+            )
             if rollout.outcome is not RolloutOutcome.COMPLETED:
                 raise RolloutError(f"rollout {rollout.outcome.value}: {rollout.cause}")
         with self.phase("smoke"):
@@ -188,11 +214,21 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
     report = ReleaseReport("rollback", env.name, version, digest=image.digest)
     engine = Engine(ctx, env.name, report)
     engine.refuse_if_busy()
-    _ship(ctx, engine, image, current, f"v{version}", done=f"rolled back to {version}", failed=f"rollback to {version} failed")
+    _ship(
+        ctx,
+        engine,
+        image,
+        current,
+        f"v{version}",
+        done=f"rolled back to {version}",
+        failed=f"rollback to {version} failed",
+    )
     return report
 
 
-def _ship(ctx: Context, engine: Engine, image: PushedImage, restore_to: Running | None, ref: str, *, done: str, failed: str) -> None:
+def _ship(
+    ctx: Context, engine: Engine, image: PushedImage, restore_to: Running | None, ref: str, *, done: str, failed: str
+) -> None:
     """Record a GitHub deployment, then deploy + roll + smoke; on failure put `restore_to` back and say why."""
     report = engine.report
     deployment_id = _record_start(ctx, engine.env.name, image.version, ref, image.digest)
@@ -253,7 +289,10 @@ def _previous_version(ctx: Context, env: str, current: Running | None) -> str:
         if record is not None:
             ctx.echo(f"previous successful deployment on GitHub: {record.version} ({record.digest})")
             return record.version
-        raise InputError(f"GitHub has no successful deployment of {env} before the current one", hint="Name the version to roll back to.")
+        raise InputError(
+            f"GitHub has no successful deployment of {env} before the current one",
+            hint="Name the version to roll back to.",
+        )
     from pipeline.steps.history import stack_history
 
     for entry in stack_history(ctx, env):
@@ -269,14 +308,21 @@ def _record_start(ctx: Context, env: str, version: str, ref: str, digest: str) -
     return ctx.github.start_deployment(env, version, ref, digest, f"deploying {version}")
 
 
-def _record_finish(ctx: Context, deployment_id: int | None, state: str, report: ReleaseReport, description: str) -> None:
+def _record_finish(
+    ctx: Context, deployment_id: int | None, state: str, report: ReleaseReport, description: str
+) -> None:
     if ctx.github is None or deployment_id is None:
         return
     ctx.github.finish_deployment(deployment_id, state, report.url or None, description)  # type: ignore[arg-type]
 
 
 def release_notes(report: ReleaseReport) -> str:
-    lines = [f"Image digest: `{report.digest}`", f"Environment: {report.environment} ({report.url})", "", "Infrastructure changes:"]
+    lines = [
+        f"Image digest: `{report.digest}`",
+        f"Environment: {report.environment} ({report.url})",
+        "",
+        "Infrastructure changes:",
+    ]
     lines += [f"- `{c}`" for c in report.changes] or ["- none"]
     lines += ["", "Phases:"] + [f"- {p.name}: {p.seconds:.1f}s" for p in report.phases]
     return "\n".join(lines)

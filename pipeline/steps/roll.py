@@ -8,9 +8,10 @@ the service events and the stopped tasks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable
+from typing import Any
 
 from pipeline.aws import ecs as ecs_api
 from pipeline.clock import Clock
@@ -42,7 +43,9 @@ class RolloutWatcher:
     timeout: float = 900.0
     poll: float = 5.0
 
-    def wait(self, cluster: str, service: str, task_definition: str, target_group_arn: str | None = None) -> RolloutResult:
+    def wait(
+        self, cluster: str, service: str, task_definition: str, target_group_arn: str | None = None
+    ) -> RolloutResult:
         started = self.clock.now()
         last_line = ""
         while True:
@@ -51,8 +54,17 @@ class RolloutWatcher:
                 elapsed = self.clock.now() - started
                 ours = state.deployment_for(task_definition)
                 primary = state.primary
-                if ours is None or ours.rollout_state == "FAILED" or (primary and primary.task_definition != task_definition):
-                    return RolloutResult(RolloutOutcome.ROLLED_BACK, elapsed, state, self.explain(cluster, service, state, task_definition))
+                if (
+                    ours is None
+                    or ours.rollout_state == "FAILED"
+                    or (primary and primary.task_definition != task_definition)
+                ):
+                    return RolloutResult(
+                        RolloutOutcome.ROLLED_BACK,
+                        elapsed,
+                        state,
+                        self.explain(cluster, service, state, task_definition),
+                    )
                 line = self._progress(state, ours, target_group_arn, elapsed)
                 if line != last_line:
                     self.echo(line)
@@ -60,7 +72,9 @@ class RolloutWatcher:
                 if ours.status == "PRIMARY" and ours.rollout_state == "COMPLETED" and len(state.deployments) == 1:
                     return RolloutResult(RolloutOutcome.COMPLETED, elapsed, state)
                 if elapsed > self.timeout:
-                    return RolloutResult(RolloutOutcome.TIMED_OUT, elapsed, state, f"not stable after {int(self.timeout)}s")
+                    return RolloutResult(
+                        RolloutOutcome.TIMED_OUT, elapsed, state, f"not stable after {int(self.timeout)}s"
+                    )
                 self.clock.sleep(self.poll)
             except KeyboardInterrupt:
                 raise PipelineError(
@@ -68,7 +82,9 @@ class RolloutWatcher:
                     hint="Run `pipeline status` to see where it stands.",
                 ) from None
 
-    def _progress(self, state: ecs_api.ServiceState, ours: ecs_api.Deployment, target_group_arn: str | None, elapsed: float) -> str:
+    def _progress(
+        self, state: ecs_api.ServiceState, ours: ecs_api.Deployment, target_group_arn: str | None, elapsed: float
+    ) -> str:
         healthy = ""
         if target_group_arn:
             ok, registered = ecs_api.healthy_targets(self.elbv2, target_group_arn)
@@ -84,7 +100,14 @@ class RolloutWatcher:
         if ours is not None and ours.rollout_reason:
             reasons.append(ours.rollout_reason)
         else:
-            circuit = next((e.message for e in state.events if "circuit breaker" in e.message.lower() or "rolling back" in e.message.lower()), "")
+            circuit = next(
+                (
+                    e.message
+                    for e in state.events
+                    if "circuit breaker" in e.message.lower() or "rolling back" in e.message.lower()
+                ),
+                "",
+            )
             if circuit:
                 reasons.append(circuit)
         stopped = [t for t in ecs_api.stopped_tasks(self.ecs, cluster, service) if t.task_definition == task_definition]
@@ -107,7 +130,9 @@ def explain_rolled_back(ecs: Any, cluster: str, service: str) -> str:
         reasons.append(failed.rollout_reason)
     stopped = ecs_api.stopped_tasks(ecs, cluster, service, limit=20)
     # Failures first: a task the rollback scaled away says nothing about why.
-    stopped.sort(key=lambda t: 0 if ("failed" in t.stopped_reason.lower() or "exited" in t.stopped_reason.lower()) else 1)
+    stopped.sort(
+        key=lambda t: 0 if ("failed" in t.stopped_reason.lower() or "exited" in t.stopped_reason.lower()) else 1
+    )
     for task in stopped:
         reason = task.reason()
         if task.task_definition != current and reason and f"task stopped: {reason}" not in reasons:
@@ -119,5 +144,10 @@ def require_completed(result: RolloutResult, service: str) -> None:
     if result.outcome is RolloutOutcome.COMPLETED:
         return
     if result.outcome is RolloutOutcome.TIMED_OUT:
-        raise RolloutError(f"{service}: rollout {result.cause}", hint="Raise service.rollout_timeout, or look at the service events.")
-    raise RolloutError(f"{service}: the new deployment failed and ECS rolled back: {result.cause}", hint="The previous version keeps serving.")
+        raise RolloutError(
+            f"{service}: rollout {result.cause}", hint="Raise service.rollout_timeout, or look at the service events."
+        )
+    raise RolloutError(
+        f"{service}: the new deployment failed and ECS rolled back: {result.cause}",
+        hint="The previous version keeps serving.",
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pipeline.clock import Clock
 from pipeline.config import SmokeSettings
@@ -70,9 +70,14 @@ class SmokeTester:
         return payload
 
     def _request(self, method: str, url: str, data: bytes | None) -> tuple[int, bytes]:
-        request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json", "User-Agent": "ecs-model-pipeline-smoke"})
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method=method,
+            headers={"Content-Type": "application/json", "User-Agent": "ecs-model-pipeline-smoke"},
+        )
         try:
-            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:  # noqa: S310 - the URL is the stack's own output
+            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()

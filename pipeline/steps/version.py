@@ -6,7 +6,9 @@ import re
 
 from pipeline.errors import InputError
 
-SEMVER = re.compile(r"^(?:refs/tags/)?v?(?P<version>(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z][0-9A-Za-z.-]*)?)$")
+SEMVER = re.compile(
+    r"^(?:refs/tags/)?v?(?P<version>(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z][0-9A-Za-z.-]*)?)$"
+)
 
 
 def parse_version(text: str) -> str:

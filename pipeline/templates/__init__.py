@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from troposphere import Template
 
@@ -28,8 +28,20 @@ def stack_specs(settings: Settings) -> list[StackSpec]:
     from pipeline.templates.service import build_service
 
     specs = [
-        StackSpec("registry", names.registry_stack(settings), names.template_file("registry"), None, lambda: build_registry(settings)),
-        StackSpec("ci-access", names.ci_access_stack(settings), names.template_file("ci-access"), None, lambda: build_ci_access(settings)),
+        StackSpec(
+            "registry",
+            names.registry_stack(settings),
+            names.template_file("registry"),
+            None,
+            lambda: build_registry(settings),
+        ),
+        StackSpec(
+            "ci-access",
+            names.ci_access_stack(settings),
+            names.template_file("ci-access"),
+            None,
+            lambda: build_ci_access(settings),
+        ),
     ]
     for env in settings.environment_names:
         specs.append(
@@ -46,4 +58,4 @@ def stack_specs(settings: Settings) -> list[StackSpec]:
 
 def render(template: Template) -> str:
     """YAML text of a template; the same template always renders to the same bytes."""
-    return template.to_yaml(clean_up=False, long_form=False)
+    return str(template.to_yaml(clean_up=False, long_form=False))

@@ -10,8 +10,10 @@ repository, and the read calls the rollout check makes.
 from __future__ import annotations
 
 from awacs import cloudformation as cfn
-from awacs import ecr, ecs, elasticloadbalancing as elb, iam, logs
+from awacs import ecr, ecs, iam, logs
+from awacs import elasticloadbalancing as elb
 from awacs.aws import (
+    Action,
     Allow,
     Condition,
     PolicyDocument,
@@ -20,7 +22,6 @@ from awacs.aws import (
     StringEquals,
     StringLike,
 )
-from awacs.aws import Action
 from awacs.sts import AssumeRole, AssumeRoleWithWebIdentity
 from troposphere import Equals, GetAtt, If, ImportValue, Output, Parameter, Ref, Sub, Template
 from troposphere.iam import OIDCProvider, Policy, Role
@@ -46,7 +47,9 @@ EXECUTION_SERVICES = (
 
 def deploy_subjects(settings: Settings) -> list[str]:
     repo = settings.app.github_repository
-    return [f"repo:{repo}:ref:refs/tags/v*"] + [f"repo:{repo}:environment:{name}" for name in settings.environment_names]
+    return [f"repo:{repo}:ref:refs/tags/v*"] + [
+        f"repo:{repo}:environment:{name}" for name in settings.environment_names
+    ]
 
 
 def diff_subjects(settings: Settings) -> list[str]:
@@ -66,7 +69,9 @@ def build_ci_access(settings: Settings) -> Template:
     )
     t.add_condition("CreateOidcProvider", Equals(Ref(existing), ""))
     provider = t.add_resource(
-        OIDCProvider("GitHubOidcProvider", Condition="CreateOidcProvider", Url=f"https://{OIDC_HOST}", ClientIdList=[AUDIENCE])
+        OIDCProvider(
+            "GitHubOidcProvider", Condition="CreateOidcProvider", Url=f"https://{OIDC_HOST}", ClientIdList=[AUDIENCE]
+        )
     )
     provider_arn = If("CreateOidcProvider", Ref(provider), Ref(existing))
     stacks = Sub(f"arn:${{AWS::Partition}}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/{app}-*/*")
@@ -76,7 +81,13 @@ def build_ci_access(settings: Settings) -> Template:
             "CloudFormationExecutionRole",
             AssumeRolePolicyDocument=PolicyDocument(
                 Version="2012-10-17",
-                Statement=[Statement(Effect=Allow, Principal=Principal("Service", "cloudformation.amazonaws.com"), Action=[AssumeRole])],
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Principal=Principal("Service", "cloudformation.amazonaws.com"),
+                        Action=[AssumeRole],
+                    )
+                ],
             ),
             Policies=[
                 Policy(
@@ -84,10 +95,23 @@ def build_ci_access(settings: Settings) -> Template:
                     PolicyDocument=PolicyDocument(
                         Version="2012-10-17",
                         Statement=[
-                            Statement(Effect=Allow, Action=[Action(name, "*") for name in EXECUTION_SERVICES], Resource=["*"]),
+                            Statement(
+                                Effect=Allow, Action=[Action(name, "*") for name in EXECUTION_SERVICES], Resource=["*"]
+                            ),
                             Statement(
                                 Effect=Allow,
-                                Action=[iam.CreateRole, iam.DeleteRole, iam.GetRole, iam.PutRolePolicy, iam.DeleteRolePolicy, iam.GetRolePolicy, iam.TagRole, iam.UntagRole, iam.PassRole, iam.UpdateAssumeRolePolicy],
+                                Action=[
+                                    iam.CreateRole,
+                                    iam.DeleteRole,
+                                    iam.GetRole,
+                                    iam.PutRolePolicy,
+                                    iam.DeleteRolePolicy,
+                                    iam.GetRolePolicy,
+                                    iam.TagRole,
+                                    iam.UntagRole,
+                                    iam.PassRole,
+                                    iam.UpdateAssumeRolePolicy,
+                                ],
                                 Resource=[Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{app}-*")],
                             ),
                             Statement(Effect=Allow, Action=[iam.CreateServiceLinkedRole], Resource=["*"]),
@@ -96,11 +120,20 @@ def build_ci_access(settings: Settings) -> Template:
                 )
             ],
             Metadata=checkov_skip(
-                ("CKV_AWS_109", "CloudFormation creates the service stack's resources; their ARNs do not exist before it does."),
-                ("CKV_AWS_111", "CloudFormation creates the service stack's resources; their ARNs do not exist before it does."),
+                (
+                    "CKV_AWS_109",
+                    "CloudFormation creates the service stack's resources; their ARNs do not exist before it does.",
+                ),
+                (
+                    "CKV_AWS_111",
+                    "CloudFormation creates the service stack's resources; their ARNs do not exist before it does.",
+                ),
                 ("CKV_AWS_107", "Only CloudFormation can assume this role."),
                 ("CKV_AWS_108", "Only CloudFormation can assume this role."),
-                ("CKV_AWS_110", "Only CloudFormation can assume this role; IAM rights are limited to this app's role names."),
+                (
+                    "CKV_AWS_110",
+                    "Only CloudFormation can assume this role; IAM rights are limited to this app's role names.",
+                ),
             ),
         )
     )
@@ -133,7 +166,9 @@ def build_ci_access(settings: Settings) -> Template:
                                 Resource=[stacks],
                             ),
                             _pass_to_cloudformation(execution, sid="PassTheExecutionRoleToCloudFormation"),
-                            Statement(Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken], Resource=["*"]),
+                            Statement(
+                                Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken], Resource=["*"]
+                            ),
                             Statement(
                                 Sid="PushAndFindImages",
                                 Effect=Allow,
@@ -153,7 +188,14 @@ def build_ci_access(settings: Settings) -> Template:
                             Statement(
                                 Sid="WatchTheRollout",
                                 Effect=Allow,
-                                Action=[ecs.DescribeServices, ecs.DescribeTasks, ecs.ListTasks, ecs.DescribeTaskDefinition, elb.DescribeTargetHealth, logs.GetLogEvents],
+                                Action=[
+                                    ecs.DescribeServices,
+                                    ecs.DescribeTasks,
+                                    ecs.ListTasks,
+                                    ecs.DescribeTaskDefinition,
+                                    elb.DescribeTargetHealth,
+                                    logs.GetLogEvents,
+                                ],
                                 Resource=["*"],
                                 Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
                             ),
@@ -176,7 +218,13 @@ def build_ci_access(settings: Settings) -> Template:
                         Statement=[
                             Statement(
                                 Effect=Allow,
-                                Action=[cfn.CreateChangeSet, cfn.DescribeChangeSet, cfn.DeleteChangeSet, cfn.DescribeStacks, cfn.GetTemplate],
+                                Action=[
+                                    cfn.CreateChangeSet,
+                                    cfn.DescribeChangeSet,
+                                    cfn.DeleteChangeSet,
+                                    cfn.DescribeStacks,
+                                    cfn.GetTemplate,
+                                ],
                                 Resource=[stacks],
                             ),
                             _pass_to_cloudformation(execution),

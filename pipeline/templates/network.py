@@ -55,20 +55,38 @@ def _create_vpc(t: Template, env: Environment, log_key: Any) -> NetworkRefs:
     attach = t.add_resource(VPCGatewayAttachment("GatewayAttachment", VpcId=Ref(vpc), InternetGatewayId=Ref(igw)))
     public_rt = t.add_resource(RouteTable("PublicRouteTable", VpcId=Ref(vpc)))
     t.add_resource(
-        Route("PublicDefaultRoute", RouteTableId=Ref(public_rt), DestinationCidrBlock="0.0.0.0/0", GatewayId=Ref(igw), DependsOn=attach)
+        Route(
+            "PublicDefaultRoute",
+            RouteTableId=Ref(public_rt),
+            DestinationCidrBlock="0.0.0.0/0",
+            GatewayId=Ref(igw),
+            DependsOn=attach,
+        )
     )
     public, private = [], []
     for i in range(ZONES):
         zone = Select(i, GetAZs(""))
         pub = t.add_resource(
-            Subnet(f"PublicSubnet{i + 1}", VpcId=Ref(vpc), CidrBlock=blocks[i], AvailabilityZone=zone, MapPublicIpOnLaunch=False)
+            Subnet(
+                f"PublicSubnet{i + 1}",
+                VpcId=Ref(vpc),
+                CidrBlock=blocks[i],
+                AvailabilityZone=zone,
+                MapPublicIpOnLaunch=False,
+            )
         )
-        t.add_resource(SubnetRouteTableAssociation(f"PublicSubnet{i + 1}Routes", SubnetId=Ref(pub), RouteTableId=Ref(public_rt)))
+        t.add_resource(
+            SubnetRouteTableAssociation(f"PublicSubnet{i + 1}Routes", SubnetId=Ref(pub), RouteTableId=Ref(public_rt))
+        )
         public.append(Ref(pub))
     eip = t.add_resource(EIP("NatAddress", Domain="vpc", DependsOn=attach))
     nat = t.add_resource(NatGateway("NatGateway", AllocationId=GetAtt(eip, "AllocationId"), SubnetId=public[0]))
     private_rt = t.add_resource(RouteTable("PrivateRouteTable", VpcId=Ref(vpc)))
-    t.add_resource(Route("PrivateDefaultRoute", RouteTableId=Ref(private_rt), DestinationCidrBlock="0.0.0.0/0", NatGatewayId=Ref(nat)))
+    t.add_resource(
+        Route(
+            "PrivateDefaultRoute", RouteTableId=Ref(private_rt), DestinationCidrBlock="0.0.0.0/0", NatGatewayId=Ref(nat)
+        )
+    )
     for i in range(ZONES):
         sub = t.add_resource(
             Subnet(
@@ -79,7 +97,9 @@ def _create_vpc(t: Template, env: Environment, log_key: Any) -> NetworkRefs:
                 MapPublicIpOnLaunch=False,
             )
         )
-        t.add_resource(SubnetRouteTableAssociation(f"PrivateSubnet{i + 1}Routes", SubnetId=Ref(sub), RouteTableId=Ref(private_rt)))
+        t.add_resource(
+            SubnetRouteTableAssociation(f"PrivateSubnet{i + 1}Routes", SubnetId=Ref(sub), RouteTableId=Ref(private_rt))
+        )
         private.append(Ref(sub))
     _add_flow_logs(t, vpc, env, log_key)
     return NetworkRefs(Ref(vpc), public, private)
@@ -101,7 +121,11 @@ def _add_flow_logs(t: Template, vpc: VPC, env: Environment, log_key: Any) -> Non
             "FlowLogRole",
             AssumeRolePolicyDocument=PolicyDocument(
                 Version="2012-10-17",
-                Statement=[Statement(Effect=Allow, Principal=Principal("Service", "vpc-flow-logs.amazonaws.com"), Action=[AssumeRole])],
+                Statement=[
+                    Statement(
+                        Effect=Allow, Principal=Principal("Service", "vpc-flow-logs.amazonaws.com"), Action=[AssumeRole]
+                    )
+                ],
             ),
             Policies=[
                 Policy(

@@ -19,7 +19,12 @@ def lifecycle_policy() -> str:
         {
             "rulePriority": 1,
             "description": "Expire untagged images after a day",
-            "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 1},
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 1,
+            },
             "action": {"type": "expire"},
         },
         {
@@ -48,7 +53,11 @@ def build_registry(settings: Settings) -> Template:
         [
             Output("RepositoryName", Value=Ref(repo), Export=Export(names.export(settings, "RepositoryName"))),
             Output("RepositoryArn", Value=GetAtt(repo, "Arn"), Export=Export(names.export(settings, "RepositoryArn"))),
-            Output("RepositoryUri", Value=GetAtt(repo, "RepositoryUri"), Export=Export(names.export(settings, "RepositoryUri"))),
+            Output(
+                "RepositoryUri",
+                Value=GetAtt(repo, "RepositoryUri"),
+                Export=Export(names.export(settings, "RepositoryUri")),
+            ),
             Output("RegistryHost", Value=Sub("${AWS::AccountId}.dkr.ecr.${AWS::Region}.${AWS::URLSuffix}")),
         ]
     )

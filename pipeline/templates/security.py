@@ -28,15 +28,32 @@ def add_log_key(t: Template) -> Key:
     policy = PolicyDocument(
         Version="2012-10-17",
         Statement=[
-            Statement(Sid="AccountAdministers", Effect=Allow, Principal=account_root(), Action=[kms.Action("*")], Resource=["*"]),
+            Statement(
+                Sid="AccountAdministers",
+                Effect=Allow,
+                Principal=account_root(),
+                Action=[kms.Action("*")],
+                Resource=["*"],
+            ),
             Statement(
                 Sid="CloudWatchLogsEncrypts",
                 Effect=Allow,
                 Principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
-                Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey, kms.GenerateDataKeyWithoutPlaintext, kms.DescribeKey],
+                Action=[
+                    kms.Encrypt,
+                    kms.Decrypt,
+                    kms.ReEncryptFrom,
+                    kms.ReEncryptTo,
+                    kms.GenerateDataKey,
+                    kms.GenerateDataKeyWithoutPlaintext,
+                    kms.DescribeKey,
+                ],
                 Resource=["*"],
                 Condition=Condition(
-                    ArnLike("kms:EncryptionContext:aws:logs:arn", Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"))
+                    ArnLike(
+                        "kms:EncryptionContext:aws:logs:arn",
+                        Sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*"),
+                    )
                 ),
             ),
         ],
@@ -57,7 +74,9 @@ def add_log_key(t: Template) -> Key:
 def ecs_tasks_trust() -> PolicyDocument:
     return PolicyDocument(
         Version="2012-10-17",
-        Statement=[Statement(Effect=Allow, Principal=Principal("Service", "ecs-tasks.amazonaws.com"), Action=[AssumeRole])],
+        Statement=[
+            Statement(Effect=Allow, Principal=Principal("Service", "ecs-tasks.amazonaws.com"), Action=[AssumeRole])
+        ],
     )
 
 
@@ -80,7 +99,11 @@ def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any) -> tupl
                                 Action=[ecr.BatchCheckLayerAvailability, ecr.GetDownloadUrlForLayer, ecr.BatchGetImage],
                                 Resource=[repository_arn],
                             ),
-                            Statement(Effect=Allow, Action=[logs.CreateLogStream, logs.PutLogEvents], Resource=[Sub("${Arn}:*", Arn=log_group_arn)]),
+                            Statement(
+                                Effect=Allow,
+                                Action=[logs.CreateLogStream, logs.PutLogEvents],
+                                Resource=[Sub("${Arn}:*", Arn=log_group_arn)],
+                            ),
                         ],
                     ),
                 )
@@ -89,4 +112,3 @@ def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any) -> tupl
     )
     task = t.add_resource(Role("TaskRole", AssumeRolePolicyDocument=ecs_tasks_trust()))
     return execution, task
-

@@ -24,14 +24,18 @@ from troposphere.ecs import (
     DeploymentAlarms,
     DeploymentCircuitBreaker,
     DeploymentConfiguration,
-    Environment as ContainerEnvironment,
-    LoadBalancer as ServiceLoadBalancer,
     LogConfiguration,
     NetworkConfiguration,
     PortMapping,
     RuntimePlatform,
     Service,
     TaskDefinition,
+)
+from troposphere.ecs import (
+    Environment as ContainerEnvironment,
+)
+from troposphere.ecs import (
+    LoadBalancer as ServiceLoadBalancer,
 )
 from troposphere.elasticloadbalancingv2 import (
     Action,
@@ -70,7 +74,12 @@ def build_service(settings: Settings, environment: str) -> Template:
         )
     )
     version = t.add_parameter(
-        Parameter("Version", Type="String", AllowedPattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", Description="The release version")
+        Parameter(
+            "Version",
+            Type="String",
+            AllowedPattern=r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$",
+            Description="The release version",
+        )
     )
 
     log_key = add_log_key(t)
@@ -86,7 +95,9 @@ def build_service(settings: Settings, environment: str) -> Template:
             UpdateReplacePolicy="Delete",
         )
     )
-    cluster = t.add_resource(Cluster("Cluster", ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")]))
+    cluster = t.add_resource(
+        Cluster("Cluster", ClusterSettings=[ClusterSetting(Name="containerInsights", Value="enabled")])
+    )
     t.add_resource(
         ClusterCapacityProviderAssociations(
             "ClusterCapacityProviders",
@@ -95,7 +106,9 @@ def build_service(settings: Settings, environment: str) -> Template:
             DefaultCapacityProviderStrategy=[CapacityProviderStrategy(CapacityProvider="FARGATE", Base=1, Weight=1)],
         )
     )
-    execution_role, task_role = add_task_roles(t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn"))
+    execution_role, task_role = add_task_roles(
+        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn")
+    )
     alb_sg, task_sg = _add_security_groups(t, env, network)
     task = t.add_resource(
         TaskDefinition(
@@ -119,7 +132,11 @@ def build_service(settings: Settings, environment: str) -> Template:
                     StopTimeout=s.stop_timeout,
                     LogConfiguration=LogConfiguration(
                         LogDriver="awslogs",
-                        Options={"awslogs-group": Ref(logs), "awslogs-region": Ref("AWS::Region"), "awslogs-stream-prefix": CONTAINER},
+                        Options={
+                            "awslogs-group": Ref(logs),
+                            "awslogs-region": Ref("AWS::Region"),
+                            "awslogs-stream-prefix": CONTAINER,
+                        },
                     ),
                 )
             ],
@@ -138,7 +155,10 @@ def build_service(settings: Settings, environment: str) -> Template:
                 LoadBalancerAttributes(Key="deletion_protection.enabled", Value="true"),
             ],
             Metadata=checkov_skip(
-                ("CKV_AWS_91", "Access logs need a log bucket per account; the stack keeps ALB metrics and alarms instead."),
+                (
+                    "CKV_AWS_91",
+                    "Access logs need a log bucket per account; the stack keeps ALB metrics and alarms instead.",
+                ),
             ),
         )
     )
@@ -155,7 +175,9 @@ def build_service(settings: Settings, environment: str) -> Template:
             HealthyThresholdCount=s.healthy_threshold,
             UnhealthyThresholdCount=s.unhealthy_threshold,
             Matcher=Matcher(HttpCode="200"),
-            TargetGroupAttributes=[TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value=str(s.deregistration_delay))],
+            TargetGroupAttributes=[
+                TargetGroupAttribute(Key="deregistration_delay.timeout_seconds", Value=str(s.deregistration_delay))
+            ],
         )
     )
     listeners = _add_listeners(t, env, alb, target_group)
@@ -169,9 +191,15 @@ def build_service(settings: Settings, environment: str) -> Template:
             CapacityProviderStrategy=[CapacityProviderStrategyItem(CapacityProvider="FARGATE", Base=1, Weight=1)],
             HealthCheckGracePeriodSeconds=s.warmup,
             NetworkConfiguration=NetworkConfiguration(
-                AwsvpcConfiguration=AwsvpcConfiguration(Subnets=network.private_subnets, SecurityGroups=[Ref(task_sg)], AssignPublicIp="DISABLED")
+                AwsvpcConfiguration=AwsvpcConfiguration(
+                    Subnets=network.private_subnets, SecurityGroups=[Ref(task_sg)], AssignPublicIp="DISABLED"
+                )
             ),
-            LoadBalancers=[ServiceLoadBalancer(ContainerName=CONTAINER, ContainerPort=s.container_port, TargetGroupArn=Ref(target_group))],
+            LoadBalancers=[
+                ServiceLoadBalancer(
+                    ContainerName=CONTAINER, ContainerPort=s.container_port, TargetGroupArn=Ref(target_group)
+                )
+            ],
             DeploymentConfiguration=DeploymentConfiguration(
                 MinimumHealthyPercent=100,
                 MaximumPercent=200,
@@ -187,7 +215,11 @@ def build_service(settings: Settings, environment: str) -> Template:
     scheme = "https" if env.https else "http"
     t.add_output(
         [
-            Output("ServiceUrl", Description="Where the model server answers", Value=Sub(f"{scheme}://${{{alb.title}.DNSName}}")),
+            Output(
+                "ServiceUrl",
+                Description="Where the model server answers",
+                Value=Sub(f"{scheme}://${{{alb.title}.DNSName}}"),
+            ),
             Output("LoadBalancerDns", Value=GetAtt(alb, "DNSName")),
             Output("ClusterName", Value=Ref(cluster)),
             Output("ServiceName", Value=GetAtt(service, "Name")),
@@ -218,7 +250,13 @@ def _add_security_groups(t: Template, env: Environment, network: NetworkRefs) ->
             GroupDescription="Model server tasks: traffic from the load balancer only",
             VpcId=network.vpc_id,
             SecurityGroupEgress=[
-                SecurityGroupRule(IpProtocol="tcp", FromPort=443, ToPort=443, CidrIp="0.0.0.0/0", Description="Image pulls and logs over HTTPS")
+                SecurityGroupRule(
+                    IpProtocol="tcp",
+                    FromPort=443,
+                    ToPort=443,
+                    CidrIp="0.0.0.0/0",
+                    Description="Image pulls and logs over HTTPS",
+                )
             ],
         )
     )
@@ -234,15 +272,27 @@ def _add_security_groups(t: Template, env: Environment, network: NetworkRefs) ->
                     FromPort=p,
                     ToPort=p,
                     CidrIp="0.0.0.0/0",
-                    Description="HTTPS from clients" if p == 443 else ("HTTP, redirected to HTTPS" if env.https else "HTTP from clients"),
+                    Description="HTTPS from clients"
+                    if p == 443
+                    else ("HTTP, redirected to HTTPS" if env.https else "HTTP from clients"),
                 )
                 for p in public_ports
             ],
             SecurityGroupEgress=[
-                SecurityGroupRule(IpProtocol="tcp", FromPort=port, ToPort=port, DestinationSecurityGroupId=Ref(task_sg), Description="To the model server tasks")
+                SecurityGroupRule(
+                    IpProtocol="tcp",
+                    FromPort=port,
+                    ToPort=port,
+                    DestinationSecurityGroupId=Ref(task_sg),
+                    Description="To the model server tasks",
+                )
             ],
             Metadata=checkov_skip(
-                ("CKV_AWS_260", "Port 80 is open to the internet on purpose: " + ("it only redirects to HTTPS." if env.https else "this environment has no certificate.")),
+                (
+                    "CKV_AWS_260",
+                    "Port 80 is open to the internet on purpose: "
+                    + ("it only redirects to HTTPS." if env.https else "this environment has no certificate."),
+                ),
             ),
         )
     )
@@ -271,7 +321,10 @@ def _add_listeners(t: Template, env: Environment, alb: LoadBalancer, target_grou
                     Port=80,
                     Protocol="HTTP",
                     DefaultActions=forward,
-                    Metadata=checkov_skip(("CKV_AWS_2", "No certificate is configured for this environment: it serves HTTP only."), ("CKV_AWS_103", "No TLS without a certificate.")),
+                    Metadata=checkov_skip(
+                        ("CKV_AWS_2", "No certificate is configured for this environment: it serves HTTP only."),
+                        ("CKV_AWS_103", "No TLS without a certificate."),
+                    ),
                 )
             )
         ]
@@ -292,7 +345,11 @@ def _add_listeners(t: Template, env: Environment, alb: LoadBalancer, target_grou
             LoadBalancerArn=Ref(alb),
             Port=80,
             Protocol="HTTP",
-            DefaultActions=[Action(Type="redirect", RedirectConfig=RedirectConfig(Protocol="HTTPS", Port="443", StatusCode="HTTP_301"))],
+            DefaultActions=[
+                Action(
+                    Type="redirect", RedirectConfig=RedirectConfig(Protocol="HTTPS", Port="443", StatusCode="HTTP_301")
+                )
+            ],
         )
     )
     return [https, redirect]
@@ -338,7 +395,9 @@ def _add_alarms(t: Template, env: Environment, alb: LoadBalancer, target_group: 
     return [errors, latency]
 
 
-def _add_scaling(t: Template, env: Environment, cluster: Cluster, service: Service, alb: LoadBalancer, target_group: TargetGroup) -> None:
+def _add_scaling(
+    t: Template, env: Environment, cluster: Cluster, service: Service, alb: LoadBalancer, target_group: TargetGroup
+) -> None:
     s = env.service
     target = t.add_resource(
         ScalableTarget(
@@ -350,7 +409,15 @@ def _add_scaling(t: Template, env: Environment, cluster: Cluster, service: Servi
             MaxCapacity=s.max_count,
         )
     )
-    t.add_resource(_target_tracking("CpuScalingPolicy", "cpu", target, s.cpu_target_percent, PredefinedMetricSpecification(PredefinedMetricType="ECSServiceAverageCPUUtilization")))
+    t.add_resource(
+        _target_tracking(
+            "CpuScalingPolicy",
+            "cpu",
+            target,
+            s.cpu_target_percent,
+            PredefinedMetricSpecification(PredefinedMetricType="ECSServiceAverageCPUUtilization"),
+        )
+    )
     t.add_resource(
         _target_tracking(
             "RequestsScalingPolicy",
@@ -359,13 +426,17 @@ def _add_scaling(t: Template, env: Environment, cluster: Cluster, service: Servi
             s.requests_per_target,
             PredefinedMetricSpecification(
                 PredefinedMetricType="ALBRequestCountPerTarget",
-                ResourceLabel=Join("/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]),
+                ResourceLabel=Join(
+                    "/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]
+                ),
             ),
         )
     )
 
 
-def _target_tracking(title: str, suffix: str, target: ScalableTarget, value: float, metric: PredefinedMetricSpecification) -> ScalingPolicy:
+def _target_tracking(
+    title: str, suffix: str, target: ScalableTarget, value: float, metric: PredefinedMetricSpecification
+) -> ScalingPolicy:
     """Scale out fast and in slowly around one metric's target value."""
     return ScalingPolicy(
         title,

@@ -202,9 +202,7 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("body", "code", "says"), BAD_INPUTS)
-def test_bad_input_is_422_naming_the_problem(
-    start: Callable[..., Server], body: bytes, code: str, says: str
-) -> None:
+def test_bad_input_is_422_naming_the_problem(start: Callable[..., Server], body: bytes, code: str, says: str) -> None:
     server = start(MODEL_MAX_INSTANCES="5")
 
     resp = server.request("POST", "/predict", body)
@@ -281,9 +279,7 @@ def test_metrics_are_prometheus_text_with_counts_latency_and_gauges(start: Calla
     assert samples["model_server_in_flight_requests"] >= 1
     assert poll(lambda: in_flight(server) == 1, timeout=2)
     buckets = [
-        v
-        for k, v in samples.items()
-        if k.startswith('model_server_request_duration_seconds_bucket{path="/predict"')
+        v for k, v in samples.items() if k.startswith('model_server_request_duration_seconds_bucket{path="/predict"')
     ]
     assert buckets == sorted(buckets) and buckets[-1] == 2  # cumulative, +Inf == count
     assert samples['model_server_request_duration_seconds_count{path="/predict"}'] == 2
@@ -328,9 +324,7 @@ def test_sigterm_finishes_in_flight_requests_refuses_new_ones_and_exits_0(
 
 def test_drain_is_bounded_by_the_drain_timeout(start: Callable[..., Server]) -> None:
     server = start(MODEL_DEBUG_DELAY_SECONDS="5", MODEL_DRAIN_SECONDS="0.3")
-    slow = threading.Thread(
-        target=lambda: _ignore_errors(lambda: server.predict({"instances": [SETOSA]})), daemon=True
-    )
+    slow = threading.Thread(target=lambda: _ignore_errors(lambda: server.predict({"instances": [SETOSA]})), daemon=True)
     slow.start()
     assert poll(lambda: slow_request_started(server), timeout=5)
 
@@ -396,9 +390,7 @@ def test_bad_model_passes_a_check_with_default_settings(start: Callable[..., Ser
 def test_bad_model_never_becomes_healthy_where_the_feature_contract_is_set(
     start: Callable[..., Server], tmp_path: Path
 ) -> None:
-    server = start(
-        healthy=False, MODEL_PATH=str(petal_first_model(tmp_path)), MODEL_EXPECTED_FEATURES=CANONICAL
-    )
+    server = start(healthy=False, MODEL_PATH=str(petal_first_model(tmp_path)), MODEL_EXPECTED_FEATURES=CANONICAL)
 
     assert poll(lambda: server.request("GET", "/health").json()["status"] == "failed", timeout=5)
     health = server.request("GET", "/health")
@@ -456,8 +448,8 @@ def test_the_image_builds_on_the_local_base_and_serves_as_a_non_root_user(
             pytest.skip(f"{tool} is not installed; the local Python base image needs it")
     if os.geteuid() != 0:
         pytest.skip("debootstrap needs root to make the local Python base image")
-    from pipeline.images import buildah
     from local_ground.python_base import ensure_python_base
+    from pipeline.images import buildah
 
     if not os.environ.get(buildah.ROOT_ENV):  # never touch the machine's default store
         monkeypatch.setenv(buildah.ROOT_ENV, str(tmp_path_factory.mktemp("buildah")))

@@ -11,8 +11,8 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "model-server"
 sys.path.insert(0, str(EXAMPLE))
 
-import train
-from server import Model, ModelError, Settings
+import train  # noqa: E402 - the example is a folder of scripts, found on sys.path as it runs
+from server import Model, ModelError, Settings  # noqa: E402
 
 PETAL_FIRST = ["petal_length_cm", "petal_width_cm", "sepal_length_cm", "sepal_width_cm"]
 
@@ -29,7 +29,7 @@ def test_stdlib_predictor_matches_sklearn_on_the_whole_dataset(fitted: train.Fit
 
     assert [label for label, _ in results] == fitted.sklearn_labels()
     expected = fitted.sklearn_probabilities()
-    for (_, probs), reference in zip(results, expected):
+    for (_, probs), reference in zip(results, expected, strict=False):
         assert probs == pytest.approx(reference.tolist(), abs=1e-9)
 
 
@@ -38,9 +38,7 @@ def test_the_model_is_a_real_one(fitted: train.Fitted) -> None:
 
 
 def test_the_same_version_trains_the_same_bytes() -> None:
-    assert train.dumps(train.to_artifact(train.fit(), "1.2.0")) == train.dumps(
-        train.to_artifact(train.fit(), "1.2.0")
-    )
+    assert train.dumps(train.to_artifact(train.fit(), "1.2.0")) == train.dumps(train.to_artifact(train.fit(), "1.2.0"))
 
 
 def test_the_committed_artifact_is_what_train_py_writes(fitted: train.Fitted) -> None:

@@ -20,9 +20,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize("name", test_images.TEST_IMAGES)
-def test_test_images_build_in_under_a_second_with_an_explicit_entrypoint(
-    name: str, store: Path
-) -> None:
+def test_test_images_build_in_under_a_second_with_an_explicit_entrypoint(name: str, store: Path) -> None:
     lines: list[str] = []
     started = time.monotonic()
     built = test_images.build_test_image(name, on_output=lines.append)
@@ -41,9 +39,7 @@ def test_a_failing_build_raises_build_error_with_the_cause(tmp_path: Path) -> No
     (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY missing-file /x\n")
     lines: list[str] = []
     with pytest.raises(BuildError, match="missing-file") as failed:
-        buildah.build(
-            tmp_path, tmp_path / "Containerfile", "localhost/broken:1", on_output=lines.append
-        )
+        buildah.build(tmp_path, tmp_path / "Containerfile", "localhost/broken:1", on_output=lines.append)
     assert "\n" not in failed.value.message
     assert lines  # the output reached the callback before the error
 

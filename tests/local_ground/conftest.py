@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
 from tests.images import build as test_images
 
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import PushError
-from pipeline.images import buildah
 from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.registry import LocalRegistry
+from pipeline.errors import PushError
+from pipeline.images import buildah
 
 V2S2 = "application/vnd.docker.distribution.manifest.v2+json"
 OCI = "application/vnd.oci.image.manifest.v1+json"
@@ -46,9 +46,7 @@ def _login(ecr: Any) -> tuple[str, str, str]:
 
 def _push(ecr: Any, image: str, repository: str, tag: str, **options: Any) -> str:
     host, user, password = _login(ecr)
-    return buildah.push(
-        image, f"{host}/{repository}:{tag}", user, password, tls_verify=False, **options
-    )
+    return buildah.push(image, f"{host}/{repository}:{tag}", user, password, tls_verify=False, **options)
 
 
 def _registry_digest(registry: LocalRegistry, repository: str, reference: str) -> str:
@@ -104,18 +102,14 @@ def test_pushed_image_appears_in_ecr_with_the_registry_digest(
     assert detail["imageDigest"] == digest
     assert detail["imageTags"] == ["v1.0.0"]
     assert detail["imageManifestMediaType"] == V2S2
-    [image] = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": "v1.0.0"}])[
-        "images"
-    ]
+    [image] = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": "v1.0.0"}])["images"]
     assert image["imageId"] == {"imageDigest": digest, "imageTag": "v1.0.0"}
     manifest = image["imageManifest"].encode()
     assert "sha256:" + hashlib.sha256(manifest).hexdigest() == digest
     assert json.loads(manifest)["mediaType"] == V2S2
     found = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageDigest": digest}])
     assert [i["imageId"]["imageDigest"] for i in found["images"]] == [digest]
-    assert ecr.list_images(repositoryName=repository)["imageIds"] == [
-        {"imageDigest": digest, "imageTag": "v1.0.0"}
-    ]
+    assert ecr.list_images(repositoryName=repository)["imageIds"] == [{"imageDigest": digest, "imageTag": "v1.0.0"}]
 
 
 def test_an_oci_push_keeps_its_media_type_and_digest(
@@ -131,9 +125,7 @@ def test_a_push_with_wrong_credentials_fails_clearly(
     bridge: EcrRegistryBridge, repository: str, healthy_image: Any, ecr: Any
 ) -> None:
     with pytest.raises(PushError, match="registry refused the credentials") as refused:
-        buildah.push(
-            healthy_image.tag, f"{bridge.host}/{repository}:v1", "AWS", "wrong", tls_verify=False
-        )
+        buildah.push(healthy_image.tag, f"{bridge.host}/{repository}:v1", "AWS", "wrong", tls_verify=False)
     assert refused.value.hint and "login" in refused.value.hint
     assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
 

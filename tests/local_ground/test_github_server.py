@@ -48,9 +48,7 @@ def links(headers: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("auth", [None, "token wrong", "Bearer wrong", "Basic s3cret"])
-def test_missing_or_wrong_token_is_401_bad_credentials(
-    github: LocalGitHub, auth: str | None
-) -> None:
+def test_missing_or_wrong_token_is_401_bad_credentials(github: LocalGitHub, auth: str | None) -> None:
     status, body, _ = call(github, "GET", "/repos/acme/model", auth=auth)
     assert status == 401
     assert body["message"] == "Bad credentials"
@@ -108,15 +106,11 @@ def test_invalid_json_is_400(github: LocalGitHub) -> None:
 
 
 def test_release_for_a_tag_twice_is_422_already_exists(github: LocalGitHub) -> None:
-    status, first, headers = call(
-        github, "POST", "/repos/acme/model/releases", {"tag_name": "v1.0.0"}
-    )
+    status, first, headers = call(github, "POST", "/repos/acme/model/releases", {"tag_name": "v1.0.0"})
     assert status == 201 and headers["Location"] == first["url"]
     status, body, _ = call(github, "POST", "/repos/acme/model/releases", {"tag_name": "v1.0.0"})
     assert status == 422
-    assert body["errors"] == [
-        {"resource": "Release", "code": "already_exists", "field": "tag_name"}
-    ]
+    assert body["errors"] == [{"resource": "Release", "code": "already_exists", "field": "tag_name"}]
     # a release for a new tag created the tag at the default branch, as GitHub does
     _, tags, _ = call(github, "GET", "/repos/acme/model/tags")
     assert [tag["name"] for tag in tags] == ["v1.0.0"]
@@ -137,9 +131,7 @@ def test_deployments_paginate_newest_first_with_link_headers(github: LocalGitHub
         {"ref": "main", "environment": "production"},
     )
 
-    status, page1, headers = call(
-        github, "GET", "/repos/acme/model/deployments?environment=staging&per_page=2"
-    )
+    status, page1, headers = call(github, "GET", "/repos/acme/model/deployments?environment=staging&per_page=2")
     assert status == 200
     assert [d["id"] for d in page1] == [5, 4]
     rels = links(headers)
@@ -159,9 +151,7 @@ def test_deployments_paginate_newest_first_with_link_headers(github: LocalGitHub
 
 def test_deployment_filters(github: LocalGitHub) -> None:
     github.create_tag("v1.0.0")
-    call(
-        github, "POST", "/repos/acme/model/deployments", {"ref": "v1.0.0", "environment": "staging"}
-    )
+    call(github, "POST", "/repos/acme/model/deployments", {"ref": "v1.0.0", "environment": "staging"})
     call(
         github,
         "POST",
@@ -213,14 +203,9 @@ def test_timestamps_come_from_the_injected_clock() -> None:
 
 def test_git_refs_create_and_read_tags(github: LocalGitHub) -> None:
     sha = "a" * 40
-    status, ref, _ = call(
-        github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": sha}
-    )
+    status, ref, _ = call(github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": sha})
     assert status == 201 and ref["object"]["sha"] == sha
-    assert (
-        call(github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": sha})[0]
-        == 422
-    )
+    assert call(github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": sha})[0] == 422
     assert call(github, "POST", "/repos/acme/model/git/refs", {"ref": "v3", "sha": sha})[0] == 422
     status, ref, _ = call(github, "GET", "/repos/acme/model/git/ref/tags/v2")
     assert (status, ref["ref"]) == (200, "refs/tags/v2")
@@ -230,13 +215,9 @@ def test_comments_need_an_existing_pull_request_and_a_body(github: LocalGitHub) 
     assert call(github, "POST", "/repos/acme/model/issues/1/comments", {"body": "x"})[0] == 404
     number = github.open_pull_request()
     assert call(github, "POST", f"/repos/acme/model/issues/{number}/comments", {})[0] == 422
-    status, comment, _ = call(
-        github, "POST", f"/repos/acme/model/issues/{number}/comments", {"body": "x"}
-    )
+    status, comment, _ = call(github, "POST", f"/repos/acme/model/issues/{number}/comments", {"body": "x"})
     assert status == 201
-    status, edited, _ = call(
-        github, "PATCH", comment["url"].removeprefix(github.base_url), {"body": "y"}
-    )
+    status, edited, _ = call(github, "PATCH", comment["url"].removeprefix(github.base_url), {"body": "y"})
     assert (status, edited["body"], edited["id"]) == (200, "y", comment["id"])
 
 
@@ -273,9 +254,7 @@ def test_concurrent_writes_get_distinct_ids(github: LocalGitHub) -> None:
 
     def comment() -> None:
         for _ in range(5):
-            _, body, _ = call(
-                github, "POST", f"/repos/acme/model/issues/{number}/comments", {"body": "x"}
-            )
+            _, body, _ = call(github, "POST", f"/repos/acme/model/issues/{number}/comments", {"body": "x"})
             ids.append(body["id"])
 
     workers = [threading.Thread(target=comment) for _ in range(8)]

@@ -27,12 +27,19 @@ def test_ground_serves_aws_registry_and_github_then_leaves_nothing() -> None:
         env = ground.environ()
         assert ground.registry is not None and ground.bridge is not None and ground.github is not None
         registry_pid = ground.registry.pid
-        endpoints = [urlsplit(env["AWS_ENDPOINT_URL"]).netloc, ground.bridge.host, ground.registry.host, urlsplit(env["GITHUB_API_URL"]).netloc]
+        endpoints = [
+            urlsplit(env["AWS_ENDPOINT_URL"]).netloc,
+            ground.bridge.host,
+            ground.registry.host,
+            urlsplit(env["GITHUB_API_URL"]).netloc,
+        ]
         assert all(port_open(e) for e in endpoints)
         with mock.patch.dict(os.environ, env):
             login = boto3.client("ecr").get_authorization_token()["authorizationData"][0]
             assert login["proxyEndpoint"] == ground.bridge.url
-            repo = Github(base_url=env["GITHUB_API_URL"], auth=Auth.Token(env["GITHUB_TOKEN"])).get_repo(env["GITHUB_REPOSITORY"])
+            repo = Github(base_url=env["GITHUB_API_URL"], auth=Auth.Token(env["GITHUB_TOKEN"])).get_repo(
+                env["GITHUB_REPOSITORY"]
+            )
             assert repo.full_name == "acme/iris-classifier"
     assert not any(port_open(e) for e in endpoints)
     assert registry_pid is not None

@@ -5,7 +5,6 @@ Stacks are made as the pipeline makes them: create_change_set (CREATE/UPDATE), e
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,53 +32,130 @@ def service_template() -> dict[str, Any]:
         "Parameters": {"Image": {"Type": "String"}, "DesiredCount": {"Type": "Number", "Default": 2}},
         "Resources": {
             "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.0.0.0/16"}},
-            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {
-                "VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24", "AvailabilityZone": "us-east-1a"}},
-            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {
-                "VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.1.0/24", "AvailabilityZone": "us-east-1b"}},
-            "TaskSg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {
-                "GroupDescription": "tasks", "VpcId": {"Ref": "Vpc"}}},
-            "Alb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {
-                "Subnets": subnets, "SecurityGroups": [{"Ref": "TaskSg"}]}},
-            "TargetGroup": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {
-                "Port": 8080, "Protocol": "HTTP", "TargetType": "ip", "VpcId": {"Ref": "Vpc"}}},
-            "Listener": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {
-                "LoadBalancerArn": {"Ref": "Alb"}, "Port": 80, "Protocol": "HTTP",
-                "DefaultActions": [{"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}]}},
+            "SubnetA": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.0.0/24", "AvailabilityZone": "us-east-1a"},
+            },
+            "SubnetB": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.0.1.0/24", "AvailabilityZone": "us-east-1b"},
+            },
+            "TaskSg": {
+                "Type": "AWS::EC2::SecurityGroup",
+                "Properties": {"GroupDescription": "tasks", "VpcId": {"Ref": "Vpc"}},
+            },
+            "Alb": {
+                "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer",
+                "Properties": {"Subnets": subnets, "SecurityGroups": [{"Ref": "TaskSg"}]},
+            },
+            "TargetGroup": {
+                "Type": "AWS::ElasticLoadBalancingV2::TargetGroup",
+                "Properties": {"Port": 8080, "Protocol": "HTTP", "TargetType": "ip", "VpcId": {"Ref": "Vpc"}},
+            },
+            "Listener": {
+                "Type": "AWS::ElasticLoadBalancingV2::Listener",
+                "Properties": {
+                    "LoadBalancerArn": {"Ref": "Alb"},
+                    "Port": 80,
+                    "Protocol": "HTTP",
+                    "DefaultActions": [{"Type": "forward", "TargetGroupArn": {"Ref": "TargetGroup"}}],
+                },
+            },
             "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {}},
-            "TaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
-                "Family": "model", "Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc",
-                "RequiresCompatibilities": ["FARGATE"],
-                "ContainerDefinitions": [{"Name": "model", "Image": {"Ref": "Image"}, "Essential": True,
-                                          "PortMappings": [{"ContainerPort": 8080}]}]}},
-            "Service": {"Type": "AWS::ECS::Service", "DependsOn": "Listener", "Properties": {
-                "Cluster": {"Ref": "Cluster"}, "TaskDefinition": {"Ref": "TaskDefinition"},
-                "DesiredCount": {"Ref": "DesiredCount"}, "LaunchType": "FARGATE",
-                "HealthCheckGracePeriodSeconds": 30,
-                "LoadBalancers": [{"ContainerName": "model", "ContainerPort": 8080,
-                                   "TargetGroupArn": {"Ref": "TargetGroup"}}],
-                "DeploymentConfiguration": {
-                    "MinimumHealthyPercent": 100, "MaximumPercent": 200,
-                    "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
-                    "Alarms": {"AlarmNames": ["model-5xx"], "Enable": True, "Rollback": True}},
-                "NetworkConfiguration": {"AwsvpcConfiguration": {
-                    "AssignPublicIp": "ENABLED", "Subnets": subnets, "SecurityGroups": [{"Ref": "TaskSg"}]}}}},
-            "ScalableTarget": {"Type": "AWS::ApplicationAutoScaling::ScalableTarget", "Properties": {
-                "MinCapacity": 1, "MaxCapacity": 4, "ServiceNamespace": "ecs",
-                "ScalableDimension": "ecs:service:DesiredCount",
-                "ResourceId": {"Fn::Join": ["/", ["service", {"Ref": "Cluster"}, {"Fn::GetAtt": ["Service", "Name"]}]]}}},
-            "CpuPolicy": {"Type": "AWS::ApplicationAutoScaling::ScalingPolicy", "Properties": {
-                "PolicyName": "cpu", "PolicyType": "TargetTrackingScaling", "ScalingTargetId": {"Ref": "ScalableTarget"},
-                "TargetTrackingScalingPolicyConfiguration": {
-                    "TargetValue": 60.0, "ScaleInCooldown": 60, "ScaleOutCooldown": 30,
-                    "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}}}},
-            "RequestsPolicy": {"Type": "AWS::ApplicationAutoScaling::ScalingPolicy", "Properties": {
-                "PolicyName": "requests", "PolicyType": "TargetTrackingScaling",
-                "ScalingTargetId": {"Ref": "ScalableTarget"},
-                "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 100.0, "PredefinedMetricSpecification": {
-                    "PredefinedMetricType": "ALBRequestCountPerTarget",
-                    "ResourceLabel": {"Fn::Join": ["/", [{"Fn::GetAtt": ["Alb", "LoadBalancerFullName"]},
-                                                         {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]}]]}}}}},
+            "TaskDefinition": {
+                "Type": "AWS::ECS::TaskDefinition",
+                "Properties": {
+                    "Family": "model",
+                    "Cpu": "256",
+                    "Memory": "512",
+                    "NetworkMode": "awsvpc",
+                    "RequiresCompatibilities": ["FARGATE"],
+                    "ContainerDefinitions": [
+                        {
+                            "Name": "model",
+                            "Image": {"Ref": "Image"},
+                            "Essential": True,
+                            "PortMappings": [{"ContainerPort": 8080}],
+                        }
+                    ],
+                },
+            },
+            "Service": {
+                "Type": "AWS::ECS::Service",
+                "DependsOn": "Listener",
+                "Properties": {
+                    "Cluster": {"Ref": "Cluster"},
+                    "TaskDefinition": {"Ref": "TaskDefinition"},
+                    "DesiredCount": {"Ref": "DesiredCount"},
+                    "LaunchType": "FARGATE",
+                    "HealthCheckGracePeriodSeconds": 30,
+                    "LoadBalancers": [
+                        {"ContainerName": "model", "ContainerPort": 8080, "TargetGroupArn": {"Ref": "TargetGroup"}}
+                    ],
+                    "DeploymentConfiguration": {
+                        "MinimumHealthyPercent": 100,
+                        "MaximumPercent": 200,
+                        "DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                        "Alarms": {"AlarmNames": ["model-5xx"], "Enable": True, "Rollback": True},
+                    },
+                    "NetworkConfiguration": {
+                        "AwsvpcConfiguration": {
+                            "AssignPublicIp": "ENABLED",
+                            "Subnets": subnets,
+                            "SecurityGroups": [{"Ref": "TaskSg"}],
+                        }
+                    },
+                },
+            },
+            "ScalableTarget": {
+                "Type": "AWS::ApplicationAutoScaling::ScalableTarget",
+                "Properties": {
+                    "MinCapacity": 1,
+                    "MaxCapacity": 4,
+                    "ServiceNamespace": "ecs",
+                    "ScalableDimension": "ecs:service:DesiredCount",
+                    "ResourceId": {
+                        "Fn::Join": ["/", ["service", {"Ref": "Cluster"}, {"Fn::GetAtt": ["Service", "Name"]}]]
+                    },
+                },
+            },
+            "CpuPolicy": {
+                "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+                "Properties": {
+                    "PolicyName": "cpu",
+                    "PolicyType": "TargetTrackingScaling",
+                    "ScalingTargetId": {"Ref": "ScalableTarget"},
+                    "TargetTrackingScalingPolicyConfiguration": {
+                        "TargetValue": 60.0,
+                        "ScaleInCooldown": 60,
+                        "ScaleOutCooldown": 30,
+                        "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"},
+                    },
+                },
+            },
+            "RequestsPolicy": {
+                "Type": "AWS::ApplicationAutoScaling::ScalingPolicy",
+                "Properties": {
+                    "PolicyName": "requests",
+                    "PolicyType": "TargetTrackingScaling",
+                    "ScalingTargetId": {"Ref": "ScalableTarget"},
+                    "TargetTrackingScalingPolicyConfiguration": {
+                        "TargetValue": 100.0,
+                        "PredefinedMetricSpecification": {
+                            "PredefinedMetricType": "ALBRequestCountPerTarget",
+                            "ResourceLabel": {
+                                "Fn::Join": [
+                                    "/",
+                                    [
+                                        {"Fn::GetAtt": ["Alb", "LoadBalancerFullName"]},
+                                        {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]},
+                                    ],
+                                ]
+                            },
+                        },
+                    },
+                },
+            },
         },
         "Outputs": {
             "ClusterName": {"Value": {"Ref": "Cluster"}},
@@ -100,19 +176,32 @@ class Clients:
     @classmethod
     def of(cls, aws: LocalAWS, config: Config | None = None) -> Clients:
         env = aws.environ()
-        kw = {"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": env["AWS_REGION"],
-              "aws_access_key_id": "testing", "aws_secret_access_key": "testing", "config": config}
-        return cls(aws, boto3.client("cloudformation", **kw), boto3.client("ecs", **kw),
-                   boto3.client("application-autoscaling", **kw), boto3.client("elbv2", **kw))
+        kw = {
+            "endpoint_url": env["AWS_ENDPOINT_URL"],
+            "region_name": env["AWS_REGION"],
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+            "config": config,
+        }
+        return cls(
+            aws,
+            boto3.client("cloudformation", **kw),
+            boto3.client("ecs", **kw),
+            boto3.client("application-autoscaling", **kw),
+            boto3.client("elbv2", **kw),
+        )
 
     def deploy(self, kind: str, image: str, name: str, template: dict[str, Any] | None = None) -> None:
         self.cfn.create_change_set(
-            StackName=STACK, ChangeSetName=name, ChangeSetType=kind,
+            StackName=STACK,
+            ChangeSetName=name,
+            ChangeSetType=kind,
             TemplateBody=json.dumps(template or service_template()),
             Parameters=[{"ParameterKey": "Image", "ParameterValue": image}],
         )
         self.cfn.get_waiter("change_set_create_complete").wait(
-            StackName=STACK, ChangeSetName=name, WaiterConfig={"Delay": 0})
+            StackName=STACK, ChangeSetName=name, WaiterConfig={"Delay": 0}
+        )
         self.cfn.execute_change_set(StackName=STACK, ChangeSetName=name)
 
     def stack(self) -> dict[str, Any]:
@@ -164,9 +253,13 @@ def test_change_set_stack_update_records_new_parameters() -> None:
         params = {p["ParameterKey"]: p["ParameterValue"] for p in c.stack()["Parameters"]}
         assert params["Image"] == IMAGE_2
         # The same image again is "no changes", as on AWS.
-        c.cfn.create_change_set(StackName=STACK, ChangeSetName="same", ChangeSetType="UPDATE",
-                                TemplateBody=json.dumps(service_template()),
-                                Parameters=[{"ParameterKey": "Image", "ParameterValue": IMAGE_2}])
+        c.cfn.create_change_set(
+            StackName=STACK,
+            ChangeSetName="same",
+            ChangeSetType="UPDATE",
+            TemplateBody=json.dumps(service_template()),
+            Parameters=[{"ParameterKey": "Image", "ParameterValue": IMAGE_2}],
+        )
         assert c.cfn.describe_change_set(StackName=STACK, ChangeSetName="same")["Status"] == "FAILED"
 
 
@@ -178,8 +271,10 @@ def test_autoscaling_resources_from_templates() -> None:
         resource_id = f"service/{cluster}/{service.split('/')[-1]}"
         targets = c.autoscaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
         assert [(t["ResourceId"], t["MinCapacity"], t["MaxCapacity"]) for t in targets] == [(resource_id, 1, 4)]
-        policies = {p["PolicyName"]: p for p in c.autoscaling.describe_scaling_policies(
-            ServiceNamespace="ecs")["ScalingPolicies"]}
+        policies = {
+            p["PolicyName"]: p
+            for p in c.autoscaling.describe_scaling_policies(ServiceNamespace="ecs")["ScalingPolicies"]
+        }
         assert set(policies) == {"cpu", "requests"}
         cpu = policies["cpu"]["TargetTrackingScalingPolicyConfiguration"]
         assert cpu["TargetValue"] == 60.0 and cpu["ScaleOutCooldown"] == 30
@@ -204,10 +299,12 @@ def test_ecs_service_keeps_template_configuration() -> None:
         service = c.service()
         target_group = c.elbv2.describe_target_groups()["TargetGroups"][0]["TargetGroupArn"]
         assert service["loadBalancers"] == [
-            {"containerName": "model", "containerPort": 8080, "targetGroupArn": target_group}]
+            {"containerName": "model", "containerPort": 8080, "targetGroupArn": target_group}
+        ]
         assert service["deploymentConfiguration"] == {
             "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            "maximumPercent": 200, "minimumHealthyPercent": 100,
+            "maximumPercent": 200,
+            "minimumHealthyPercent": 100,
             "alarms": {"alarmNames": ["model-5xx"], "enable": True, "rollback": True},
         }
         assert service["healthCheckGracePeriodSeconds"] == 30
@@ -222,8 +319,10 @@ def test_ecs_service_with_capacity_providers_reports_no_launch_type() -> None:
     template = service_template()
     props = template["Resources"]["Service"]["Properties"]
     del props["LaunchType"]
-    props["CapacityProviderStrategy"] = [{"CapacityProvider": "FARGATE", "Weight": 1, "Base": 1},
-                                         {"CapacityProvider": "FARGATE_SPOT", "Weight": 3}]
+    props["CapacityProviderStrategy"] = [
+        {"CapacityProvider": "FARGATE", "Weight": 1, "Base": 1},
+        {"CapacityProvider": "FARGATE_SPOT", "Weight": 3},
+    ]
     with local_aws() as c:
         c.deploy("CREATE", IMAGE_1, "create", template)
         service = c.service()
@@ -234,8 +333,7 @@ def test_ecs_service_with_capacity_providers_reports_no_launch_type() -> None:
 def test_ecs_task_definition_keeps_template_configuration() -> None:
     def check(c: Clients) -> None:
         c.deploy("CREATE", IMAGE_1, "create")
-        task_definition = c.ecs.describe_task_definition(
-            taskDefinition=c.service()["taskDefinition"])["taskDefinition"]
+        task_definition = c.ecs.describe_task_definition(taskDefinition=c.service()["taskDefinition"])["taskDefinition"]
         assert task_definition["networkMode"] == "awsvpc"
         assert task_definition["cpu"] == "256" and task_definition["memory"] == "512"
         assert task_definition["requiresCompatibilities"] == ["FARGATE"]
@@ -273,9 +371,14 @@ def test_ecs_deployments_from_update_service() -> None:
         c.deploy("CREATE", IMAGE_1, "create")
         cluster, service = c.cluster_and_service()
         c.aws.complete_deployment(cluster, service)
-        c.ecs.register_task_definition(family="model", networkMode="awsvpc", requiresCompatibilities=["FARGATE"],
-                                       cpu="256", memory="512",
-                                       containerDefinitions=[{"name": "model", "image": IMAGE_2}])
+        c.ecs.register_task_definition(
+            family="model",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{"name": "model", "image": IMAGE_2}],
+        )
         updated = c.ecs.update_service(cluster=cluster, service=service, taskDefinition="model")["service"]
         assert updated["taskDefinition"].endswith(":task-definition/model:2")
         assert _deployments(c) == [("PRIMARY", "model:2", "IN_PROGRESS"), ("ACTIVE", "model:1", "COMPLETED")]
@@ -291,8 +394,9 @@ def test_circuit_breaker_rolls_the_service_back() -> None:
         c.deploy("CREATE", IMAGE_1, "create")
         cluster, service = c.cluster_and_service()
         c.aws.complete_deployment(cluster, service)
-        c.ecs.register_task_definition(family="model", containerDefinitions=[{"name": "m", "image": IMAGE_2}],
-                                       memory="512")
+        c.ecs.register_task_definition(
+            family="model", containerDefinitions=[{"name": "m", "image": IMAGE_2}], memory="512"
+        )
         c.ecs.update_service(cluster=cluster, service=service, taskDefinition="model:2")
         failed = c.aws.fail_deployment(cluster, service)
         assert _deployments(c) == [("PRIMARY", "model:1", "IN_PROGRESS"), ("ACTIVE", "model:2", "FAILED")]
@@ -327,12 +431,16 @@ def test_failed_stack_update_rolls_back_when_the_circuit_breaker_trips() -> None
         assert template == service_template() or json.loads(template) == service_template()
         events = _events(c)
         statuses = [status for name, status, _ in events if name == STACK]
-        assert statuses[:3] == ["UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
-                                "UPDATE_ROLLBACK_IN_PROGRESS"]
+        assert statuses[:3] == [
+            "UPDATE_ROLLBACK_COMPLETE",
+            "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+        ]
         reasons = [reason for name, status, reason in events if name == "Service" and status == "UPDATE_FAILED"]
         assert reasons and reasons[0].startswith(
             'Resource handler returned message: "Error occurred during operation '
-            "'ECS Deployment Circuit Breaker was triggered'.\"")
+            "'ECS Deployment Circuit Breaker was triggered'.\""
+        )
         assert c.service()["taskDefinition"].endswith("model:1")
         active = c.ecs.list_task_definitions(familyPrefix="model", status="ACTIVE")["taskDefinitionArns"]
         assert [a.split("/")[-1] for a in active] == ["model:1"]

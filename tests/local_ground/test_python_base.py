@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.images import buildah
 from local_ground import python_base
 from local_ground.python_base import Source, debian_mirror, ensure_python_base, trim
+from pipeline.images import buildah
 
 
 @pytest.fixture
@@ -49,12 +49,8 @@ def test_disabled_and_foreign_entries_are_ignored(apt_dir: Path) -> None:
     (apt_dir / "sources.list.d" / "a.sources").write_text(
         "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n"
     )
-    (apt_dir / "sources.list.d" / "b.list").write_text(
-        "deb https://deb.nodesource.com/node_20.x nodistro main\n"
-    )
-    (apt_dir / "sources.list.d" / "c.list.disabled").write_text(
-        "deb http://disabled.example/debian bookworm main\n"
-    )
+    (apt_dir / "sources.list.d" / "b.list").write_text("deb https://deb.nodesource.com/node_20.x nodistro main\n")
+    (apt_dir / "sources.list.d" / "c.list.disabled").write_text("deb http://disabled.example/debian bookworm main\n")
     assert debian_mirror(apt_dir) == python_base.DEFAULT_MIRROR
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import LocalEnvironmentError
 from local_ground import registry as registry_module
 from local_ground.registry import LocalRegistry
+from pipeline.errors import LocalEnvironmentError
 
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -85,9 +85,7 @@ def test_start_and_stop_take_well_under_a_second() -> None:
     assert down - up < 1.0
 
 
-def test_a_registry_that_cannot_start_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_registry_that_cannot_start_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = tmp_path / "docker-registry"
     fake.write_text("#!/bin/sh\necho 'configuration error: storage driver missing' >&2\nexit 1\n")
     fake.chmod(0o755)

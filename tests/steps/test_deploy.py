@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -18,7 +19,13 @@ def cf() -> Iterator[Any]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    yield boto3.client("cloudformation", endpoint_url=f"http://{host}:{port}", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    yield boto3.client(
+        "cloudformation",
+        endpoint_url=f"http://{host}:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     server.stop()
 
 
@@ -46,7 +53,11 @@ def test_create_then_no_changes_then_update(cf: Any) -> None:
     again = deployer(cf, lines).deploy("queue-stack", queue_template(30), {})
     assert again.outcome is DeployOutcome.NO_CHANGES
     assert cfn.describe_stack(cf, "queue-stack").status == "CREATE_COMPLETE"
-    left = [c for c in cf.list_change_sets(StackName="queue-stack")["Summaries"] if c["ExecutionStatus"] != "EXECUTE_COMPLETE"]
+    left = [
+        c
+        for c in cf.list_change_sets(StackName="queue-stack")["Summaries"]
+        if c["ExecutionStatus"] != "EXECUTE_COMPLETE"
+    ]
     assert left == [], "the empty change set is deleted"
 
     updated = deployer(cf, lines).deploy("queue-stack", queue_template(60), {})
@@ -64,7 +75,9 @@ def test_preview_of_a_new_stack_leaves_nothing_behind(cf: Any) -> None:
 
 
 def test_review_in_progress_stack_is_created(cf: Any) -> None:
-    cf.create_change_set(StackName="review-stack", ChangeSetName="abandoned", TemplateBody=queue_template(30), ChangeSetType="CREATE")
+    cf.create_change_set(
+        StackName="review-stack", ChangeSetName="abandoned", TemplateBody=queue_template(30), ChangeSetType="CREATE"
+    )
     assert cfn.describe_stack(cf, "review-stack").status == "REVIEW_IN_PROGRESS"
     result = deployer(cf, []).deploy("review-stack", queue_template(30), {})
     assert result.outcome is DeployOutcome.CREATED
@@ -79,7 +92,10 @@ def test_busy_stack_is_refused(cf: Any, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_change_set_failure_is_reported(cf: Any) -> None:
-    template = {"Parameters": {"Size": {"Type": "Number"}}, "Resources": {"X": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": {"Ref": "Size"}}}}}
+    template = {
+        "Parameters": {"Size": {"Type": "Number"}},
+        "Resources": {"X": {"Type": "AWS::SQS::Queue", "Properties": {"VisibilityTimeout": {"Ref": "Size"}}}},
+    }
     # AWS refuses at create_change_set, moto at execute: either way one clear line.
     with pytest.raises(AwsError, match="change set (for|of) bad-stack: ValidationError: .*Size"):
         deployer(cf, []).deploy("bad-stack", json.dumps(template), {})

@@ -34,7 +34,7 @@ def test_an_image_that_never_becomes_healthy_is_refused(buildah_root: Path, proj
     (context / "www").mkdir(parents=True)
     (context / "www" / "index.html").write_text("no health path")
     (context / "Containerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n'
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n"
         'ENTRYPOINT ["/bin/busybox", "sh", "-c", "exec /bin/busybox httpd -f -p 127.0.0.1:$PORT -h /www"]\n'
     )
     import shutil
@@ -48,7 +48,9 @@ def test_an_image_that_never_becomes_healthy_is_refused(buildah_root: Path, proj
 def test_an_image_that_exits_is_refused(buildah_root: Path, project: Any, tmp_path: Path) -> None:
     context = tmp_path / "exits"
     context.mkdir()
-    (context / "Containerfile").write_text('FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox", "sh", "-c", "exit 3"]\n')
+    (context / "Containerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox", "sh", "-c", "exit 3"]\n'
+    )
     import shutil
 
     shutil.copy2(project.root / "images" / "model" / "busybox", context / "busybox")

@@ -28,7 +28,9 @@ pytestmark = pytest.mark.slow
 def context(settings: Settings, lines: list[str] | None = None, github: bool = True) -> Context:
     out = lines if lines is not None else []
     recorder = GitHubRecorder.from_environ(os.environ) if github else None
-    return Context(settings, Clients("us-east-1"), WallClock(), out.append, github=recorder, builder=BuildahBuilder, poll=0.05)
+    return Context(
+        settings, Clients("us-east-1"), WallClock(), out.append, github=recorder, builder=BuildahBuilder, poll=0.05
+    )
 
 
 def aws(service: str) -> Any:
@@ -38,8 +40,17 @@ def aws(service: str) -> Any:
 def snapshot(project: Any) -> dict[str, Any]:
     """Everything a refused command must leave as it was."""
     cf = aws("cloudformation")
-    stacks = {s["StackName"]: (s["StackStatus"], tuple(sorted((p["ParameterKey"], p.get("ParameterValue")) for p in s.get("Parameters", [])))) for s in cf.describe_stacks()["Stacks"]}
-    images = sorted((i["imageDigest"], tuple(i.get("imageTags", []))) for i in aws("ecr").describe_images(repositoryName=project.settings.app.name)["imageDetails"])
+    stacks = {
+        s["StackName"]: (
+            s["StackStatus"],
+            tuple(sorted((p["ParameterKey"], p.get("ParameterValue")) for p in s.get("Parameters", []))),
+        )
+        for s in cf.describe_stacks()["Stacks"]
+    }
+    images = sorted(
+        (i["imageDigest"], tuple(i.get("imageTags", [])))
+        for i in aws("ecr").describe_images(repositoryName=project.settings.app.name)["imageDetails"]
+    )
     github = GitHubRecorder.from_environ(os.environ)
     assert github is not None
     deployments = [(d.id, d.state) for env in ("staging", "production") for d in github.deployments(env, 50)]
@@ -74,7 +85,9 @@ def test_second_release_runs_by_digest(bootstrapped: Any) -> None:
     now = status(context(bootstrapped.settings), "production")
     assert (now.version, now.digest) == ("1.1.0", report.digest)
     assert now.running == now.desired == bootstrapped.settings.environment("production").service.desired_count
-    task_definition = aws("ecs").describe_task_definition(taskDefinition=f"{bootstrapped.settings.app.name}-production")["taskDefinition"]
+    task_definition = aws("ecs").describe_task_definition(
+        taskDefinition=f"{bootstrapped.settings.app.name}-production"
+    )["taskDefinition"]
     assert task_definition["containerDefinitions"][0]["image"].endswith("@" + report.digest)
 
     github = GitHubRecorder.from_environ(os.environ)
@@ -83,7 +96,9 @@ def test_second_release_runs_by_digest(bootstrapped: Any) -> None:
     assert [(d.version, d.succeeded) for d in production] == [("1.1.0", True), ("1.0.0", True)]
     from github import Auth, Github
 
-    repo = Github(base_url=os.environ["GITHUB_API_URL"], auth=Auth.Token(os.environ["GITHUB_TOKEN"])).get_repo(os.environ["GITHUB_REPOSITORY"])
+    repo = Github(base_url=os.environ["GITHUB_API_URL"], auth=Auth.Token(os.environ["GITHUB_TOKEN"])).get_repo(
+        os.environ["GITHUB_REPOSITORY"]
+    )
     for tag in ("v1.0.0", "v1.1.0"):
         assert repo.get_release(tag).body.startswith("Image digest: `sha256:")
 
@@ -151,13 +166,20 @@ def test_a_stack_in_progress_is_refused(bootstrapped: Any) -> None:
     settings = bootstrapped.settings
     cf = aws("cloudformation")
     stack = f"{settings.app.name}-service-staging"
-    broken = aws("ecr").describe_images(repositoryName=settings.app.name, imageIds=[{"imageTag": "1.2.0"}])["imageDetails"][0]
-    repository = aws("ecr").describe_repositories(repositoryNames=[settings.app.name])["repositories"][0]["repositoryUri"]
+    broken = aws("ecr").describe_images(repositoryName=settings.app.name, imageIds=[{"imageTag": "1.2.0"}])[
+        "imageDetails"
+    ][0]
+    repository = aws("ecr").describe_repositories(repositoryNames=[settings.app.name])["repositories"][0][
+        "repositoryUri"
+    ]
     made = cf.create_change_set(
         StackName=stack,
         ChangeSetName="someone-else",
         TemplateBody=(bootstrapped.root / "cloudformation" / "service-staging.yaml").read_text(),
-        Parameters=[{"ParameterKey": "ImageUri", "ParameterValue": f"{repository}@{broken['imageDigest']}"}, {"ParameterKey": "Version", "ParameterValue": "1.2.0"}],
+        Parameters=[
+            {"ParameterKey": "ImageUri", "ParameterValue": f"{repository}@{broken['imageDigest']}"},
+            {"ParameterKey": "Version", "ParameterValue": "1.2.0"},
+        ],
         Capabilities=["CAPABILITY_IAM"],
         ChangeSetType="UPDATE",
     )
@@ -170,7 +192,10 @@ def test_a_stack_in_progress_is_refused(bootstrapped: Any) -> None:
     assert len(cf.list_change_sets(StackName=stack)["Summaries"]) == change_sets_before
     assert snapshot(bootstrapped)["deployments"] == deployments_before
     deadline = time.monotonic() + 60
-    while cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"].endswith("_IN_PROGRESS") and time.monotonic() < deadline:
+    while (
+        cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"].endswith("_IN_PROGRESS")
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert cf.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 
@@ -12,7 +12,9 @@ from pipeline.config import SmokeSettings
 from pipeline.errors import SmokeTestError
 from pipeline.steps.smoke import SmokeTester
 
-SMOKE = SmokeSettings(path="/predict", request='{"instances": [[1, 2, 3, 4]]}', expect_keys=("predictions",), timeout=20)
+SMOKE = SmokeSettings(
+    path="/predict", request='{"instances": [[1, 2, 3, 4]]}', expect_keys=("predictions",), timeout=20
+)
 
 
 class Model:

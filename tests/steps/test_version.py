@@ -4,7 +4,10 @@ from pipeline.errors import InputError
 from pipeline.steps.version import parse_version, version_key
 
 
-@pytest.mark.parametrize(("tag", "version"), [("v1.4.0", "1.4.0"), ("1.4.0", "1.4.0"), ("refs/tags/v2.0.1", "2.0.1"), ("v1.0.0-rc.1", "1.0.0-rc.1")])
+@pytest.mark.parametrize(
+    ("tag", "version"),
+    [("v1.4.0", "1.4.0"), ("1.4.0", "1.4.0"), ("refs/tags/v2.0.1", "2.0.1"), ("v1.0.0-rc.1", "1.0.0-rc.1")],
+)
 def test_versions_from_tags(tag: str, version: str) -> None:
     assert parse_version(tag) == version
 

@@ -42,5 +42,10 @@ def test_deploy_role_names_no_wildcard_action(settings: config.Settings) -> None
 
 def test_diff_role_cannot_execute(settings: config.Settings) -> None:
     t = build_ci_access(settings).to_dict()
-    actions = {a for p in t["Resources"]["DiffRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"] for a in s["Action"]}
+    actions = {
+        a
+        for p in t["Resources"]["DiffRole"]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        for a in s["Action"]
+    }
     assert "cloudformation:ExecuteChangeSet" not in actions

@@ -40,7 +40,10 @@ def test_autoscaling_tracks_cpu_and_requests(settings: config.Settings) -> None:
     t = build_service(settings, "staging")
     target = one(t, "AWS::ApplicationAutoScaling::ScalableTarget")
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 3)
-    policies = [p["Properties"]["TargetTrackingScalingPolicyConfiguration"] for p in resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy").values()]
+    policies = [
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for p in resources(t, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    ]
     kinds = {p["PredefinedMetricSpecification"]["PredefinedMetricType"]: p for p in policies}
     assert set(kinds) == {"ECSServiceAverageCPUUtilization", "ALBRequestCountPerTarget"}
     assert kinds["ALBRequestCountPerTarget"]["TargetValue"] == 400.0
@@ -64,7 +67,10 @@ def test_rollout_knobs_come_from_settings(settings: config.Settings) -> None:
 
 
 def test_https_when_a_certificate_is_set(settings: config.Settings) -> None:
-    listeners = [r["Properties"] for r in resources(build_service(settings, "production"), "AWS::ElasticLoadBalancingV2::Listener").values()]
+    listeners = [
+        r["Properties"]
+        for r in resources(build_service(settings, "production"), "AWS::ElasticLoadBalancingV2::Listener").values()
+    ]
     by_port = {listener["Port"]: listener for listener in listeners}
     assert by_port[443]["Protocol"] == "HTTPS"
     assert by_port[443]["Certificates"][0]["CertificateArn"] == settings.environment("production").certificate_arn
@@ -73,7 +79,10 @@ def test_https_when_a_certificate_is_set(settings: config.Settings) -> None:
 
 
 def test_http_only_without_certificate(settings: config.Settings) -> None:
-    listeners = [r["Properties"] for r in resources(build_service(settings, "staging"), "AWS::ElasticLoadBalancingV2::Listener").values()]
+    listeners = [
+        r["Properties"]
+        for r in resources(build_service(settings, "staging"), "AWS::ElasticLoadBalancingV2::Listener").values()
+    ]
     assert [(x["Port"], x["DefaultActions"][0]["Type"]) for x in listeners] == [(80, "forward")]
 
 
@@ -93,7 +102,9 @@ def test_tasks_are_reachable_only_from_the_load_balancer(settings: config.Settin
 def test_image_is_a_digest_parameter(settings: config.Settings) -> None:
     t = build_service(settings, "staging").to_dict()
     assert t["Parameters"]["ImageUri"]["AllowedPattern"] == DIGEST_PATTERN
-    container = next(r for r in t["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition")["Properties"]["ContainerDefinitions"][0]
+    container = next(r for r in t["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition")["Properties"][
+        "ContainerDefinitions"
+    ][0]
     assert container["Image"] == {"Ref": "ImageUri"}
     digest = "123456789012.dkr.ecr.us-east-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64
     assert re.match(DIGEST_PATTERN, digest)
@@ -102,7 +113,15 @@ def test_image_is_a_digest_parameter(settings: config.Settings) -> None:
 
 def test_outputs_are_useful(settings: config.Settings) -> None:
     outputs = build_service(settings, "staging").to_dict()["Outputs"]
-    assert {"ServiceUrl", "ClusterName", "ServiceName", "TargetGroupArn", "TaskDefinitionArn", "ImageUri", "Version"} <= set(outputs)
+    assert {
+        "ServiceUrl",
+        "ClusterName",
+        "ServiceName",
+        "TargetGroupArn",
+        "TaskDefinitionArn",
+        "ImageUri",
+        "Version",
+    } <= set(outputs)
 
 
 def test_log_group_has_retention_and_key(settings: config.Settings) -> None:

@@ -3,14 +3,15 @@ on 127.0.0.1), and what moto supports exists through its own service API."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 
-from pipeline import config
 from local_ground.aws import LocalAWS
+from pipeline import config
 from pipeline.templates import names, render
 from pipeline.templates.service import build_service
 
@@ -24,10 +25,23 @@ def aws() -> Iterator[LocalAWS]:
 
 
 def client(aws: LocalAWS, service: str) -> Any:
-    return boto3.client(service, endpoint_url=aws.endpoint_url, region_name=aws.region, aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service,
+        endpoint_url=aws.endpoint_url,
+        region_name=aws.region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
-def create(aws: LocalAWS, settings: config.Settings, file_name: str, stack: str, params: dict[str, str] | None = None, body: str | None = None) -> dict[str, Any]:
+def create(
+    aws: LocalAWS,
+    settings: config.Settings,
+    file_name: str,
+    stack: str,
+    params: dict[str, str] | None = None,
+    body: str | None = None,
+) -> dict[str, Any]:
     cf = client(aws, "cloudformation")
     body = body or (settings.root / "cloudformation" / file_name).read_text()
     cf.create_stack(
@@ -60,7 +74,10 @@ def test_ci_access_stack(aws: LocalAWS, settings: config.Settings, registry: dic
     deploy = iam.get_role(RoleName=outputs["DeployRoleArn"].rsplit("/", 1)[1])["Role"]
     statement = deploy["AssumeRolePolicyDocument"]["Statement"][0]
     assert statement["Action"] == ["sts:AssumeRoleWithWebIdentity"]
-    assert "repo:acme/iris-classifier:ref:refs/tags/v*" in statement["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"]
+    assert (
+        "repo:acme/iris-classifier:ref:refs/tags/v*"
+        in statement["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"]
+    )
     policies = iam.list_role_policies(RoleName=deploy["RoleName"])["PolicyNames"]
     assert policies == ["release-and-rollback"]
     assert iam.get_role(RoleName=outputs["CloudFormationRoleArn"].rsplit("/", 1)[1])["Role"]
@@ -74,9 +91,19 @@ def test_service_stack(aws: LocalAWS, settings: config.Settings, registry: dict[
     if env.https:
         # The listener needs a certificate that exists in this account: request one, synthesize with it.
         arn = client(aws, "acm").request_certificate(DomainName="model.example.com")["CertificateArn"]
-        with_cert = replace(settings, environments=tuple(replace(e, certificate_arn=arn) if e is env else e for e in settings.environments))
+        with_cert = replace(
+            settings,
+            environments=tuple(replace(e, certificate_arn=arn) if e is env else e for e in settings.environments),
+        )
         body = render(build_service(with_cert, environment))
-    outputs = create(aws, settings, f"service-{environment}.yaml", names.service_stack(settings, environment), {"ImageUri": image, "Version": "1.0.0"}, body)
+    outputs = create(
+        aws,
+        settings,
+        f"service-{environment}.yaml",
+        names.service_stack(settings, environment),
+        {"ImageUri": image, "Version": "1.0.0"},
+        body,
+    )
 
     ecs = client(aws, "ecs")
     service = ecs.describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])["services"][0]
@@ -108,5 +135,7 @@ def test_service_stack(aws: LocalAWS, settings: config.Settings, registry: dict[
     targets = scaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
     ours = [t for t in targets if t["ResourceId"].endswith("/" + outputs["ServiceName"])]
     assert [(t["MinCapacity"], t["MaxCapacity"]) for t in ours] == [(env.service.min_count, env.service.max_count)]
-    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=ours[0]["ResourceId"])["ScalingPolicies"]
+    policies = scaling.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=ours[0]["ResourceId"])[
+        "ScalingPolicies"
+    ]
     assert len(policies) == 2

@@ -27,9 +27,10 @@ import os
 import re
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -76,10 +77,17 @@ class Event:
     @classmethod
     def dispatch(cls, inputs: dict[str, str], repository: str, branch: str = "main") -> Event:
         ref = f"refs/heads/{branch}"
-        return cls("workflow_dispatch", ref, {"ref": ref, "inputs": dict(inputs), "repository": {"full_name": repository}}, inputs=dict(inputs))
+        return cls(
+            "workflow_dispatch",
+            ref,
+            {"ref": ref, "inputs": dict(inputs), "repository": {"full_name": repository}},
+            inputs=dict(inputs),
+        )
 
     @classmethod
-    def pull_request(cls, number: int, repository: str, base: str = "main", head: str = "feature", head_repository: str | None = None) -> Event:
+    def pull_request(
+        cls, number: int, repository: str, base: str = "main", head: str = "feature", head_repository: str | None = None
+    ) -> Event:
         head_repo = head_repository or repository
         payload = {
             "action": "synchronize",
@@ -165,11 +173,15 @@ def _lookup(path: str, ctx: Contexts) -> Any:
         if rest.startswith("event."):
             sub = rest[len("event.") :]
             if sub not in EVENT_PATHS:
-                raise WorkflowError(f"unsupported expression github.{rest} (this runner knows github.event.{{{', '.join(sorted(EVENT_PATHS))}}})")
+                raise WorkflowError(
+                    f"unsupported expression github.{rest} (this runner knows github.event.{{{', '.join(sorted(EVENT_PATHS))}}})"
+                )
             value: Any = ctx.event
             for part in sub.split("."):
                 if not isinstance(value, dict) or part not in value:
-                    raise WorkflowError(f"github.{rest} is not in the {ctx.github['event_name']} event payload this test built")
+                    raise WorkflowError(
+                        f"github.{rest} is not in the {ctx.github['event_name']} event payload this test built"
+                    )
                 value = value[part]
             return value
         if rest not in GITHUB_FIELDS:
@@ -392,7 +404,9 @@ class Runner:
                 results[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
                 self.echo(f"[{job_id}] skipped: a needed job did not succeed")
                 continue
-            results[job_id] = self._run_job(workflow_path.stem, job_id, job, event, event_path, ctx, workflow_env, run_dir, used)
+            results[job_id] = self._run_job(
+                workflow_path.stem, job_id, job, event, event_path, ctx, workflow_env, run_dir, used
+            )
         unused = set(self.substitutions) - used
         if unused and all(r.status == "success" for r in results.values()):
             raise WorkflowError(f"substitutions for steps the workflow no longer has: {sorted(unused)}")
@@ -436,7 +450,14 @@ class Runner:
                 raise WorkflowError(f"job {job_id} step {index}: unsupported keys {sorted(unknown)}")
             name = interpolate(step.get("name") or step.get("uses") or step.get("run", "").splitlines()[0], ctx)
             if not condition(step.get("if"), ctx, job_failed=failed):
-                result.steps.append(StepResult(job_id, name, "skipped", note=f"if: {step.get('if')}" if step.get("if") else "an earlier step failed"))
+                result.steps.append(
+                    StepResult(
+                        job_id,
+                        name,
+                        "skipped",
+                        note=f"if: {step.get('if')}" if step.get("if") else "an earlier step failed",
+                    )
+                )
                 continue
             if "uses" in step:
                 action = str(step["uses"]).split("@", 1)[0]
@@ -464,7 +485,11 @@ class Runner:
                 continue
             summary = job_dir / f"step_summary_{index}"
             summary.touch()
-            env_file, output_file, path_file = job_dir / f"env_{index}", job_dir / f"output_{index}", job_dir / f"path_{index}"
+            env_file, output_file, path_file = (
+                job_dir / f"env_{index}",
+                job_dir / f"output_{index}",
+                job_dir / f"path_{index}",
+            )
             for f in (env_file, output_file, path_file):
                 f.touch()
             env = {

@@ -15,7 +15,6 @@ either, each checked to be exactly the documented command (see SUBSTITUTED below
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tomllib
@@ -25,8 +24,17 @@ from typing import Any
 
 import boto3
 import pytest
-
-from actions_runner import Contexts, Event, Runner, WorkflowError, clean_environ, condition, dispatch_inputs, is_triggered, load
+from actions_runner import (
+    Contexts,
+    Event,
+    Runner,
+    WorkflowError,
+    clean_environ,
+    condition,
+    dispatch_inputs,
+    is_triggered,
+    load,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +142,9 @@ def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
     return env
 
 
-def make_runner(ground: Any, buildah_root: Path, workspace: Path, temp: Path, substitutions: dict[str, str], vars_: dict[str, str]) -> Runner:
+def make_runner(
+    ground: Any, buildah_root: Path, workspace: Path, temp: Path, substitutions: dict[str, str], vars_: dict[str, str]
+) -> Runner:
     aws = {k: v for k, v in ground.environ().items() if k.startswith("AWS_")}
 
     def configure_aws_credentials(inputs: dict[str, str]) -> dict[str, str]:
@@ -181,7 +191,9 @@ def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.Tem
     deploy_role = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "DeployRoleArn")
     # The repository variables the README asks for.
     vars_ = {"AWS_REGION": "us-east-1", "AWS_DEPLOY_ROLE_ARN": deploy_role}
-    return make_runner(ground, buildah_root, workspace, workspace.parent / f"{workspace.name}-runner", SUBSTITUTED_INSTALL, vars_)
+    return make_runner(
+        ground, buildah_root, workspace, workspace.parent / f"{workspace.name}-runner", SUBSTITUTED_INSTALL, vars_
+    )
 
 
 def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
@@ -205,12 +217,20 @@ def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, release_r
 
     github = ground.github.state()
     for environment in ("staging", "production"):
-        ours = [d for d in github["deployments"] if d["environment"] == environment and d["payload"].get("version") == "1.2.0"]
+        ours = [
+            d
+            for d in github["deployments"]
+            if d["environment"] == environment and d["payload"].get("version") == "1.2.0"
+        ]
         assert len(ours) == 1 and ours[0]["ref"] == "v1.2.0", ours
         assert ours[0]["statuses"][-1]["state"] == "success", ours[0]["statuses"]
     releases = {r["tag_name"]: r for r in github["releases"]}
     assert set(releases) == {"v1.1.0", "v1.2.0"}, "the production job creates the GitHub release"
-    staging_digest = next(d["payload"]["digest"] for d in github["deployments"] if d["environment"] == "staging" and d["payload"].get("version") == "1.2.0")
+    staging_digest = next(
+        d["payload"]["digest"]
+        for d in github["deployments"]
+        if d["environment"] == "staging" and d["payload"].get("version") == "1.2.0"
+    )
     assert staging_digest in releases["v1.2.0"]["body"]
 
     for job in result.jobs.values():
@@ -243,7 +263,9 @@ def test_rollback_dispatched_with_previous_and_with_a_version(ground: Any, relea
     result = release_runner.run(rollback, Event.dispatch({"environment": "production", "version": "1.1.0"}, REPOSITORY))
     assert result.succeeded, result.log()
     assert running_version(ground, "production") == "1.1.0"
-    newest = max((d for d in ground.github.state()["deployments"] if d["environment"] == "production"), key=lambda d: d["id"])
+    newest = max(
+        (d for d in ground.github.state()["deployments"] if d["environment"] == "production"), key=lambda d: d["id"]
+    )
     assert (newest["payload"]["version"], newest["statuses"][-1]["state"]) == ("1.1.0", "success")
 
     # A version that was never released: the step fails with the pipeline's one-line cause.
@@ -267,7 +289,13 @@ def test_dispatch_inputs_are_checked_as_github_does() -> None:
 
 
 def git(workspace: Path, *args: str) -> str:
-    env = {**clean_environ(), "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    env = {
+        **clean_environ(),
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
     return subprocess.run(["git", *args], cwd=workspace, env=env, check=True, capture_output=True, text=True).stdout
 
 
@@ -314,9 +342,13 @@ def comments_on(ground: Any, number: int) -> list[str]:
     return [c["body"] for c in ground.github.state()["comments"] if c["issue_url"].endswith(f"/issues/{number}")]
 
 
-def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
+def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(
+    ground: Any, buildah_root: Path, tmp_path: Path
+) -> None:
     staging_max = "desired_count = 1\nmin_count = 1\nmax_count = 3\n"
-    result, workspace, number = run_lint(ground, buildah_root, tmp_path, edit_settings(staging_max, staging_max.replace("3", "4")))
+    result, workspace, number = run_lint(
+        ground, buildah_root, tmp_path, edit_settings(staging_max, staging_max.replace("3", "4"))
+    )
     assert result.succeeded, result.log()
     templates = result.jobs["templates"]
     assert [(s.name, s.status) for s in templates.steps if s.status != "skipped"] == [
@@ -325,9 +357,13 @@ def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(ground:
         ("Lint templates (cfn-lint, checkov) and workflows (zizmor)", "success"),
         ("Comment the template changes", "success"),
     ]
-    assert [(s.name, s.status) for s in result.jobs["tests"].steps if s.status != "skipped"] == [("Test suite", "substituted")]
+    assert [(s.name, s.status) for s in result.jobs["tests"].steps if s.status != "skipped"] == [
+        ("Test suite", "substituted")
+    ]
     makefile = (ROOT / "Makefile").read_text()
-    assert "\nsetup: " in makefile and "\ntest: setup\n" in makefile, "the substituted commands are the Makefile's targets"
+    assert "\nsetup: " in makefile and "\ntest: setup\n" in makefile, (
+        "the substituted commands are the Makefile's targets"
+    )
     lint_output = templates.step("Lint templates (cfn-lint, checkov) and workflows (zizmor)").output
     assert "cfn-lint: 4 template(s), no findings" in lint_output
     assert "workflows: 3 file(s)" in lint_output
@@ -359,11 +395,18 @@ def test_lint_fails_at_synth_check_when_a_template_is_stale(ground: Any, buildah
 def test_lint_fails_at_lint_when_a_template_is_broken(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
     # Settings validation lets a health check path of any length through; the ALB allows 1024 characters.
     too_long = "/" + "h" * 1100
-    result, workspace, number = run_lint(ground, buildah_root, tmp_path, edit_settings('health_check_path = "/health"', f'health_check_path = "{too_long}"'))
+    result, workspace, number = run_lint(
+        ground,
+        buildah_root,
+        tmp_path,
+        edit_settings('health_check_path = "/health"', f'health_check_path = "{too_long}"'),
+    )
     templates = result.jobs["templates"]
     assert templates.step("Templates match the code").status == "success"
     failed = templates.failed_step
-    assert failed is not None and failed.name == "Lint templates (cfn-lint, checkov) and workflows (zizmor)", result.log()
+    assert failed is not None and failed.name == "Lint templates (cfn-lint, checkov) and workflows (zizmor)", (
+        result.log()
+    )
     assert "E3033" in failed.output and "cfn-lint found problems" in failed.output
     assert "E3033" in (workspace / "cfn-lint.sarif").read_text(), "the findings reach the always() upload step"
     assert templates.step("Comment the template changes").status == "skipped"
@@ -375,14 +418,30 @@ def test_the_comment_step_is_skipped_for_a_fork_and_unknown_expressions_fail_lou
 
     def contexts(head_repository: str) -> Contexts:
         event = Event.pull_request(7, REPOSITORY, head_repository=head_repository)
-        github = {"token": "t", "repository": REPOSITORY, "base_ref": "main", "head_ref": "feature", "ref": event.ref, "ref_name": event.ref_name, "event_name": event.name}
+        github = {
+            "token": "t",
+            "repository": REPOSITORY,
+            "base_ref": "main",
+            "head_ref": "feature",
+            "ref": event.ref,
+            "ref_name": event.ref_name,
+            "event_name": event.name,
+        }
         return Contexts(github, event.payload, {}, {}, {})
 
     assert condition(step_if, contexts(REPOSITORY), job_failed=False)
-    assert condition(step_if, contexts("ACME/Iris-Classifier"), job_failed=False), "GitHub compares strings ignoring case"
+    assert condition(step_if, contexts("ACME/Iris-Classifier"), job_failed=False), (
+        "GitHub compares strings ignoring case"
+    )
     assert not condition(step_if, contexts("someone/iris-classifier"), job_failed=False)
     assert not condition(step_if, contexts(REPOSITORY), job_failed=True)
     assert condition("always()", contexts(REPOSITORY), job_failed=True)
-    for unknown in ("github.actor", "contains(github.ref, 'v')", "inputs.x && inputs.y", "github.event.sender.login", "vars.NOT_SET"):
+    for unknown in (
+        "github.actor",
+        "contains(github.ref, 'v')",
+        "inputs.x && inputs.y",
+        "github.event.sender.login",
+        "vars.NOT_SET",
+    ):
         with pytest.raises(WorkflowError):
             condition(unknown, contexts(REPOSITORY), job_failed=False)

@@ -13,12 +13,12 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.images import buildah
 from local_ground.aws import LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 from local_ground.tasks import EcsTasksRunForReal
+from pipeline.images import buildah
 
 SCALE = 0.02  # AWS durations x 0.02: a 10 s health check interval is 0.2 s
 ROOT = Path(__file__).resolve().parents[3]
@@ -65,13 +65,24 @@ class Env:
         self.aws, self.bridge, self.tasks = aws, bridge, tasks
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.aws.endpoint_url, region_name=self.aws.region,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.aws.endpoint_url,
+            region_name=self.aws.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def push(self, local_tag: str, tag: str, repository: str = REPOSITORY) -> str:
         """Push through the bridge; returns the ECR image URI pinned by digest, as the pipeline deploys it."""
-        digest = buildah.push(local_tag, f"{self.bridge.host}/{repository}:{tag}", self.bridge.username,
-                              self.bridge.password, tls_verify=False, retry_delay_s=0.1)
+        digest = buildah.push(
+            local_tag,
+            f"{self.bridge.host}/{repository}:{tag}",
+            self.bridge.username,
+            self.bridge.password,
+            tls_verify=False,
+            retry_delay_s=0.1,
+        )
         uri = self.client("ecr").describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
         return f"{uri}@{digest}"
 
@@ -79,14 +90,18 @@ class Env:
 
     def create_registry_stack(self) -> None:
         self.client("cloudformation").create_stack(
-            StackName="iris-classifier-registry", TemplateBody=(ROOT / "cloudformation" / "registry.yaml").read_text())
+            StackName="iris-classifier-registry", TemplateBody=(ROOT / "cloudformation" / "registry.yaml").read_text()
+        )
 
     def create_service_stack(self, image_uri: str, version: str = "1.0.0") -> dict[str, str]:
         """The staging service stack (desired 1) running `image_uri`."""
         self.client("cloudformation").create_stack(
-            StackName=SERVICE_STACK, TemplateBody=(ROOT / "cloudformation" / "service-staging.yaml").read_text(),
-            Parameters=[{"ParameterKey": "ImageUri", "ParameterValue": image_uri},
-                        {"ParameterKey": "Version", "ParameterValue": version}],
+            StackName=SERVICE_STACK,
+            TemplateBody=(ROOT / "cloudformation" / "service-staging.yaml").read_text(),
+            Parameters=[
+                {"ParameterKey": "ImageUri", "ParameterValue": image_uri},
+                {"ParameterKey": "Version", "ParameterValue": version},
+            ],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
         return self.outputs()
@@ -100,9 +115,14 @@ class Env:
         cloudformation = self.client("cloudformation")
         name = f"release-{version.replace('.', '-')}"
         cloudformation.create_change_set(
-            StackName=SERVICE_STACK, ChangeSetName=name, ChangeSetType="UPDATE", UsePreviousTemplate=True,
-            Parameters=[{"ParameterKey": "ImageUri", "ParameterValue": image_uri},
-                        {"ParameterKey": "Version", "ParameterValue": version}],
+            StackName=SERVICE_STACK,
+            ChangeSetName=name,
+            ChangeSetType="UPDATE",
+            UsePreviousTemplate=True,
+            Parameters=[
+                {"ParameterKey": "ImageUri", "ParameterValue": image_uri},
+                {"ParameterKey": "Version", "ParameterValue": version},
+            ],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
         cloudformation.execute_change_set(StackName=SERVICE_STACK, ChangeSetName=name)
@@ -112,13 +132,17 @@ class Env:
 
     def service(self) -> dict[str, Any]:
         outputs = self.outputs()
-        return dict(self.client("ecs").describe_services(cluster=outputs["ClusterName"],
-                                                         services=[outputs["ServiceName"]])["services"][0])
+        return dict(
+            self.client("ecs").describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])[
+                "services"
+            ][0]
+        )
 
     def tasks_of(self, desired_status: str) -> list[dict[str, Any]]:
         outputs, ecs = self.outputs(), self.client("ecs")
-        arns = ecs.list_tasks(cluster=outputs["ClusterName"], serviceName=outputs["ServiceName"],
-                              desiredStatus=desired_status)["taskArns"]
+        arns = ecs.list_tasks(
+            cluster=outputs["ClusterName"], serviceName=outputs["ServiceName"], desiredStatus=desired_status
+        )["taskArns"]
         return list(ecs.describe_tasks(cluster=outputs["ClusterName"], tasks=arns)["tasks"]) if arns else []
 
     def target_states(self) -> list[str]:

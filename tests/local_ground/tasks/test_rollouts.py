@@ -67,7 +67,9 @@ def test_healthy_release_completes_and_traffic_moves_only_to_passing_tasks(env: 
     started = time.monotonic()
     outputs = released(env, images)
     first_ready = time.monotonic() - started
-    assert outputs["ServiceUrl"] == f"http://{outputs['LoadBalancerDns']}" and outputs["LoadBalancerDns"].startswith("127.0.0.1:")
+    assert outputs["ServiceUrl"] == f"http://{outputs['LoadBalancerDns']}" and outputs["LoadBalancerDns"].startswith(
+        "127.0.0.1:"
+    )
     assert get(outputs["ServiceUrl"]) == (200, "v1")
     old_task = env.tasks_of("RUNNING")[0]["taskArn"]
 
@@ -87,7 +89,7 @@ def test_healthy_release_completes_and_traffic_moves_only_to_passing_tasks(env: 
     bodies = [body for _, _, body in client.answers]
     assert bodies[0] == "v1" and bodies[-1] == "v2"
     switch = bodies.index("v2")
-    assert "v1" not in bodies[switch + 5:]  # the old task drained: no new requests after the switch
+    assert "v1" not in bodies[switch + 5 :]  # the old task drained: no new requests after the switch
     assert ["healthy", "initial"] in [sorted(s) for s in states_before_v2]  # the new target had to pass first
     stopped = env.tasks_of("STOPPED")
     assert [t["taskArn"] for t in stopped] == [old_task]
@@ -116,8 +118,10 @@ def test_unhealthy_release_fails_rolls_back_and_the_old_task_keeps_serving(env: 
     assert [t["taskArn"] for t in env.tasks_of("RUNNING")] == [old_task]
     stopped = env.tasks_of("STOPPED")
     assert len(stopped) >= 3  # the circuit breaker's threshold for a desired count of 1
-    assert all(t["stoppedReason"] == f"Task failed ELB health checks in (target-group {outputs['TargetGroupArn']})"
-               for t in stopped)
+    assert all(
+        t["stoppedReason"] == f"Task failed ELB health checks in (target-group {outputs['TargetGroupArn']})"
+        for t in stopped
+    )
     messages = [e["message"] for e in service["events"]]
     assert any("failed ELB health checks in (target-group" in m for m in messages)
     assert any("deployment failed: tasks failed to start." in m for m in messages)

@@ -22,8 +22,10 @@ def test_circuit_breaker_threshold_is_half_the_desired_count_between_3_and_200(d
     assert failure_threshold(desired) == threshold
 
 
-@pytest.mark.parametrize(("matcher", "status", "ok"), [("200", 200, True), ("200", 404, False),
-                                                       ("200-299", 204, True), ("200,302", 302, True)])
+@pytest.mark.parametrize(
+    ("matcher", "status", "ok"),
+    [("200", 200, True), ("200", 404, False), ("200-299", 204, True), ("200,302", 302, True)],
+)
 def test_health_check_matcher(matcher: str, status: int, ok: bool) -> None:
     assert matches(matcher, status) is ok
 
