@@ -63,6 +63,8 @@ VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUILDERS = ("auto", "buildx", "buildah")
+# Rollout strategies the settings accept; pipeline.steps.strategy registers one object per name.
+STRATEGIES = ("rolling",)
 
 
 @dataclass(frozen=True)
@@ -148,12 +150,23 @@ class Network:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """How a release reaches one environment: policy is a setting, never a name or a list position."""
+
+    build: bool = False  # this environment builds and pushes the image; the others promote it from ECR
+    github_release: bool = False  # a successful release here creates the GitHub release
+    region: str | None = None  # AWS region of this environment (default: app.region)
+    strategy: str = "rolling"  # rollout strategy (STRATEGIES)
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     service: ServiceSettings
     network: Network
     certificate_arn: str | None = None
     variables: tuple[tuple[str, str], ...] = ()
+    delivery: Delivery = Delivery()
 
     @property
     def https(self) -> bool:
@@ -179,6 +192,9 @@ class Settings:
     @property
     def environment_names(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.environments)
+
+    def region_of(self, env: Environment) -> str:
+        return env.delivery.region or self.app.region
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Settings:
@@ -219,7 +235,15 @@ def parse(raw: Mapping[str, Any], root: Path = Path(".")) -> Settings:
 
 # --- sections -----------------------------------------------------------------------------------
 
-ENV_ONLY_KEYS = {"vpc_cidr", "vpc_id", "public_subnet_ids", "private_subnet_ids", "certificate_arn", "variables"}
+DELIVERY_KEYS = {f.name for f in fields(Delivery)}
+ENV_ONLY_KEYS = {
+    "vpc_cidr",
+    "vpc_id",
+    "public_subnet_ids",
+    "private_subnet_ids",
+    "certificate_arn",
+    "variables",
+} | DELIVERY_KEYS
 
 
 def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> Environment:
@@ -257,7 +281,18 @@ def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> En
                 f"must be a string, got {type(value).__name__}",
                 hint='Quote the value, e.g. "1".',
             )
-    return Environment(name, service, network, certificate, tuple(sorted(variables.items())))
+    delivery = _section(Delivery, prefix, {k: v for k, v in raw.items() if k in DELIVERY_KEYS})
+    if delivery.region is not None and not REGION.match(delivery.region):
+        raise ConfigError(
+            f"{prefix}.region", f"{delivery.region!r} is not an AWS region", hint="Use a region code such as us-east-1."
+        )
+    if delivery.strategy not in STRATEGIES:
+        raise ConfigError(
+            f"{prefix}.strategy",
+            f"unknown strategy {delivery.strategy!r}",
+            hint=f"Use one of: {', '.join(STRATEGIES)}.",
+        )
+    return Environment(name, service, network, certificate, tuple(sorted(variables.items())), delivery)
 
 
 def _check_app(app: AppSettings) -> None:
@@ -447,6 +482,10 @@ def _coerce(key: str, value: Any, type_name: str) -> Any:
     def wrong(expected: str) -> ConfigError:
         return ConfigError(key, f"must be {expected}, got {type(value).__name__} {value!r}", hint=f"Write {expected}.")
 
+    if type_name == "bool":
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
     if type_name == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise wrong("an integer")

@@ -182,8 +182,8 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
     from pipeline.aws import ecr as ecr_api
 
     existing = ecr_api.image_by_tag(ecr, ctx.repository, version)
-    if existing is not None and ctx.settings.environment_names.index(env.name) == 0:
-        # The first environment builds; a version already in ECR was released before.
+    if existing is not None and env.delivery.build:
+        # An environment that builds never rebuilds: a version already in ECR was released before.
         raise InputError(
             f"version {version} is already in ECR ({existing.digest}); tags are immutable",
             hint=f"Tag a new version, or run `pipeline rollback --env {env.name} {version}` to deploy it again.",
@@ -191,11 +191,17 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
     if existing is not None:
         ctx.echo(f"{version} is already in ECR as {existing.digest}: promoting it to {env.name} without a build")
         image = find_release(ecr, ctx.repository, version)
+    elif not env.delivery.build:
+        builders = ", ".join(e.name for e in ctx.settings.environments if e.delivery.build)
+        raise InputError(
+            f"version {version} is not in ECR and {env.name} does not build (build = false)",
+            hint=f"Release it to {builders} first; {env.name} promotes the digest verified there.",
+        )
     else:
         image = _build_and_push(ctx, engine, version)  # a failed build is not a deployment: nothing recorded
     report.digest = image.digest
     _ship(ctx, engine, image, previous, ref or f"v{version}", done=f"{version} is live", failed=f"{version} failed")
-    if env.name == "production" and ctx.github is not None:
+    if env.delivery.github_release and ctx.github is not None:
         with engine.phase("record"):
             body = release_notes(report)
             url = ctx.github.create_release(f"v{version}", f"v{version}", body)
