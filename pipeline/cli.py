@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from pipeline import __version__
 from pipeline.errors import PipelineError
 
 CONFIG_OPTION = click.option(
@@ -31,7 +32,7 @@ def _settings(config_path: Path | None) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="ecs-model-pipeline")
+@click.version_option(version=__version__, prog_name="pipeline")
 def cli() -> None:
     """Ship a model server to Amazon ECS from a git tag, and roll it back."""
 
