@@ -449,6 +449,15 @@ def _write_summary(path: Path | None, report: Any) -> None:
         out.write(markdown_summary(report))
 
 
+def _register_groups() -> None:
+    from pipeline.commands.local import local
+
+    cli.add_command(local)
+
+
+_register_groups()
+
+
 def main(argv: list[str] | None = None) -> None:
     run(cli, argv)
 

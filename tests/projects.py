@@ -41,3 +41,28 @@ def make_project(root: Path) -> Project:
     settings = config.parse(raw, root=root)
     write_templates(settings, root / "cloudformation")
     return Project(root, settings)
+
+
+def make_git_project(root: Path) -> Project:
+    """`make_project` as a git repository with its pipeline.toml committed, as a user's repository is."""
+    import re
+    import subprocess
+
+    project = make_project(root)
+    text = (ROOT / "pipeline.toml").read_text(encoding="utf-8")
+    for pattern, replacement in (
+        (r"(?m)^context = .*$", 'context = "images/model"'),
+        (r"(?m)^dockerfile = .*$", 'dockerfile = "Containerfile"'),
+        (r"(?m)^builder = .*$", 'builder = "buildah"'),
+        (r'(?m)^path = "/predict"$', 'path = "/cgi-bin/predict"'),
+        (r"(?m)^timeout = 120$", "timeout = 30"),
+        (r"(?m)^certificate_arn = .*\n", ""),
+    ):
+        text = re.sub(pattern, replacement, text)
+    (root / "pipeline.toml").write_text(text, encoding="utf-8")
+    assert config.load(root / "pipeline.toml") == project.settings
+    git = ["git", "-C", str(root), "-c", "user.email=test@example.com", "-c", "user.name=test"]
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "model server"], check=True)
+    return project

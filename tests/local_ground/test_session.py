@@ -1,0 +1,85 @@
+"""`pipeline local`: the local ground for a user's repository, driven through the CLI as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_ground import session
+from tests.projects import make_git_project
+
+pytestmark = pytest.mark.slow
+PIPELINE = str(Path(sys.executable).parent / "pipeline")
+
+
+@pytest.fixture()
+def repo(tmp_path: Path, buildah_store: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    make_git_project(root)
+    return root
+
+
+def cli(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PIPELINE, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_git_tags_are_read_at_their_commits(repo: Path) -> None:
+    git = ["git", "-C", str(repo), "-c", "user.email=t@e", "-c", "user.name=t"]
+    subprocess.run([*git, "tag", "v0.1.0"], check=True)
+    subprocess.run([*git, "tag", "-a", "v0.2.0", "-m", "annotated"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert sorted(session.git_tags(repo), key=lambda t: t.name) == [
+        session.GitTag("v0.1.0", head),
+        session.GitTag("v0.2.0", head),  # the commit, not the annotated tag object
+    ]
+    assert session.git_tags(repo.parent) == []  # not a repository
+
+
+def test_exec_runs_the_command_against_the_ground_and_exits_with_its_code(repo: Path) -> None:
+    script = 'test -n "$AWS_ENDPOINT_URL" && test "$AWS_REGION" = us-east-1 && test -n "$GITHUB_API_URL" && exit 3'
+    result = cli(repo, "local", "exec", "--", "sh", "-c", script)
+    assert result.returncode == 3, result.stderr
+    assert "local ground up" in result.stderr
+
+
+def test_exec_releases_and_rolls_back_a_repository_unchanged(repo: Path) -> None:
+    git = ["git", "-C", str(repo)]
+    subprocess.run([*git, "tag", "v0.1.0"], check=True)
+    subprocess.run([*git, "tag", "v0.2.0"], check=True)
+    chain = (
+        "pipeline bootstrap && pipeline release v0.1.0 --env staging && pipeline release v0.2.0 --env staging"
+        " && pipeline rollback --env staging --previous && pipeline status staging --output json"
+    )
+    result = cli(repo, "local", "exec", "--", "sh", "-c", chain, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    status = json.loads(result.stdout[result.stdout.rindex("{\n") :])
+    assert status["version"] == "0.1.0"
+    assert status["rollout_state"] == "COMPLETED"
+
+
+def test_up_detached_then_down(repo: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    up = cli(repo, "local", "up", "--detach", env=env)
+    assert up.returncode == 0, up.stderr
+    exports = dict(
+        line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines() if line.startswith("export ")
+    )
+    assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+    try:
+        again = cli(repo, "local", "up", "--detach", env=env)
+        assert again.returncode != 0 and "already runs" in again.stderr
+        status = cli(repo, "status", "staging", env={**env, **exports})
+        assert status.returncode != 0 and "staging is not deployed" in status.stderr  # it answered
+    finally:
+        down = cli(repo, "local", "down", env=env)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert not list((tmp_path / "cache").rglob("*.json"))
+    assert "no local ground runs" in cli(repo, "local", "down", env=env).stdout
