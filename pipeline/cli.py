@@ -450,8 +450,10 @@ def _write_summary(path: Path | None, report: Any) -> None:
 
 
 def _register_groups() -> None:
+    from pipeline.commands.init import init
     from pipeline.commands.local import local
 
+    cli.add_command(init)
     cli.add_command(local)
 
 

@@ -130,6 +130,7 @@ class ServiceSettings:
 @dataclass(frozen=True)
 class SmokeSettings:
     path: str = "/predict"
+    method: str = "POST"  # POST `request` to `path`, or GET `path` (a service with no sample request)
     request: str = "{}"
     expect_keys: tuple[str, ...] = ()
     timeout: int = 120
@@ -395,6 +396,10 @@ def _check_smoke(s: SmokeSettings) -> None:
 
     if not s.path.startswith("/"):
         raise ConfigError("smoke.path", f"{s.path!r} does not start with /", hint="Use a path such as /predict.")
+    if s.method not in ("GET", "POST"):
+        raise ConfigError(
+            "smoke.method", f"{s.method!r} is not GET or POST", hint='Use "POST" (with request) or "GET".'
+        )
     try:
         json.loads(s.request)
     except ValueError as err:

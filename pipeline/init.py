@@ -163,3 +163,29 @@ def parse_answers(root: Path, answers: Answers) -> config.Settings:
     import tomllib
 
     return config.parse(tomllib.loads(settings_text(answers)), root=root)
+
+
+def project_files(root: Path, answers: Answers) -> dict[str, str]:
+    """Every file `init` writes, by path relative to `root`."""
+    from pipeline.synth import synthesize
+
+    settings = parse_answers(root, answers)
+    files = {config.DEFAULT_PATH: settings_text(answers)}
+    files.update({f"cloudformation/{name}": text for name, text in synthesize(settings).items()})
+    return files
+
+
+def write_project(root: Path, answers: Answers, *, force: bool = False) -> list[tuple[Path, bool]]:
+    """Write the project's files; (path, changed) for each. Nothing is written when any check fails."""
+    check_project(root, answers)
+    files = project_files(root, answers)
+    refuse_overwrites(root, files, force)
+    written = []
+    for name, text in files.items():
+        path = root / name
+        changed = not path.exists() or path.read_text(encoding="utf-8") != text
+        if changed:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        written.append((path, changed))
+    return written

@@ -79,3 +79,17 @@ def test_wrong_shape_is_a_failure(url: str) -> None:
 def test_unreachable_url_is_a_failure() -> None:
     with pytest.raises(SmokeTestError, match="failed"):
         SmokeTester(FakeClock(), echo=lambda _: None, request_timeout=1).run("http://127.0.0.1:9", "/health", SMOKE)
+
+
+def test_a_get_smoke_test_calls_the_path_without_a_body(url: str) -> None:
+    tester = SmokeTester(FakeClock(), echo=lambda _line: None, poll=1.0)
+    result = tester.run(url, "/health", SmokeSettings(path="/health", method="GET", timeout=5))
+    assert result.response == {"status": 200}
+    assert Model.seen == []  # nothing POSTed
+
+
+def test_a_get_smoke_test_fails_on_a_bad_status(url: str) -> None:
+    Model.health = 503
+    tester = SmokeTester(FakeClock(), echo=lambda _line: None, poll=1.0)
+    with pytest.raises(SmokeTestError, match="GET /health answered 503"):
+        tester.run(url, "/health", SmokeSettings(path="/health", method="GET", timeout=5))
