@@ -75,8 +75,8 @@ def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
             )
         click.echo(f"{folder}: templates are up to date")
         return
-    for path, changed in write_templates(settings, folder):
-        click.echo(f"{'wrote' if changed else 'unchanged'} {path}")
+    for outcome in write_templates(settings, folder):
+        click.echo(str(outcome))
 
 
 @cli.command()
