@@ -448,6 +448,16 @@ def _write_summary(path: Path | None, report: Any) -> None:
         out.write(markdown_summary(report))
 
 
+@cli.command()
+def schema() -> None:
+    """Print a JSON Schema of pipeline.toml, for editors (Taplo, Even Better TOML) and checks."""
+    import json
+
+    from pipeline.schema import build_schema
+
+    click.echo(json.dumps(build_schema(), indent=2))
+
+
 def main(argv: list[str] | None = None) -> None:
     run(cli, argv)
 
