@@ -1,7 +1,8 @@
 """A JSON Schema (draft 2020-12) of pipeline.toml, built from the settings dataclasses.
 
 Editors that read TOML against a JSON Schema (Taplo, Even Better TOML) then complete keys, show these
-descriptions and flag typos while typing. The schema checks what a schema can say simply (types, enums,
+descriptions and flag typos while typing. Taplo implements Draft 4: no keyword here changes meaning
+between the drafts, and the newer ones (propertyNames, dependentRequired) are skipped by it. The schema checks what a schema can say simply (types, enums,
 ranges, patterns, unknown keys); `pipeline check` stays the full validation (pairings such as a Fargate
 cpu/memory pair, paths inside the repository).
 """
@@ -160,7 +161,8 @@ def _field(key: str, f: Field[Any], *, with_default: bool) -> dict[str, Any]:
     elif type_name == "int":
         schema = {"description": DESCRIPTIONS[key], "type": "integer", **_int_rules(f.name)}
     elif type_name == "float":
-        schema = {"description": DESCRIPTIONS[key], "type": "number", "exclusiveMinimum": 0}
+        # "> 0" as `not maximum 0`: exclusiveMinimum is a boolean in Draft 4, which Taplo implements.
+        schema = {"description": DESCRIPTIONS[key], "type": "number", "not": {"maximum": 0}}
     elif type_name in ("str", "str | None"):
         schema = _string(key)
     elif type_name == "tuple[str, ...]":

@@ -41,7 +41,7 @@ def _with(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     return raw
 
 
-REFUSED = [
+REFUSED: list[tuple[str, Any, str | None]] = [
     ("service.contaner_port", 8080, "Additional properties are not allowed ('contaner_port' was unexpected)"),
     ("enviroments", {}, "Additional properties are not allowed ('enviroments' was unexpected)"),
     ("environments.staging.replicas", 2, "('replicas' was unexpected)"),
@@ -50,7 +50,8 @@ REFUSED = [
     ("service.cpu", 300, "300 is not one of"),
     ("service.container_port", 70000, "70000 is greater than the maximum of 65535"),
     ("service.container_port", "8080", "'8080' is not of type 'integer'"),
-    ("service.alarm_latency_p99", 0, "0 is less than or equal to the minimum of 0"),
+    ("service.alarm_latency_p99", 0, "0 should not be valid under {'maximum': 0}"),
+    ("service.alarm_latency_p99", 0.5, None),
     ("service.log_retention_days", 31, "31 is not one of"),
     ("app.account", "12345", "does not match"),
     ("environments.staging.variables.PORT", "9000", "'PORT' should not be valid"),
@@ -60,11 +61,14 @@ REFUSED = [
 
 
 @pytest.mark.parametrize(("dotted", "value", "message"), REFUSED, ids=[r[0] + "=" + repr(r[1]) for r in REFUSED])
-def test_mistakes_fail_the_schema(
+def test_mistakes_fail_the_schema_and_fixes_pass(
     validator: Draft202012Validator, raw_settings: dict[str, Any], dotted: str, value: Any, message: str
 ) -> None:
     errors = _errors(validator, _with(raw_settings, dotted, value))
-    assert any(message in e for e in errors), errors
+    if message is None:
+        assert errors == []
+    else:
+        assert any(message in e for e in errors), errors
 
 
 def test_every_settings_key_has_a_description() -> None:
