@@ -122,4 +122,5 @@ class ConfigProblems(ConfigError):
         if len(self.problems) == 1:
             return self.problems[0].one_line()
         listed = "; ".join(p.one_line().rstrip(".") for p in self.problems)
-        return f"{self.source}: {len(self.problems)} problems: {listed}."
+        end = "" if listed.endswith("?") else "."
+        return f"{self.source}: {len(self.problems)} problems: {listed}{end}"

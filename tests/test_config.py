@@ -302,3 +302,13 @@ def test_image_paths_inside_the_repository_are_accepted(
 ) -> None:
     raw = _set(_set(raw_settings, "image.context", context), "image.dockerfile", dockerfile)
     assert config.parse(raw, root=repository).image.context == context
+
+
+def test_the_readme_example_is_what_check_prints(tmp_path: Path, project_root: Path) -> None:
+    text = (project_root / "pipeline.toml").read_text()
+    text = text.replace('region = "us-east-1"', 'region = "mars-1"').replace("\ncontainer_port =", "\ncontaner_port =")
+    (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    result = subprocess.run([sys.executable, "-m", "pipeline", "check"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    readme = (project_root / "README.md").read_text().splitlines()
+    assert result.stderr.strip() in readme, result.stderr
