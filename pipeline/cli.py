@@ -116,6 +116,7 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
 
     from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
+    from pipeline.config import poll_seconds
     from pipeline.github import GitHubRecorder
     from pipeline.steps.context import Context
 
@@ -127,7 +128,7 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
         click.echo(
             "notice: GITHUB_TOKEN or GITHUB_REPOSITORY is not set; deployments are not recorded on GitHub", err=True
         )
-    poll = float(os.environ.get("PIPELINE_POLL_SECONDS", "5"))
+    poll = poll_seconds(os.environ)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.app.region
     return Context(settings, Clients(region), WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
 

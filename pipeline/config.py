@@ -254,6 +254,29 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
     return parse(raw, root=file.resolve().parent, source=str(file))
 
 
+POLL_ENV = "PIPELINE_POLL_SECONDS"
+DEFAULT_POLL_SECONDS = 5.0
+MAX_POLL_SECONDS = 300.0
+
+
+def poll_seconds(environ: Mapping[str, str]) -> float:
+    """Seconds between AWS polls while waiting: $PIPELINE_POLL_SECONDS (the local ground scales it), else 5."""
+    text = environ.get(POLL_ENV, "").strip()
+    if not text:
+        return DEFAULT_POLL_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_POLL_SECONDS):
+        raise ConfigError(
+            POLL_ENV,
+            f"{text!r} is not a number of seconds above 0 and at most {MAX_POLL_SECONDS:g}",
+            hint=f"Use e.g. 0.5, or unset it for {DEFAULT_POLL_SECONDS:g} seconds.",
+        )
+    return value
+
+
 class Problems:
     """Every problem found in one settings file, in the order found."""
 

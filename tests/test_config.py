@@ -312,3 +312,32 @@ def test_the_readme_example_is_what_check_prints(tmp_path: Path, project_root: P
     assert result.returncode == 2
     readme = (project_root / "README.md").read_text().splitlines()
     assert result.stderr.strip() in readme, result.stderr
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 5.0), ("", 5.0), ("0.5", 0.5), (" 2 ", 2.0), ("300", 300.0)])
+def test_poll_seconds_from_the_environment(value: str | None, seconds: float) -> None:
+    environ = {} if value is None else {"PIPELINE_POLL_SECONDS": value}
+    assert config.poll_seconds(environ) == seconds
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "301"])
+def test_a_bad_poll_interval_is_one_line_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.poll_seconds({"PIPELINE_POLL_SECONDS": value})
+    assert caught.value.one_line().startswith(f"PIPELINE_POLL_SECONDS: {value!r} is not a number of seconds")
+
+
+def test_the_cli_refuses_a_bad_poll_interval_exit_2(project_root: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))}
+    env.update(PIPELINE_POLL_SECONDS="abc", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "status", "staging"],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: PIPELINE_POLL_SECONDS: 'abc' is not a number of seconds")
