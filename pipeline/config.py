@@ -330,14 +330,24 @@ SERVICE_KEYS = {f.name for f in fields(ServiceSettings)}
 NETWORK_KEYS = {f.name for f in fields(Network)}
 DELIVERY_KEYS = {f.name for f in fields(Delivery)}
 ENV_ONLY_KEYS = NETWORK_KEYS | {"certificate_arn", "variables"} | DELIVERY_KEYS
-# Where each key belongs, for a hint when one is written in the wrong table.
-KEY_HOMES = {
-    **{f.name: "[app]" for f in fields(AppSettings)},
-    **{f.name: "[image]" for f in fields(ImageSettings)},
-    **{f.name: "[smoke]" for f in fields(SmokeSettings)},
-    **{key: "[environments.NAME]" for key in ENV_ONLY_KEYS},
-    **{key: "[service] or [environments.NAME]" for key in SERVICE_KEYS},
-}
+
+
+def _key_homes() -> dict[str, list[str]]:
+    """Where each key belongs, for a hint when one is written in the wrong table."""
+    homes: dict[str, list[str]] = {}
+    for table, keys in (
+        ("[app]", [f.name for f in fields(AppSettings)]),
+        ("[image]", [f.name for f in fields(ImageSettings)]),
+        ("[service]", sorted(SERVICE_KEYS)),
+        ("[smoke]", [f.name for f in fields(SmokeSettings)]),
+        ("[environments.NAME]", sorted(SERVICE_KEYS | ENV_ONLY_KEYS)),
+    ):
+        for key in keys:
+            homes.setdefault(key, []).append(table)
+    return homes
+
+
+KEY_HOMES = _key_homes()
 
 
 def _environment(
@@ -591,7 +601,7 @@ def _only_keys(problems: Problems, prefix: str, raw: Mapping[str, Any], allowed:
         if close:
             hint = f"Did you mean {close}?"
         elif key in KEY_HOMES:
-            hint = f"{key} belongs in {KEY_HOMES[key]}."
+            hint = f"{key} belongs in {' or '.join(KEY_HOMES[key])}."
         else:
             hint = f"Known keys: {', '.join(sorted(allowed))}."
         problems.add(name, "unknown table" if isinstance(raw[key], dict) else "unknown key", hint)

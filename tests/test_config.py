@@ -187,6 +187,8 @@ TYPOS = [
     ("image.buidler", "buildah", "image.buidler", "Did you mean builder?"),
     ("image.builder", "buildha", "image.builder", "Did you mean buildah?"),
     ("service.builder", "buildah", "service.builder", "builder belongs in [image]."),
+    ("service.region", "eu-west-1", "service.region", "region belongs in [app] or [environments.NAME]."),
+    ("app.cpu", 512, "app.cpu", "cpu belongs in [service] or [environments.NAME]."),
 ]
 
 
