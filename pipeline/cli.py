@@ -76,8 +76,8 @@ def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
             )
         click.echo(f"{folder}: templates are up to date")
         return
-    for path, changed in write_templates(settings, folder):
-        click.echo(f"{'wrote' if changed else 'unchanged'} {path}")
+    for outcome in write_templates(settings, folder):
+        click.echo(str(outcome))
 
 
 @cli.command()
@@ -117,6 +117,7 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
 
     from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
+    from pipeline.config import poll_seconds
     from pipeline.github import GitHubRecorder
     from pipeline.steps.context import Context
 
@@ -128,7 +129,7 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
         click.echo(
             "notice: GITHUB_TOKEN or GITHUB_REPOSITORY is not set; deployments are not recorded on GitHub", err=True
         )
-    poll = float(os.environ.get("PIPELINE_POLL_SECONDS", "5"))
+    poll = poll_seconds(os.environ)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.app.region
     return Context(settings, Clients(region), WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
 
@@ -447,6 +448,16 @@ def _write_summary(path: Path | None, report: Any) -> None:
 
     with path.open("a", encoding="utf-8") as out:
         out.write(markdown_summary(report))
+
+
+@cli.command()
+def schema() -> None:
+    """Print a JSON Schema of pipeline.toml, for editors (Taplo, Even Better TOML) and checks."""
+    import json
+
+    from pipeline.schema import build_schema
+
+    click.echo(json.dumps(build_schema(), indent=2))
 
 
 def _register_groups() -> None:

@@ -1,20 +1,24 @@
 """Typed settings from pipeline.toml, validated once into frozen objects.
 
-Every problem is a ConfigError naming the key (`service.cpu`, `environments.staging.max_count`) and
-the fix. Templates and steps only ever see a valid `Settings`.
+Every problem names its key (`service.cpu`, `environments.staging.max_count`) and the fix; all the
+problems of a file are collected and raised together as one `ConfigProblems`. Templates and steps only
+ever see a valid `Settings`.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ConfigProblems
 
 DEFAULT_PATH = "pipeline.toml"
 
@@ -65,6 +69,31 @@ ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUILDERS = ("auto", "buildx", "buildah")
 # Rollout strategies the settings accept; pipeline.steps.strategy registers one object per name.
 STRATEGIES = ("rolling",)
+# Container variables the service template sets itself: a value in `variables` would be overridden.
+RESERVED_VARIABLES = {
+    "PORT": "is set from container_port",
+    "MODEL_VERSION": "is set to the version being deployed",
+}
+# Inclusive bounds of the [service] numbers (None: no upper bound), with the fix; the JSON Schema
+# (pipeline.schema) publishes the same bounds.
+SERVICE_RANGES: dict[str, tuple[int, int | None, str]] = {
+    "container_port": (1, 65535, "Use a port from 1 to 65535."),
+    "desired_count": (0, None, "Use 0 or more tasks."),
+    "min_count": (0, None, "Use 0 or more tasks."),
+    "max_count": (1, None, "Allow at least 1 task."),
+    "cpu_target_percent": (1, 100, "Use a percentage from 1 to 100."),
+    "requests_per_target": (1, None, "Use the requests a minute one task serves comfortably."),
+    "health_check_interval": (5, 300, "The ALB allows 5 to 300 seconds."),
+    "health_check_timeout": (2, 120, "The ALB allows 2 to 120 seconds."),
+    "healthy_threshold": (2, 10, "The ALB allows 2 to 10 checks."),
+    "unhealthy_threshold": (2, 10, "The ALB allows 2 to 10 checks."),
+    "request_timeout": (1, 3600, "Use the longest inference time in seconds."),
+    "drain_margin": (0, 600, "Use a few seconds."),
+    "warmup": (0, 2147483647, "Use the seconds the model needs to load."),
+    "rollout_timeout": (60, None, "Allow at least 60 seconds."),
+    "alarm_5xx_count": (1, None, "Use the 5xx count a minute that means a bad release."),
+}
+SMOKE_TIMEOUT_MIN = 1
 
 
 @dataclass(frozen=True)
@@ -187,8 +216,10 @@ class Settings:
         for env in self.environments:
             if env.name == name:
                 return env
-        known = ", ".join(e.name for e in self.environments)
-        raise ConfigError("environment", f"unknown environment {name!r}", hint=f"Use one of: {known}.")
+        names = self.environment_names
+        close = _closest(name, names)
+        hint = f"Did you mean {close}?" if close else f"Use one of: {', '.join(names)}."
+        raise ConfigError("environment", f"unknown environment {name!r}", hint=hint)
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -202,309 +233,422 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read and validate the settings file; `PIPELINE_CONFIG` names another file."""
     file = Path(path or os.environ.get("PIPELINE_CONFIG") or DEFAULT_PATH)
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
             str(file), "settings file not found", hint="Run from the project root or set PIPELINE_CONFIG."
         ) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            str(file),
+            f"not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset {err.start})",
+            hint="TOML files are UTF-8: save it with that encoding.",
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            str(file), f"cannot be read ({err.strerror})", hint="Point PIPELINE_CONFIG or --config at a file."
+        ) from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(file), f"not valid TOML ({err})", hint="Fix the syntax at that line.") from None
-    return parse(raw, root=file.resolve().parent)
+    return parse(raw, root=file.resolve().parent, source=str(file))
 
 
-def parse(raw: Mapping[str, Any], root: Path = Path(".")) -> Settings:
-    _only_keys("", raw, {"app", "image", "service", "smoke", "environments"})
-    app = _section(AppSettings, "app", _table(raw, "app", required=True))
-    _check_app(app)
-    image = _section(ImageSettings, "image", _table(raw, "image"))
-    if image.builder not in BUILDERS:
+POLL_ENV = "PIPELINE_POLL_SECONDS"
+DEFAULT_POLL_SECONDS = 5.0
+MAX_POLL_SECONDS = 300.0
+
+
+def poll_seconds(environ: Mapping[str, str]) -> float:
+    """Seconds between AWS polls while waiting: $PIPELINE_POLL_SECONDS (the local ground scales it), else 5."""
+    text = environ.get(POLL_ENV, "").strip()
+    if not text:
+        return DEFAULT_POLL_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_POLL_SECONDS):
         raise ConfigError(
-            "image.builder", f"unknown builder {image.builder!r}", hint=f"Use one of: {', '.join(BUILDERS)}."
+            POLL_ENV,
+            f"{text!r} is not a number of seconds above 0 and at most {MAX_POLL_SECONDS:g}",
+            hint=f"Use e.g. 0.5, or unset it for {DEFAULT_POLL_SECONDS:g} seconds.",
         )
-    service = _section(ServiceSettings, "service", _table(raw, "service"))
-    _check_service("service", service)
-    smoke = _section(SmokeSettings, "smoke", _table(raw, "smoke"))
-    _check_smoke(smoke)
-    envs_raw = _table(raw, "environments", required=True)
-    if not envs_raw:
-        raise ConfigError("environments", "no environment defined", hint="Add [environments.staging] (and production).")
-    environments = tuple(
-        _environment(name, _table(envs_raw, name, prefix="environments"), service) for name in envs_raw
-    )
-    return Settings(app, image, service, smoke, environments, root)
+    return value
+
+
+class Problems:
+    """Every problem found in one settings file, in the order found."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def add(self, key: str, problem: str, hint: str) -> None:
+        self.found.append(ConfigError(key, problem, hint=hint))
+
+    def __len__(self) -> int:
+        return len(self.found)
+
+
+TABLES = ("app", "image", "service", "smoke", "environments")
+
+
+def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_PATH) -> Settings:
+    """Validate a parsed settings file; raise ConfigProblems listing every problem, or return Settings."""
+    problems = Problems()
+    _only_keys(problems, "", raw, set(TABLES))
+    app_raw = _table(problems, raw, "app", required=True)
+    app = _section(problems, AppSettings, "app", app_raw) if app_raw is not None else None
+    if app is not None:
+        _check_app(problems, app)
+    image = _section(problems, ImageSettings, "image", _table(problems, raw, "image") or {})
+    if image is not None:
+        _check_image(problems, image, root)
+    service = _section(problems, ServiceSettings, "service", _table(problems, raw, "service") or {})
+    if service is not None:
+        _check_service(problems, "service", service)
+    smoke = _section(problems, SmokeSettings, "smoke", _table(problems, raw, "smoke") or {})
+    if smoke is not None:
+        _check_smoke(problems, smoke)
+    environments = []
+    envs_raw = _table(problems, raw, "environments", required=True)
+    if envs_raw is not None and not envs_raw:
+        problems.add("environments", "no environment defined", "Add [environments.staging] (and production).")
+    for name in envs_raw or {}:
+        env_raw = _table(problems, envs_raw or {}, name, prefix="environments")
+        if env_raw is not None:
+            environments.append(_environment(problems, name, env_raw, service))
+    if problems:
+        raise ConfigProblems(source, problems.found)
+    assert app is not None and image is not None and service is not None and smoke is not None
+    return Settings(app, image, service, smoke, tuple(e for e in environments if e is not None), root)
 
 
 # --- sections -----------------------------------------------------------------------------------
 
+SERVICE_KEYS = {f.name for f in fields(ServiceSettings)}
+NETWORK_KEYS = {f.name for f in fields(Network)}
 DELIVERY_KEYS = {f.name for f in fields(Delivery)}
-ENV_ONLY_KEYS = {
-    "vpc_cidr",
-    "vpc_id",
-    "public_subnet_ids",
-    "private_subnet_ids",
-    "certificate_arn",
-    "variables",
-} | DELIVERY_KEYS
+ENV_ONLY_KEYS = NETWORK_KEYS | {"certificate_arn", "variables"} | DELIVERY_KEYS
 
 
-def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> Environment:
+def _key_homes() -> dict[str, list[str]]:
+    """Where each key belongs, for a hint when one is written in the wrong table."""
+    homes: dict[str, list[str]] = {}
+    for table, keys in (
+        ("[app]", [f.name for f in fields(AppSettings)]),
+        ("[image]", [f.name for f in fields(ImageSettings)]),
+        ("[service]", sorted(SERVICE_KEYS)),
+        ("[smoke]", [f.name for f in fields(SmokeSettings)]),
+        ("[environments.NAME]", sorted(SERVICE_KEYS | ENV_ONLY_KEYS)),
+    ):
+        for key in keys:
+            homes.setdefault(key, []).append(table)
+    return homes
+
+
+KEY_HOMES = _key_homes()
+
+
+def _environment(
+    problems: Problems, name: str, raw: Mapping[str, Any], base: ServiceSettings | None
+) -> Environment | None:
     prefix = f"environments.{name}"
+    before = len(problems)
     if not ENV_NAME.match(name):
-        raise ConfigError(
+        problems.add(
             prefix,
             "environment names are lowercase letters and digits, up to 16",
-            hint="Rename it, e.g. staging or production.",
+            "Rename it, e.g. staging or production.",
         )
-    service_keys = {f.name for f in fields(ServiceSettings)}
-    _only_keys(prefix, raw, service_keys | ENV_ONLY_KEYS)
-    overrides = {k: v for k, v in raw.items() if k in service_keys}
-    service = _section(ServiceSettings, prefix, overrides, defaults=base)
-    _check_service(prefix, service)
-    network_raw = {k: raw[k] for k in ("vpc_cidr", "vpc_id", "public_subnet_ids", "private_subnet_ids") if k in raw}
-    network = _section(Network, prefix, network_raw)
-    _check_network(prefix, network)
+    _only_keys(problems, prefix, raw, SERVICE_KEYS | ENV_ONLY_KEYS)
+    overrides = {k: v for k, v in raw.items() if k in SERVICE_KEYS}
+    # With a broken [service] the overrides are type-checked against the defaults, and not checked
+    # further: a range or a pairing would be judged against values the file does not have.
+    service = _section(problems, ServiceSettings, prefix, overrides, defaults=base or ServiceSettings())
+    if service is not None and base is not None:
+        # A problem the environment only inherits is reported once, at [service].
+        inherited = Problems()
+        _check_service(inherited, "service", base)
+        already = {(p.key.removeprefix("service."), p.problem) for p in inherited.found}
+        own = Problems()
+        _check_service(own, prefix, service)
+        for p in own.found:
+            if (p.key.removeprefix(f"{prefix}."), p.problem) not in already:
+                problems.found.append(p)
+    network = _section(problems, Network, prefix, {k: v for k, v in raw.items() if k in NETWORK_KEYS})
+    if network is not None:
+        _check_network(problems, prefix, network)
     certificate = raw.get("certificate_arn") or None
     if certificate is not None and not (isinstance(certificate, str) and CERTIFICATE_ARN.match(certificate)):
-        raise ConfigError(
+        problems.add(
             f"{prefix}.certificate_arn",
             f"malformed certificate ARN {certificate!r}",
-            hint="Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove it for HTTP only.",
+            "Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove it for HTTP only.",
         )
-    variables = _table(raw, "variables", prefix=prefix)
-    for key, value in variables.items():
-        if not ENV_VAR.match(key):
-            raise ConfigError(
-                f"{prefix}.variables.{key}", "not a valid environment variable name", hint="Use letters, digits and _."
-            )
-        if not isinstance(value, str):
-            raise ConfigError(
-                f"{prefix}.variables.{key}",
-                f"must be a string, got {type(value).__name__}",
-                hint='Quote the value, e.g. "1".',
-            )
-    delivery = _section(Delivery, prefix, {k: v for k, v in raw.items() if k in DELIVERY_KEYS})
-    if delivery.region is not None and not REGION.match(delivery.region):
-        raise ConfigError(
-            f"{prefix}.region", f"{delivery.region!r} is not an AWS region", hint="Use a region code such as us-east-1."
-        )
-    if delivery.strategy not in STRATEGIES:
-        raise ConfigError(
-            f"{prefix}.strategy",
-            f"unknown strategy {delivery.strategy!r}",
-            hint=f"Use one of: {', '.join(STRATEGIES)}.",
-        )
+    variables = _table(problems, raw, "variables", prefix=prefix) or {}
+    _check_variables(problems, prefix, variables)
+    delivery = _section(problems, Delivery, prefix, {k: v for k, v in raw.items() if k in DELIVERY_KEYS})
+    if delivery is not None:
+        _check_delivery(problems, prefix, delivery)
+    if len(problems) > before or service is None or network is None or delivery is None:
+        return None
     return Environment(name, service, network, certificate, tuple(sorted(variables.items())), delivery)
 
 
-def _check_app(app: AppSettings) -> None:
+def _check_variables(problems: Problems, prefix: str, variables: Mapping[str, Any]) -> None:
+    for key, value in variables.items():
+        name = f"{prefix}.variables.{key}"
+        if not ENV_VAR.match(key):
+            problems.add(name, "not a valid environment variable name", "Use letters, digits and _.")
+        elif key in RESERVED_VARIABLES:
+            fix = f"set {prefix}.container_port instead" if key == "PORT" else "every task gets it"
+            problems.add(name, f"{key} {RESERVED_VARIABLES[key]}", f"Remove it; {fix}.")
+        if not isinstance(value, str):
+            problems.add(name, f"must be a string, got {type(value).__name__}", 'Quote the value, e.g. "1".')
+
+
+def _check_delivery(problems: Problems, prefix: str, delivery: Delivery) -> None:
+    if delivery.region is not None and not REGION.match(delivery.region):
+        problems.add(
+            f"{prefix}.region", f"{delivery.region!r} is not an AWS region", "Use a region code such as us-east-1."
+        )
+    if delivery.strategy not in STRATEGIES:
+        problems.add(
+            f"{prefix}.strategy", f"unknown strategy {delivery.strategy!r}", _choice_hint(delivery.strategy, STRATEGIES)
+        )
+
+
+def _check_app(problems: Problems, app: AppSettings) -> None:
     if not APP_NAME.match(app.name):
-        raise ConfigError(
+        problems.add(
             "app.name",
             f"{app.name!r} is not a valid name",
-            hint="Use 3-30 lowercase letters, digits and dashes, starting with a letter.",
+            "Use 3-30 lowercase letters, digits and dashes, starting with a letter.",
         )
     if not REGION.match(app.region):
-        raise ConfigError(
-            "app.region", f"{app.region!r} is not an AWS region", hint="Use a region code such as us-east-1."
-        )
+        problems.add("app.region", f"{app.region!r} is not an AWS region", "Use a region code such as us-east-1.")
     if not ACCOUNT.match(app.account):
-        raise ConfigError(
-            "app.account", f"{app.account!r} is not an AWS account id", hint="Use the 12-digit account id, quoted."
-        )
+        problems.add("app.account", f"{app.account!r} is not an AWS account id", "Use the 12-digit account id, quoted.")
     if not GITHUB_REPO.match(app.github_repository):
-        raise ConfigError(
-            "app.github_repository",
-            f"{app.github_repository!r} is not owner/name",
-            hint="Use e.g. acme/iris-classifier.",
+        problems.add(
+            "app.github_repository", f"{app.github_repository!r} is not owner/name", "Use e.g. acme/iris-classifier."
         )
 
 
-def _check_service(prefix: str, s: ServiceSettings) -> None:
-    def fail(key: str, problem: str, hint: str) -> None:
-        raise ConfigError(f"{prefix}.{key}", problem, hint=hint)
+def _check_image(problems: Problems, image: ImageSettings, root: Path) -> None:
+    if image.builder not in BUILDERS:
+        problems.add("image.builder", f"unknown builder {image.builder!r}", _choice_hint(image.builder, BUILDERS))
+    # The build reads the repository's files only: a path out of it could ship another project's
+    # files (or the runner's) in the image.
+    context = _inside_repository(problems, "image.context", image.context, root, root)
+    if context is not None:
+        _inside_repository(problems, "image.dockerfile", image.dockerfile, context, root)
 
-    if not 1 <= s.container_port <= 65535:
-        fail("container_port", f"{s.container_port} is out of range", "Use a port from 1 to 65535.")
+
+def _inside_repository(problems: Problems, key: str, value: str, base: Path, root: Path) -> Path | None:
+    """`base / value` with symlinks resolved, or None (and a problem) when it leaves `root`."""
+    hint = "Use a relative path inside the repository (the folder of the settings file), without .. or links out."
+    if Path(value).is_absolute():
+        problems.add(key, f"{value!r} is an absolute path", hint)
+        return None
+    target = (base / value).resolve()
+    if not target.is_relative_to(root.resolve()):
+        problems.add(key, f"{value!r} leaves the repository (it resolves to {target})", hint)
+        return None
+    return target
+
+
+def _check_service(problems: Problems, prefix: str, s: ServiceSettings) -> None:
+    def fail(key: str, problem: str, hint: str) -> None:
+        problems.add(f"{prefix}.{key}", problem, hint)
+
+    out_of_range = set()
+    for key, (low, high, hint) in SERVICE_RANGES.items():
+        value = getattr(s, key)
+        if value < low or (high is not None and value > high):
+            fail(key, f"{value} is outside {low}..{high}" if high is not None else f"{value} is below {low}", hint)
+            out_of_range.add(key)
     if s.cpu not in FARGATE_SIZES:
         fail(
             "cpu", f"Fargate offers no task with {s.cpu} cpu units", f"Use one of {', '.join(map(str, FARGATE_SIZES))}."
         )
-    allowed = FARGATE_SIZES[s.cpu]
-    if s.memory not in allowed:
+    elif s.memory not in FARGATE_SIZES[s.cpu]:
+        allowed = FARGATE_SIZES[s.cpu]
         fail(
             "memory",
             f"Fargate offers no {s.cpu} cpu task with {s.memory} MiB",
             f"With cpu {s.cpu} use {allowed.start} to {allowed.stop - 1} MiB in steps of {allowed.step}.",
         )
-    if s.min_count < 0 or s.max_count < 1:
-        fail("min_count", "counts must be min_count >= 0 and max_count >= 1", "Raise them.")
-    if s.min_count > s.max_count:
-        fail(
-            "min_count",
-            f"min_count {s.min_count} is greater than max_count {s.max_count}",
-            "Lower min_count or raise max_count.",
-        )
-    if not s.min_count <= s.desired_count <= s.max_count:
-        fail(
-            "desired_count",
-            f"{s.desired_count} is outside min_count..max_count ({s.min_count}..{s.max_count})",
-            "Pick a count within the scaling range.",
-        )
-    if not 1 <= s.cpu_target_percent <= 100:
-        fail("cpu_target_percent", f"{s.cpu_target_percent} is not a percentage", "Use 1 to 100.")
-    if s.requests_per_target < 1:
-        fail("requests_per_target", "must be at least 1", "Use the requests a minute one task serves comfortably.")
+    # Pairings are judged only between values that are each in range, so one mistake is one problem.
+    if not out_of_range & {"min_count", "max_count", "desired_count"}:
+        if s.min_count > s.max_count:
+            fail(
+                "min_count",
+                f"min_count {s.min_count} is greater than max_count {s.max_count}",
+                "Lower min_count or raise max_count.",
+            )
+        elif not s.min_count <= s.desired_count <= s.max_count:
+            fail(
+                "desired_count",
+                f"{s.desired_count} is outside min_count..max_count ({s.min_count}..{s.max_count})",
+                "Pick a count within the scaling range.",
+            )
+    if not out_of_range & {"health_check_timeout", "health_check_interval"}:
+        if s.health_check_timeout >= s.health_check_interval:
+            fail(
+                "health_check_timeout",
+                f"{s.health_check_timeout} is not less than health_check_interval {s.health_check_interval}",
+                "Lower it: the ALB needs the timeout shorter than the interval.",
+            )
+    if not out_of_range & {"request_timeout", "drain_margin"} and s.deregistration_delay > 3600:
+        fail("request_timeout", "request_timeout + drain_margin exceeds the ALB's 3600 s drain limit", "Lower them.")
     if not s.health_check_path.startswith("/"):
         fail("health_check_path", f"{s.health_check_path!r} does not start with /", "Use a path such as /health.")
-    if not 5 <= s.health_check_interval <= 300:
-        fail(
-            "health_check_interval", f"{s.health_check_interval} is outside 5..300", "The ALB allows 5 to 300 seconds."
-        )
-    if not 2 <= s.health_check_timeout <= 120 or s.health_check_timeout >= s.health_check_interval:
-        fail(
-            "health_check_timeout",
-            f"{s.health_check_timeout} must be 2..120 and less than health_check_interval",
-            "Lower it.",
-        )
-    for key in ("healthy_threshold", "unhealthy_threshold"):
-        if not 2 <= getattr(s, key) <= 10:
-            fail(key, f"{getattr(s, key)} is outside 2..10", "The ALB allows 2 to 10 checks.")
-    if not 1 <= s.request_timeout <= 3600:
-        fail("request_timeout", f"{s.request_timeout} is outside 1..3600", "Use the longest inference time in seconds.")
-    if not 0 <= s.drain_margin <= 600:
-        fail("drain_margin", f"{s.drain_margin} is outside 0..600", "Use a few seconds.")
-    if s.deregistration_delay > 3600:
-        fail("request_timeout", "request_timeout + drain_margin exceeds the ALB's 3600 s drain limit", "Lower them.")
-    if not 0 <= s.warmup <= 2147483647:
-        fail("warmup", "must be 0 or more", "Use the seconds the model needs to load.")
     if s.log_retention_days not in LOG_RETENTION_DAYS:
         fail(
             "log_retention_days",
             f"CloudWatch Logs has no {s.log_retention_days}-day retention",
             f"Use one of {', '.join(map(str, LOG_RETENTION_DAYS))}.",
         )
-    if s.rollout_timeout < 60:
-        fail("rollout_timeout", f"{s.rollout_timeout} is too short", "Allow at least 60 seconds.")
-    if s.alarm_5xx_count < 1:
-        fail("alarm_5xx_count", "must be at least 1", "Use the 5xx count a minute that means a bad release.")
     if s.alarm_latency_p99 <= 0:
-        fail("alarm_latency_p99", "must be positive", "Use seconds, e.g. 5.0.")
+        fail("alarm_latency_p99", f"{s.alarm_latency_p99} is not positive", "Use seconds, e.g. 5.0.")
 
 
-def _check_smoke(s: SmokeSettings) -> None:
-    import json
-
+def _check_smoke(problems: Problems, s: SmokeSettings) -> None:
     if not s.path.startswith("/"):
-        raise ConfigError("smoke.path", f"{s.path!r} does not start with /", hint="Use a path such as /predict.")
+        problems.add("smoke.path", f"{s.path!r} does not start with /", "Use a path such as /predict.")
     if s.method not in ("GET", "POST"):
-        raise ConfigError(
-            "smoke.method", f"{s.method!r} is not GET or POST", hint='Use "POST" (with request) or "GET".'
-        )
+        problems.add("smoke.method", f"{s.method!r} is not GET or POST", 'Use "POST" (with request) or "GET".')
     try:
         json.loads(s.request)
     except ValueError as err:
-        raise ConfigError(
-            "smoke.request", f"not valid JSON ({err})", hint="Write the sample request body as a JSON string."
-        ) from None
-    if s.timeout < 1:
-        raise ConfigError("smoke.timeout", "must be at least 1", hint="Use seconds.")
+        problems.add("smoke.request", f"not valid JSON ({err})", "Write the sample request body as a JSON string.")
+    if s.timeout < SMOKE_TIMEOUT_MIN:
+        problems.add("smoke.timeout", f"{s.timeout} is below {SMOKE_TIMEOUT_MIN}", "Use seconds.")
 
 
-def _check_network(prefix: str, n: Network) -> None:
+def _check_network(problems: Problems, prefix: str, n: Network) -> None:
     if n.vpc_id is None:
         if n.public_subnet_ids or n.private_subnet_ids:
-            raise ConfigError(
+            problems.add(
                 f"{prefix}.vpc_id",
                 "subnet ids given without vpc_id",
-                hint="Set vpc_id, or remove the subnet ids to create a VPC.",
+                "Set vpc_id, or remove the subnet ids to create a VPC.",
             )
         cidr = n.vpc_cidr or "10.0.0.0/16"
         match = CIDR.match(cidr)
         if not match or any(int(o) > 255 for o in match.groups()[:4]) or not 16 <= int(match.group(5)) <= 24:
-            raise ConfigError(
-                f"{prefix}.vpc_cidr", f"{cidr!r} is not an IPv4 CIDR from /16 to /24", hint="Use e.g. 10.40.0.0/16."
+            problems.add(
+                f"{prefix}.vpc_cidr", f"{cidr!r} is not an IPv4 CIDR from /16 to /24", "Use e.g. 10.40.0.0/16."
             )
         return
     if n.vpc_cidr is not None:
-        raise ConfigError(
+        problems.add(
             f"{prefix}.vpc_cidr",
             "vpc_cidr and vpc_id are exclusive",
-            hint="Keep vpc_cidr to create a VPC, or vpc_id to use one.",
+            "Keep vpc_cidr to create a VPC, or vpc_id to use one.",
         )
     if not VPC_ID.match(n.vpc_id):
-        raise ConfigError(f"{prefix}.vpc_id", f"{n.vpc_id!r} is not a VPC id", hint="Use vpc-xxxxxxxx.")
+        problems.add(f"{prefix}.vpc_id", f"{n.vpc_id!r} is not a VPC id", "Use vpc-xxxxxxxx.")
     for key in ("public_subnet_ids", "private_subnet_ids"):
         ids = getattr(n, key)
         if len(ids) < 2:
-            raise ConfigError(
-                f"{prefix}.{key}", "needs at least two subnets in different zones", hint="The ALB requires two zones."
+            problems.add(
+                f"{prefix}.{key}", "needs at least two subnets in different zones", "The ALB requires two zones."
             )
         for subnet in ids:
             if not SUBNET_ID.match(subnet):
-                raise ConfigError(f"{prefix}.{key}", f"{subnet!r} is not a subnet id", hint="Use subnet-xxxxxxxx.")
+                problems.add(f"{prefix}.{key}", f"{subnet!r} is not a subnet id", "Use subnet-xxxxxxxx.")
 
 
 # --- generic field parsing ----------------------------------------------------------------------
 
 
-def _table(raw: Mapping[str, Any], key: str, *, prefix: str = "", required: bool = False) -> Mapping[str, Any]:
+def _closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a typo most likely meant (edit-distance ratio), if any is close."""
+    close = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _choice_hint(value: str, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    close = _closest(value, choices)
+    return f"Did you mean {close}?" if close else f"Use one of: {', '.join(choices)}."
+
+
+def _table(
+    problems: Problems, raw: Mapping[str, Any], key: str, *, prefix: str = "", required: bool = False
+) -> Mapping[str, Any] | None:
+    """The sub-table `key`: {} when optional and absent; None (and a problem) when missing or not a table."""
     name = f"{prefix}.{key}" if prefix else key
     if key not in raw:
         if required:
-            raise ConfigError(name, "missing", hint=f"Add a [{name}] table.")
+            problems.add(name, "missing", f"Add a [{name}] table.")
+            return None
         return {}
     value = raw[key]
     if not isinstance(value, dict):
-        raise ConfigError(name, f"must be a table, got {type(value).__name__}", hint=f"Write it as [{name}].")
+        problems.add(name, f"must be a table, got {type(value).__name__}", f"Write it as [{name}].")
+        return None
     return value
 
 
-def _only_keys(prefix: str, raw: Mapping[str, Any], allowed: set[str]) -> None:
+def _only_keys(problems: Problems, prefix: str, raw: Mapping[str, Any], allowed: set[str]) -> None:
     for key in raw:
-        if key not in allowed:
-            name = f"{prefix}.{key}" if prefix else key
-            close = [a for a in sorted(allowed) if a.split("_")[0] == key.split("_")[0]]
-            hint = f"Did you mean {close[0]}?" if close else f"Known keys: {', '.join(sorted(allowed))}."
-            raise ConfigError(name, "unknown key", hint=hint)
+        if key in allowed:
+            continue
+        name = f"{prefix}.{key}" if prefix else key
+        close = _closest(key, allowed)
+        if close:
+            hint = f"Did you mean {close}?"
+        elif key in KEY_HOMES:
+            hint = f"{key} belongs in {' or '.join(KEY_HOMES[key])}."
+        else:
+            hint = f"Known keys: {', '.join(sorted(allowed))}."
+        problems.add(name, "unknown table" if isinstance(raw[key], dict) else "unknown key", hint)
 
 
-def _section(cls: type, prefix: str, raw: Mapping[str, Any], defaults: Any = None) -> Any:
-    """Build a frozen dataclass from a table, type-checking each value against the field's type."""
+def _section(problems: Problems, cls: type, prefix: str, raw: Mapping[str, Any], defaults: Any = None) -> Any:
+    """A frozen dataclass from a table, each value type-checked against its field's type; None on a problem."""
     known = {f.name: f for f in fields(cls)}
-    _only_keys(prefix, raw, set(known))
+    _only_keys(problems, prefix, raw, set(known))
+    before = len(problems)
     values: dict[str, Any] = {}
     for name, field in known.items():
         key = f"{prefix}.{name}"
         if name not in raw:
             if defaults is None and field.default is MISSING and field.default_factory is MISSING:
-                raise ConfigError(key, "missing", hint=f"Add {name} = ... to [{prefix}].")
+                problems.add(key, "missing", f"Add {name} = ... to [{prefix}].")
             continue
-        values[name] = _coerce(key, raw[name], str(field.type))
+        values[name] = _coerce(problems, key, raw[name], str(field.type))
+    if len(problems) > before:
+        return None
     return replace(defaults, **values) if defaults is not None else cls(**values)
 
 
-def _coerce(key: str, value: Any, type_name: str) -> Any:
-    def wrong(expected: str) -> ConfigError:
-        return ConfigError(key, f"must be {expected}, got {type(value).__name__} {value!r}", hint=f"Write {expected}.")
+def _coerce(problems: Problems, key: str, value: Any, type_name: str) -> Any:
+    """The value as the field's type, or None after recording why it is not one."""
+
+    def wrong(expected: str) -> None:
+        problems.add(key, f"must be {expected}, got {type(value).__name__} {value!r}", f"Write {expected}.")
 
     if type_name == "bool":
-        if not isinstance(value, bool):
-            raise wrong("true or false")
-        return value
+        return value if isinstance(value, bool) else wrong("true or false")
     if type_name == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong("an integer")
-        return value
+        return value if isinstance(value, int) and not isinstance(value, bool) else wrong("an integer")
     if type_name == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise wrong("a number")
+            return wrong("a number")
+        if not math.isfinite(value):
+            problems.add(key, f"must be a finite number, got {value}", "Write a number such as 5.0 (not nan or inf).")
+            return None
         return float(value)
     if type_name in ("str", "str | None"):
-        if not isinstance(value, str):
-            raise wrong("a string")
-        return value
+        return value if isinstance(value, str) else wrong("a string")
     if type_name == "tuple[str, ...]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise wrong("a list of strings")
+            return wrong("a list of strings")
         return tuple(value)
     raise AssertionError(f"unhandled settings type {type_name}")

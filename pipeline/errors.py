@@ -2,6 +2,7 @@
 
 PipelineError                 anything the pipeline expects and explains (exit 1)
 ├── ConfigError               pipeline.toml or a command argument is wrong (exit 2)
+│   └── ConfigProblems        every problem of one settings file, on one line
 ├── InputError                a bad command-line value: version, environment, ... (exit 2)
 ├── AwsError                  an AWS call failed; carries the operation and the AWS error code
 │   ├── CredentialsError      no usable AWS credentials
@@ -17,6 +18,8 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class PipelineError(Exception):
@@ -43,6 +46,7 @@ class ConfigError(PipelineError):
     def __init__(self, key: str, problem: str, *, hint: str | None = None) -> None:
         super().__init__(f"{key}: {problem}", hint=hint)
         self.key = key
+        self.problem = problem
 
 
 class InputError(PipelineError):
@@ -94,3 +98,29 @@ class LocalEnvironmentError(PipelineError):
 
 class MissingExtraError(PipelineError):
     exit_code = 2
+
+
+class ConfigProblems(ConfigError):
+    """Every problem found in one settings file, reported together on one line (exit 2).
+
+    `key` and `hint` are the first problem's, so code that handles one ConfigError keeps working.
+    """
+
+    def __init__(self, source: str, problems: Sequence[ConfigError]) -> None:
+        if not problems:
+            raise ValueError("ConfigProblems needs at least one problem")
+        first = problems[0]
+        super().__init__(first.key, first.problem, hint=first.hint)
+        self.source = source
+        self.problems = tuple(problems)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(p.key for p in self.problems)
+
+    def one_line(self) -> str:
+        if len(self.problems) == 1:
+            return self.problems[0].one_line()
+        listed = "; ".join(p.one_line().rstrip(".") for p in self.problems)
+        end = "" if listed.endswith("?") else "."
+        return f"{self.source}: {len(self.problems)} problems: {listed}{end}"

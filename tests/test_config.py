@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline import config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ConfigProblems
 
 
 def test_project_settings_load(settings: config.Settings) -> None:
@@ -63,7 +65,12 @@ BAD_VALUES = [
     ("image.builder", "kaniko", "image.builder"),
     ("smoke.request", "{not json", "smoke.request"),
     ("environments.production.certificate_arn", "arn:aws:acm:oops", "environments.production.certificate_arn"),
-    ("environments.staging.max_count", 0, "environments.staging.min_count"),
+    ("environments.staging.max_count", 0, "environments.staging.max_count"),
+    ("environments.staging.min_count", 4, "environments.staging.min_count"),
+    ("service.alarm_latency_p99", 0, "service.alarm_latency_p99"),
+    ("environments.staging.strategy", "canary", "environments.staging.strategy"),
+    ("environments.staging.region", "moon", "environments.staging.region"),
+    ("environments.staging.build", "yes", "environments.staging.build"),
     ("environments.staging.vpc_cidr", "10.0.0.0/8", "environments.staging.vpc_cidr"),
     ("environments.staging.vpc_id", "vpc-0123456789abcdef0", "environments.staging.vpc_cidr"),
     ("environments.staging.replicas", 2, "environments.staging.replicas"),
@@ -74,12 +81,12 @@ BAD_VALUES = [
 
 @pytest.mark.parametrize(("dotted", "value", "key"), BAD_VALUES, ids=[f"{d}={v!r}" for d, v, _ in BAD_VALUES])
 def test_bad_values_name_the_key(raw_settings: dict[str, Any], dotted: str, value: Any, key: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(ConfigProblems) as caught:
         config.parse(_set(raw_settings, dotted, value))
-    assert caught.value.key == key
+    assert key in caught.value.keys
     line = caught.value.one_line()
-    assert line.startswith(key) and "\n" not in line
-    assert caught.value.hint, "every settings error says how to fix it"
+    assert key in line and "\n" not in line
+    assert all(p.hint for p in caught.value.problems), "every settings error says how to fix it"
     assert caught.value.exit_code == 2
 
 
@@ -117,3 +124,222 @@ def test_missing_and_broken_files(tmp_path: Path) -> None:
     broken.write_text("[app\nname = 1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         config.load(broken)
+
+
+def _problems(raw: dict[str, Any], root: Path = Path(".")) -> ConfigProblems:
+    with pytest.raises(ConfigProblems) as caught:
+        config.parse(raw, root=root)
+    return caught.value
+
+
+def test_every_problem_is_reported_at_once_on_one_line(raw_settings: dict[str, Any]) -> None:
+    raw = _set(raw_settings, "service.cpu", 300)
+    raw = _set(raw, "environments.staging.max_count", 0)
+    raw = _set(raw, "app.region", "mars-1")
+    caught = _problems(raw)
+    assert caught.keys == ("app.region", "service.cpu", "environments.staging.max_count")
+    line = caught.one_line()
+    assert line.startswith("pipeline.toml: 3 problems: app.region: 'mars-1' is not an AWS region. Use a region code")
+    assert "; service.cpu: Fargate offers no task with 300 cpu units. Use one of 256, 512" in line
+    assert line.endswith("; environments.staging.max_count: 0 is below 1. Allow at least 1 task.")
+    assert "\n" not in line and caught.exit_code == 2
+
+
+def test_one_problem_reads_as_before(raw_settings: dict[str, Any]) -> None:
+    caught = _problems(_set(raw_settings, "service.memory", 999))
+    assert caught.key == "service.memory"
+    assert caught.one_line() == (
+        "service.memory: Fargate offers no 512 cpu task with 999 MiB. With cpu 512 use 1024 to 4096 MiB in steps of 1024."
+    )
+
+
+def test_a_problem_an_environment_inherits_is_reported_once(raw_settings: dict[str, Any]) -> None:
+    assert _problems(_set(raw_settings, "service.log_retention_days", 31)).keys == ("service.log_retention_days",)
+
+
+def test_a_wrong_type_is_not_also_judged_as_a_value(raw_settings: dict[str, Any]) -> None:
+    # min_count "2" is one problem, not also "desired_count outside min_count..max_count".
+    assert _problems(_set(raw_settings, "service.min_count", "2")).keys == ("service.min_count",)
+
+
+def test_the_cli_reports_every_problem_on_one_line_exit_2(tmp_path: Path, project_root: Path) -> None:
+    text = (project_root / "pipeline.toml").read_text()
+    text = text.replace("cpu = 512 ", "cpu = 300 ").replace('region = "us-east-1"', 'region = "mars-1"')
+    (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    result = _cli("check", "--config", str(tmp_path / "pipeline.toml"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: {tmp_path / 'pipeline.toml'}: 2 problems: app.region: 'mars-1'")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True)
+
+
+# --- did you mean ---------------------------------------------------------------------------------
+
+TYPOS = [
+    ("service.contaner_port", 8080, "service.contaner_port", "Did you mean container_port?"),
+    ("environments.staging.desired_cont", 1, "environments.staging.desired_cont", "Did you mean desired_count?"),
+    ("enviroments", {"qa": {}}, "enviroments", "Did you mean environments?"),
+    ("servce", {"cpu": 512}, "servce", "Did you mean service?"),
+    ("environments.staging.variabels", {"A": "b"}, "environments.staging.variabels", "Did you mean variables?"),
+    ("image.buidler", "buildah", "image.buidler", "Did you mean builder?"),
+    ("image.builder", "buildha", "image.builder", "Did you mean buildah?"),
+    ("service.builder", "buildah", "service.builder", "builder belongs in [image]."),
+    ("service.region", "eu-west-1", "service.region", "region belongs in [app] or [environments.NAME]."),
+    ("app.cpu", 512, "app.cpu", "cpu belongs in [service] or [environments.NAME]."),
+]
+
+
+@pytest.mark.parametrize(("dotted", "value", "key", "hint"), TYPOS, ids=[t[0] for t in TYPOS])
+def test_did_you_mean_by_edit_distance(
+    raw_settings: dict[str, Any], dotted: str, value: Any, key: str, hint: str
+) -> None:
+    caught = _problems(_set(raw_settings, dotted, value))
+    assert caught.keys == (key,)
+    assert caught.hint == hint
+
+
+def test_an_unknown_table_is_called_a_table(raw_settings: dict[str, Any]) -> None:
+    assert _problems(_set(raw_settings, "servce", {"cpu": 512})).problem == "unknown table"
+    assert _problems(_set(raw_settings, "service.contaner_port", 1)).problem == "unknown key"
+
+
+def test_no_close_match_lists_the_known_keys(raw_settings: dict[str, Any]) -> None:
+    assert _problems(_set(raw_settings, "smoke.zzz", 1)).hint == "Known keys: expect_keys, method, path, request, timeout."
+
+
+def test_unknown_environment_suggests_the_closest(settings: config.Settings) -> None:
+    with pytest.raises(ConfigError, match=r"unknown environment 'stagin'\. Did you mean staging\?"):
+        settings.environment("stagin")
+
+
+# --- found when the README was checked against the code -------------------------------------------
+
+
+def test_a_file_that_is_not_utf8_is_one_line_exit_2(tmp_path: Path) -> None:
+    file = tmp_path / "pipeline.toml"
+    file.write_bytes('[app]\nname = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset 17\)\. TOML files are UTF-8"):
+        config.load(file)
+    result = _cli("check", "--config", str(file))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_folder_given_as_the_settings_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        config.load(tmp_path)
+
+
+@pytest.mark.parametrize("number", ["nan", "+inf", "-inf"])
+def test_non_finite_floats_are_refused(tmp_path: Path, project_root: Path, number: str) -> None:
+    text = (
+        (project_root / "pipeline.toml").read_text().replace("alarm_latency_p99 = 5.0", f"alarm_latency_p99 = {number}")
+    )
+    assert number in text
+    (tmp_path / "pipeline.toml").write_text(text)
+    (tmp_path / "examples" / "model-server").mkdir(parents=True)
+    with pytest.raises(ConfigProblems) as caught:
+        config.load(tmp_path / "pipeline.toml")
+    assert caught.value.keys == ("service.alarm_latency_p99",)
+    assert "must be a finite number" in caught.value.one_line()
+
+
+@pytest.mark.parametrize("name", ["PORT", "MODEL_VERSION"])
+def test_variables_the_template_sets_are_refused(raw_settings: dict[str, Any], name: str) -> None:
+    caught = _problems(_set(raw_settings, f"environments.staging.variables.{name}", "9000"))
+    assert caught.keys == (f"environments.staging.variables.{name}",)
+    if name == "PORT":
+        assert caught.one_line() == (
+            "environments.staging.variables.PORT: PORT is set from container_port. "
+            "Remove it; set environments.staging.container_port instead."
+        )
+
+
+# --- image paths stay inside the repository (issue 15) --------------------------------------------
+
+
+@pytest.fixture()
+def repository(tmp_path: Path) -> Path:
+    """A repository folder with a model server inside and a folder beside it (outside)."""
+    (tmp_path / "repo" / "server").mkdir(parents=True)
+    (tmp_path / "repo" / "server" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "repo" / "link-out").symlink_to(tmp_path / "outside")
+    (tmp_path / "repo" / "server" / "Dockerfile.out").symlink_to(tmp_path / "outside" / "Dockerfile")
+    (tmp_path / "repo" / "link-in").symlink_to(tmp_path / "repo" / "server")
+    return tmp_path / "repo"
+
+
+ESCAPES = [
+    ("image.context", "/etc", "image.context", "'/etc' is an absolute path"),
+    ("image.context", "..", "image.context", "'..' leaves the repository"),
+    ("image.context", "server/../../outside", "image.context", "leaves the repository"),
+    ("image.context", "link-out", "image.context", "'link-out' leaves the repository"),
+    ("image.dockerfile", "/etc/passwd", "image.dockerfile", "absolute path"),
+    ("image.dockerfile", "../../outside/Dockerfile", "image.dockerfile", "leaves the repository"),
+    ("image.dockerfile", "Dockerfile.out", "image.dockerfile", "'Dockerfile.out' leaves the repository"),
+]
+
+
+@pytest.mark.parametrize(("dotted", "value", "key", "problem"), ESCAPES, ids=[f"{d}={v}" for d, v, _, _ in ESCAPES])
+def test_image_paths_that_leave_the_repository_are_refused(
+    raw_settings: dict[str, Any], repository: Path, dotted: str, value: str, key: str, problem: str
+) -> None:
+    raw = _set(_set(raw_settings, "image.context", "server"), dotted, value)
+    caught = _problems(raw, root=repository)
+    assert caught.keys == (key,)
+    assert problem in caught.one_line() and "Use a relative path inside the repository" in caught.one_line()
+
+
+@pytest.mark.parametrize(
+    ("context", "dockerfile"),
+    [("server", "Dockerfile"), ("link-in", "../server/Dockerfile"), (".", "server/Dockerfile")],
+)
+def test_image_paths_inside_the_repository_are_accepted(
+    raw_settings: dict[str, Any], repository: Path, context: str, dockerfile: str
+) -> None:
+    raw = _set(_set(raw_settings, "image.context", context), "image.dockerfile", dockerfile)
+    assert config.parse(raw, root=repository).image.context == context
+
+
+def test_the_readme_example_is_what_check_prints(tmp_path: Path, project_root: Path) -> None:
+    text = (project_root / "pipeline.toml").read_text()
+    text = text.replace('region = "us-east-1"', 'region = "mars-1"').replace("\ncontainer_port =", "\ncontaner_port =")
+    (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    result = subprocess.run([sys.executable, "-m", "pipeline", "check"], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 2
+    readme = (project_root / "README.md").read_text().splitlines()
+    assert result.stderr.strip() in readme, result.stderr
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 5.0), ("", 5.0), ("0.5", 0.5), (" 2 ", 2.0), ("300", 300.0)])
+def test_poll_seconds_from_the_environment(value: str | None, seconds: float) -> None:
+    environ = {} if value is None else {"PIPELINE_POLL_SECONDS": value}
+    assert config.poll_seconds(environ) == seconds
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "nan", "inf", "301"])
+def test_a_bad_poll_interval_is_one_line_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.poll_seconds({"PIPELINE_POLL_SECONDS": value})
+    assert caught.value.one_line().startswith(f"PIPELINE_POLL_SECONDS: {value!r} is not a number of seconds")
+
+
+def test_the_cli_refuses_a_bad_poll_interval_exit_2(project_root: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))}
+    env.update(PIPELINE_POLL_SECONDS="abc", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline", "status", "staging"],
+        cwd=project_root,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("error: PIPELINE_POLL_SECONDS: 'abc' is not a number of seconds")
