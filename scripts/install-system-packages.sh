@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the local demo need: daemonless image builds (buildah), a real
-# registry (docker-registry + htpasswd), a 2 MB test image (busybox-static) and a Python base
-# rootfs (debootstrap). Installs only what is missing, so a warm machine pays nothing.
+# registry (docker-registry + htpasswd), a 2 MB test image (busybox-static), a Python base rootfs
+# (debootstrap), a Docker engine for the Buildx path GitHub runners take (docker.io, started by the
+# tests themselves, never as a service) and shellcheck for the workflows' `run:` blocks.
+# Then the Buildx plugin (see install_buildx). Installs only what is missing, so a warm machine pays nothing.
 set -euo pipefail
 declare -A wanted=(
   [buildah]=buildah
@@ -9,14 +11,76 @@ declare -A wanted=(
   [busybox]=busybox-static
   [htpasswd]=apache2-utils
   [debootstrap]=debootstrap
+  [dockerd]=docker.io
+  [shellcheck]=shellcheck
 )
-missing=()
-for cmd in "${!wanted[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${wanted[$cmd]}")
-done
-[ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "installing Debian packages: ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/ecs-model-pipeline/docker"
+BUILDX_VERSION=0.13.1
+
+install_debian_packages() {
+  local missing=() cmd
+  for cmd in "${!wanted[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${wanted[$cmd]}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing Debian packages: ${missing[*]}"
+  # docker.io's postinst starts the packaged service unless a policy says no: the tests start their own.
+  local policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+    $sudo chmod 0755 "$policy"
+    # shellcheck disable=SC2064 # expand now: the path and sudo are fixed at this point
+    trap "$sudo rm -f $policy" EXIT
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Buildx is not packaged in bookworm. Debian's next release (trixie) ships docker-buildx 0.13.1, a Go
+# binary that needs only libc6 >= 2.34: download that one .deb through a private apt state (the
+# system's sources and package lists are left as they are, nothing is upgraded), unpack it with
+# dpkg -x and keep the plugin under ~/.cache; the tests link it into each engine's DOCKER_CONFIG.
+install_buildx() {
+  local plugin="$cache/cli-plugins/docker-buildx"
+  [ -x "$plugin" ] && return 0
+  local debs deb=""
+  debs=("$cache"/debs/docker-buildx_"$BUILDX_VERSION"+*.deb)
+  [ -e "${debs[0]}" ] && deb="${debs[0]}"
+  if [ -z "$deb" ]; then
+    echo "downloading docker-buildx $BUILDX_VERSION from Debian trixie"
+    local state
+    state=$(mktemp -d)
+    mkdir -p "$state/parts" "$state/lists/partial" "$state/cache/archives/partial" "$cache/debs"
+    cat >"$state/parts/trixie.sources" <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+    local apt_opts=(
+      -o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$state/parts"
+      -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o APT::Sandbox::User=root
+    )
+    apt-get "${apt_opts[@]}" update -qq
+    (cd "$cache/debs" && apt-get "${apt_opts[@]}" download -qq docker-buildx)
+    rm -rf "$state"
+    debs=("$cache"/debs/docker-buildx_*.deb)
+    deb="${debs[0]}"
+    case "$(dpkg-deb -f "$deb" Version)" in
+      "$BUILDX_VERSION"+*) ;;
+      *) echo "expected docker-buildx $BUILDX_VERSION, trixie has $(dpkg-deb -f "$deb" Version)" >&2; exit 1 ;;
+    esac
+  fi
+  local unpacked
+  unpacked=$(mktemp -d)
+  dpkg -x "$deb" "$unpacked"
+  mkdir -p "$(dirname "$plugin")"
+  install -m 0755 "$unpacked/usr/libexec/docker/cli-plugins/docker-buildx" "$plugin"
+  rm -rf "$unpacked"
+}
+
+install_debian_packages
+install_buildx
