@@ -40,10 +40,19 @@ _STOP_TIMEOUT_S = 15.0
 _RUN_DOCKER = Path("/run/docker")
 
 
+def _cache() -> Path:
+    """Where scripts/install-system-packages.sh unpacks what it takes from Debian's next release."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecs-model-pipeline" / "docker"
+
+
 def buildx_plugin() -> Path:
-    """Where scripts/install-system-packages.sh puts Debian's docker-buildx plugin binary."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "ecs-model-pipeline" / "docker" / "cli-plugins" / "docker-buildx"
+    return _cache() / "cli-plugins" / "docker-buildx"
+
+
+def engine_26() -> Path:
+    """docker.io 26 and containerd 1.7 (usr/sbin, usr/bin): the containerd image store, which the
+    registry layer cache (`--cache-to type=registry`) needs; bookworm's 20.10 has no such store."""
+    return _cache() / "engine-26"
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -119,8 +128,13 @@ def _processes_using(root: Path) -> dict[int, str]:
 
 
 class DockerEngine:
-    def __init__(self, *, storage_driver: str = "overlay2") -> None:
+    """`containerd_store=True` starts docker.io 26 with the containerd image store (the registry layer
+    cache needs it); otherwise bookworm's docker.io 20.10 with `storage_driver`."""
+
+    def __init__(self, *, storage_driver: str = "overlay2", containerd_store: bool = False) -> None:
         self.storage_driver = storage_driver
+        self.containerd_store = containerd_store
+        self.dockerd = str(engine_26() / "usr" / "sbin" / "dockerd") if containerd_store else DOCKERD
         self.root = Path()
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
@@ -144,7 +158,7 @@ class DockerEngine:
         }
 
     def __enter__(self) -> Self:
-        for binary, package in ((DOCKERD, "docker.io"), (DOCKER_CLIENT, "docker.io")):
+        for binary, package in ((self.dockerd, "docker.io"), (DOCKER_CLIENT, "docker.io")):
             if not Path(binary).exists():
                 raise LocalEnvironmentError(f"{binary} is missing", hint=f"Run `make setup` (it installs {package}).")
         plugin = buildx_plugin()
@@ -163,9 +177,15 @@ class DockerEngine:
         (self.config / "config.json").write_text("{}\n")
         (self.root / "bin").mkdir()
         (self.root / "bin" / "docker").symlink_to(DOCKER_CLIENT)
-        (self.root / "daemon.json").write_text(json.dumps({"storage-driver": self.storage_driver}) + "\n")
+        daemon: dict[str, object] = {"storage-driver": self.storage_driver}
+        environ = dict(os.environ)
+        if self.containerd_store:
+            daemon = {"features": {"containerd-snapshotter": True}}
+            # Its own containerd 1.7 and shims, found on PATH by dockerd.
+            environ["PATH"] = f"{engine_26() / 'usr' / 'bin'}{os.pathsep}{environ.get('PATH', '')}"
+        (self.root / "daemon.json").write_text(json.dumps(daemon) + "\n")
         command = [
-            DOCKERD,
+            self.dockerd,
             "--config-file", str(self.root / "daemon.json"),
             "--data-root", str(self.root / "data"),
             "--exec-root", str(self.root / "exec"),
@@ -177,7 +197,9 @@ class DockerEngine:
         ]  # fmt: skip
         log = (self.root / "dockerd.log").open("wb")
         try:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=environ
+            )
         finally:
             log.close()
         try:

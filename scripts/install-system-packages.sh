@@ -20,6 +20,8 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/ecs-model-pipeline/docker"
 BUILDX_VERSION=0.13.1
+ENGINE_VERSION=26.1.5
+CONTAINERD_VERSION=1.7.24
 
 install_debian_packages() {
   local missing=() cmd
@@ -41,18 +43,17 @@ install_debian_packages() {
 }
 
 # Buildx is not packaged in bookworm. Debian's next release (trixie) ships docker-buildx 0.13.1, a Go
-# binary that needs only libc6 >= 2.34: download that one .deb through a private apt state (the
-# system's sources and package lists are left as they are, nothing is upgraded), unpack it with
-# dpkg -x and keep the plugin under ~/.cache; the tests link it into each engine's DOCKER_CONFIG.
-install_buildx() {
-  local plugin="$cache/cli-plugins/docker-buildx"
-  [ -x "$plugin" ] && return 0
-  local debs deb=""
-  debs=("$cache"/debs/docker-buildx_"$BUILDX_VERSION"+*.deb)
-  [ -e "${debs[0]}" ] && deb="${debs[0]}"
-  if [ -z "$deb" ]; then
-    echo "downloading docker-buildx $BUILDX_VERSION from Debian trixie"
-    local state
+# binary that needs only libc6 >= 2.34, and docker.io 26 with containerd 1.7, whose containerd image
+# store can export a registry layer cache (bookworm's 20.10 cannot); their binaries need nothing newer
+# than bookworm's libraries. Download those .debs through a private apt state (the system's sources
+# and package lists are left as they are, nothing is installed or upgraded), unpack them with dpkg -x
+# and keep them under ~/.cache: the tests link the plugin into each engine's DOCKER_CONFIG and start
+# the 26 engine from there when they need the containerd store.
+trixie_download() { # PACKAGE VERSION_PREFIX -> path of the cached .deb
+  local package=$1 version=$2 debs state
+  debs=("$cache"/debs/"$package"_"$version"*.deb)
+  if [ ! -e "${debs[0]}" ]; then
+    echo "downloading $package $version from Debian trixie" >&2
     state=$(mktemp -d)
     mkdir -p "$state/parts" "$state/lists/partial" "$state/cache/archives/partial" "$cache/debs"
     cat >"$state/parts/trixie.sources" <<'SOURCES'
@@ -67,16 +68,22 @@ SOURCES
       -o "Dir::State::Lists=$state/lists" -o "Dir::Cache=$state/cache" -o APT::Sandbox::User=root
     )
     apt-get "${apt_opts[@]}" update -qq
-    (cd "$cache/debs" && apt-get "${apt_opts[@]}" download -qq docker-buildx)
-    rm -rf "$state"
-    debs=("$cache"/debs/docker-buildx_*.deb)
-    deb="${debs[0]}"
-    case "$(dpkg-deb -f "$deb" Version)" in
-      "$BUILDX_VERSION"+*) ;;
-      *) echo "expected docker-buildx $BUILDX_VERSION, trixie has $(dpkg-deb -f "$deb" Version)" >&2; exit 1 ;;
+    (cd "$state" && apt-get "${apt_opts[@]}" download -qq "$package")
+    debs=("$state"/"$package"_*.deb)
+    case "$(dpkg-deb -f "${debs[0]}" Version)" in
+      "$version"*) mv "${debs[0]}" "$cache/debs/" ;;
+      *) echo "expected $package $version, trixie has $(dpkg-deb -f "${debs[0]}" Version)" >&2; exit 1 ;;
     esac
+    rm -rf "$state"
+    debs=("$cache"/debs/"$package"_"$version"*.deb)
   fi
-  local unpacked
+  echo "${debs[0]}"
+}
+
+install_buildx() {
+  local plugin="$cache/cli-plugins/docker-buildx" deb unpacked
+  [ -x "$plugin" ] && return 0
+  deb=$(trixie_download docker-buildx "$BUILDX_VERSION+")
   unpacked=$(mktemp -d)
   dpkg -x "$deb" "$unpacked"
   mkdir -p "$(dirname "$plugin")"
@@ -84,5 +91,17 @@ SOURCES
   rm -rf "$unpacked"
 }
 
+install_engine_26() {
+  local engine="$cache/engine-26" unpacked
+  [ -x "$engine/usr/sbin/dockerd" ] && [ -x "$engine/usr/bin/containerd" ] && return 0
+  unpacked=$(mktemp -d)
+  dpkg -x "$(trixie_download docker.io "$ENGINE_VERSION+")" "$unpacked"
+  dpkg -x "$(trixie_download containerd "$CONTAINERD_VERSION~")" "$unpacked"
+  rm -rf "$engine" && mkdir -p "$engine/usr"
+  mv "$unpacked/usr/sbin" "$unpacked/usr/bin" "$engine/usr/"
+  rm -rf "$unpacked"
+}
+
 install_debian_packages
 install_buildx
+install_engine_26
