@@ -1,7 +1,9 @@
 """A throwaway Docker engine (local_ground.docker_engine) for the Buildx path GitHub runners take.
 
-One engine per test session (per xdist worker), started on first use. When it cannot start, its
-tests fail with dockerd's own reason: `make setup` installs what it needs, so nothing here skips.
+One engine per test module, stopped when the module ends: other tests that count this process's
+children (no task or check may outlive its test) never see it. Starting one takes well under a
+second. When it cannot start, its tests fail with dockerd's own reason: `make setup` installs what it
+needs, so nothing here skips.
 The environment points at it only in these tests' modules, so elsewhere `builder = "auto"` still
 finds no engine and picks buildah.
 """
@@ -19,7 +21,7 @@ import pytest
 from local_ground.docker_engine import DockerEngine
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker_engine() -> Iterator[DockerEngine]:
     with DockerEngine() as engine:
         yield engine
