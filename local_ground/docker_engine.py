@@ -32,7 +32,8 @@ from typing import Self
 
 from pipeline.errors import LocalEnvironmentError
 
-DOCKERD = "/usr/sbin/dockerd"
+# Debian's docker.io puts dockerd in /usr/sbin; elsewhere (GitHub's runners) it is on PATH.
+DOCKERD = shutil.which("dockerd") or "/usr/sbin/dockerd"
 # Debian's client, beside its dockerd (a client elsewhere on PATH may be of another version).
 DOCKER_CLIENT = "/usr/bin/docker"
 _START_TIMEOUT_S = 30.0

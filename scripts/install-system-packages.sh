@@ -54,6 +54,9 @@ trixie_download() { # PACKAGE VERSION_PREFIX -> path of the cached .deb
   debs=("$cache"/debs/"$package"_"$version"*.deb)
   if [ ! -e "${debs[0]}" ]; then
     echo "downloading $package $version from Debian trixie" >&2
+    # Ubuntu (GitHub's runners) verifies Debian's archive with this package's keyring.
+    [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] ||
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends debian-archive-keyring >/dev/null
     state=$(mktemp -d)
     mkdir -p "$state/parts" "$state/lists/partial" "$state/cache/archives/partial" "$cache/debs"
     cat >"$state/parts/trixie.sources" <<'SOURCES'
