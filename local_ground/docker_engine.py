@@ -128,6 +128,16 @@ def _processes_using(root: Path) -> dict[int, str]:
     return found
 
 
+def _dockerds_running() -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if cmdline.read_bytes().split(b"\0", 1)[0].endswith(b"dockerd"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class DockerEngine:
     """`containerd_store=True` starts docker.io 26 with the containerd image store (the registry layer
     cache needs it); otherwise bookworm's docker.io 20.10 with `storage_driver`."""
@@ -266,8 +276,9 @@ class DockerEngine:
             subprocess.run(["umount", "--lazy", point], capture_output=True)
         if "docker0" in _interfaces() - self._interfaces_before:
             subprocess.run(["ip", "link", "delete", "docker0"], capture_output=True)
-        if not self._run_docker_existed:
-            # Only empty folders (plugins/): another engine on this machine may have put files there.
+        if not self._run_docker_existed or not _dockerds_running():
+            # Only empty folders (plugins/), and only when no other engine still runs (an engine of a
+            # parallel test worker may have made it first): never another daemon's files.
             for folder in sorted(_RUN_DOCKER.rglob("*"), key=lambda p: len(p.parts), reverse=True) + [_RUN_DOCKER]:
                 try:
                     folder.rmdir()
