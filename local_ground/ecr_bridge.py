@@ -229,6 +229,17 @@ class _Front(BaseHTTPRequestHandler):
     _body_read = False
     protocol_version = "HTTP/1.1"  # keep-alive; every response below carries a Content-Length
 
+    def parse_request(self) -> bool:
+        # A TLS ClientHello (first byte 0x16) on this plain-HTTP port gets the answer distribution's Go
+        # server gives: an HTTP status line. Clients (containerd's resolver, BuildKit's cache exporter)
+        # read it as "this registry speaks HTTP" and retry without TLS; http.server would answer an
+        # HTTP/0.9 body without a status line, which they take for a broken TLS server instead.
+        if self.raw_requestline.startswith(b"\x16"):
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n")
+            return False
+        return super().parse_request()
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # the registry keeps its own log
 

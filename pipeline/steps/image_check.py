@@ -61,20 +61,13 @@ class BuildahContainer:
 
 
 class DockerContainer:
-    """`docker run` of an image (GitHub runners), its port published on loopback."""
+    """`docker run` of an image (GitHub runners) as the buildah check runs it: on the host network with
+    its own $PORT, so a server bound to loopback answers and no bridge or port proxy is needed. `--init`
+    forwards SIGTERM to the server (a shell or busybox as PID 1 would ignore it until the kill)."""
 
-    def __init__(self, image: str, port: int, container_port: int) -> None:
+    def __init__(self, image: str, port: int) -> None:
         run = subprocess.run(
-            [
-                "docker",
-                "run",
-                "--detach",
-                "--publish",
-                f"127.0.0.1:{port}:{container_port}",
-                "--env",
-                f"PORT={container_port}",
-                image,
-            ],
+            ["docker", "run", "--detach", "--init", "--network", "host", "--env", f"PORT={port}", image],
             capture_output=True,
             text=True,
         )
@@ -93,7 +86,9 @@ class DockerContainer:
         return None if not state or state[0] == "true" else int(state[1])
 
     def output(self) -> str:
-        return subprocess.run(["docker", "logs", "--tail", "20", self.container], capture_output=True, text=True).stdout
+        # The container's stderr comes back on ours: a server that fails to start says why there.
+        logs = ["docker", "logs", "--tail", "20", self.container]
+        return subprocess.run(logs, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).stdout
 
     def stop(self, grace: float = 10.0) -> None:
         subprocess.run(["docker", "stop", "--time", str(int(grace)), self.container], capture_output=True)
@@ -117,7 +112,7 @@ def check_image(
     echo(f"checking {image}: starting it on 127.0.0.1:{port}")
     container: BuildahContainer | DockerContainer
     if runtime == "docker":
-        container = DockerContainer(image, port, service.container_port)
+        container = DockerContainer(image, port)
     else:
         container = BuildahContainer(image, {"PORT": str(port)})
     started = clock()

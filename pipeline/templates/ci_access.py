@@ -142,7 +142,8 @@ def build_ci_access(settings: Settings) -> Template:
         Role(
             "DeployRole",
             AssumeRolePolicyDocument=_github_trust(provider_arn, deploy_subjects(settings)),
-            MaxSessionDuration=3600,
+            # >= the release jobs' timeout-minutes (105): release.yml asks for role-duration-seconds 7200.
+            MaxSessionDuration=7200,
             Policies=[
                 Policy(
                     PolicyName="release-and-rollback",

@@ -230,7 +230,11 @@ def interpolate(value: Any, ctx: Contexts) -> str:
     return EXPRESSION.sub(lambda m: _to_text(evaluate(m.group(1), ctx)), text)
 
 
-def condition(raw: Any, ctx: Contexts, *, job_failed: bool) -> bool:
+# `always() && hashFiles('FILE') != ''`: run even after a failure, but only when the step before wrote FILE.
+ALWAYS_IF_FILE = re.compile(r"^always\(\) && hashFiles\('([^'*?]+)'\) != ''$")
+
+
+def condition(raw: Any, ctx: Contexts, *, job_failed: bool, workspace: Path | None = None) -> bool:
     """A step's `if:`; without a status function GitHub adds `success() &&`."""
     if raw is None:
         return not job_failed
@@ -240,6 +244,9 @@ def condition(raw: Any, ctx: Contexts, *, job_failed: bool) -> bool:
         text = whole.group(1).strip()
     elif "${{" in text:
         raise WorkflowError(f"unsupported if: {raw!r}")
+    guarded = ALWAYS_IF_FILE.match(text)
+    if guarded and workspace is not None:
+        return (workspace / guarded.group(1)).is_file()
     if text == "always()":
         return True
     if text == "success()":
@@ -449,7 +456,7 @@ class Runner:
             if unknown:
                 raise WorkflowError(f"job {job_id} step {index}: unsupported keys {sorted(unknown)}")
             name = interpolate(step.get("name") or step.get("uses") or step.get("run", "").splitlines()[0], ctx)
-            if not condition(step.get("if"), ctx, job_failed=failed):
+            if not condition(step.get("if"), ctx, job_failed=failed, workspace=self.workspace):
                 result.steps.append(
                     StepResult(
                         job_id,

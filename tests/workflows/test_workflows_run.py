@@ -48,15 +48,16 @@ APP = "iris-classifier"
 #  - `make setup` installs Debian packages, the venv and checkov: this test suite runs from exactly
 #    that setup, and the workspace links its .venv and .tools, as the step would have produced them.
 #  - `make test` runs the test suite: this test is part of it (running it here would recurse).
-#  - `python -m pip install --quiet .` needs an index for its build backend (setuptools>=68) and this
-#    machine has none; its product, `pipeline` (and `python`) on PATH, is the project's .venv/bin,
-#    where the same package is installed.
+#  - the locked install (requirements/runtime.lock with --require-hashes, then the package with
+#    --no-deps) needs the package index; its product, `pipeline` (and `python`) on PATH, is the
+#    project's .venv/bin, which `make setup` installed from the same locks (tests/test_locks.py).
 SUBSTITUTED_LINT = {
     "make setup": "covered by the test suite itself: it runs from the setup `make setup` made; the workspace links .venv and .tools",
     "make test": "covered by the test suite itself: this test is part of `make test`",
 }
 SUBSTITUTED_INSTALL = {
-    "python -m pip install --quiet .": "offline here: `pipeline` on PATH is the project's .venv/bin, where this package is installed",
+    "python -m pip install --require-hashes --no-deps -r requirements/runtime.lock -r requirements/build.lock\n"
+    "python -m pip install --no-deps --no-build-isolation .": "offline here: `pipeline` on PATH is the project's .venv/bin, installed from the same locks",
 }
 
 
@@ -211,8 +212,11 @@ def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, release_r
     assert (result.jobs["staging"].environment, result.jobs["production"].environment) == ("staging", "production")
     for job in result.jobs.values():
         statuses = [s.status for s in job.steps]
-        assert statuses[-2:] == ["substituted", "success"], job.steps  # install, then the release itself
-        assert set(statuses[:-2]) == {"skipped"}  # the uses: steps
+        install = statuses.index("substituted")
+        credentials = next(i for i, s in enumerate(job.steps) if s.name.startswith("aws-actions/configure-aws"))
+        assert install < credentials, "the lock is installed before the AWS role is assumed"
+        assert statuses[-1] == "success", job.steps  # the release itself
+        assert set(statuses[:install] + statuses[install + 1 : -1]) == {"skipped"}  # the uses: steps
     assert running_version(ground, "staging") == running_version(ground, "production") == "1.2.0"
 
     github = ground.github.state()

@@ -1,0 +1,93 @@
+"""What the workflows promise beyond lint: actions pinned by SHA with their tag, job timeouts that cover the
+pipeline's worst case and end before the AWS session does, code scanning that works, dependabot."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cfn_flip import to_json
+
+from pipeline.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / ".github" / "workflows"
+PINNED = re.compile(r"^\s+- uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.M)
+# Each SHA was checked against its tag in the action's repository (git rev-parse TAG^{commit}), and its
+# action.yml runs on node24. Update them together (dependabot does).
+EXPECTED = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "docker/setup-buildx-action": ("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
+    "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
+    "github/codeql-action/upload-sarif": ("8aad20d150bbac5944a9f9d289da16a4b0d87c1e", "v4.36.2"),
+}
+# pipeline/steps/release.py: the stack wait allows rollout_timeout + this before giving up.
+STACK_WAIT_MARGIN = 600
+
+
+def workflow(name: str) -> dict[str, Any]:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def worst_case_seconds(settings: Settings, environment: str) -> int:
+    """A deploy that fails at the last moment, then the automatic restore: each one is the stack wait,
+    the rollout and the smoke test; plus the pre-push check of a build."""
+    env = settings.environment(environment)
+    one_deploy = (
+        (env.service.rollout_timeout + STACK_WAIT_MARGIN) + env.service.rollout_timeout + settings.smoke.timeout
+    )
+    return 2 * one_deploy + env.service.warmup + 30
+
+
+def test_every_action_is_pinned_by_sha_with_its_tag() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        uses = re.findall(r"^\s+- uses: (\S+)", text, re.M)
+        pinned = PINNED.findall(text)
+        assert len(pinned) == len(uses), f"{path.name}: every uses: is ACTION@SHA # vX.Y.Z"
+        for action, sha, tag in pinned:
+            assert EXPECTED[action] == (sha, tag), f"{path.name}: {action}@{sha} # {tag}"
+
+
+def test_the_deploy_role_session_outlasts_every_deploy_job(settings: Settings) -> None:
+    template = yaml.safe_load(to_json((ROOT / "cloudformation" / "ci-access.yaml").read_text()))
+    max_session = template["Resources"]["DeployRole"]["Properties"]["MaxSessionDuration"]
+    for name in ("release.yml", "rollback.yml"):
+        for job_id, job in workflow(name)["jobs"].items():
+            credentials = next(s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws"))
+            session = int(credentials["with"]["role-duration-seconds"])
+            assert session == max_session, f"{name} {job_id}: the role allows what the job asks for, no more"
+            job_seconds = int(job["timeout-minutes"]) * 60
+            assert job_seconds <= session, f"{name} {job_id}: credentials expire before the job's timeout"
+            environments = [job["environment"]] if "${{" not in str(job["environment"]) else settings.environment_names
+            for environment in environments:
+                worst = worst_case_seconds(settings, environment)
+                assert worst <= job_seconds, f"{name} {job_id} ({environment}): worst case {worst}s > {job_seconds}s"
+
+
+def test_the_worst_case_is_what_the_workflows_say(settings: Settings) -> None:
+    """The comment in release.yml quotes the figure: 2 x (1500 + 900 + 120) s = 84 min."""
+    assert {
+        worst_case_seconds(settings, env) - settings.environment(env).service.warmup - 30
+        for env in settings.environment_names
+    } == {5040}
+    assert "2 x (1500 + 900 + 120) s = 84 min" in (WORKFLOWS / "release.yml").read_text()
+
+
+def test_code_scanning_upload_is_guarded_and_allowed() -> None:
+    lint = workflow("lint.yml")
+    assert lint[True]["push"] == {"branches": ["main"]}, "the default branch gives code scanning its baseline"
+    job = lint["jobs"]["templates"]
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("github/codeql-action/upload-sarif@"))
+    assert upload["if"] == "always() && hashFiles('cfn-lint.sarif') != ''"
+    assert job["permissions"]["actions"] == "read" and job["permissions"]["security-events"] == "write"
+
+
+@pytest.mark.parametrize("ecosystem", ["github-actions", "pip", "docker"])
+def test_dependabot_watches(ecosystem: str) -> None:
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    assert ecosystem in {u["package-ecosystem"] for u in config["updates"]}
