@@ -55,7 +55,7 @@ from pipeline.config import Environment, Settings
 from pipeline.templates import names
 from pipeline.templates.network import NetworkRefs, add_network
 from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip
-from pipeline.templates.traffic import TrafficShift, add_traffic_shift, requests_per_target
+from pipeline.templates.traffic import TrafficResources, add_traffic_shift, requests_per_target
 
 CONTAINER = "model"
 DIGEST_PATTERN = r"^[a-z0-9.\-/:]+@sha256:[a-f0-9]{64}$"
@@ -184,7 +184,7 @@ def build_service(settings: Settings, environment: str) -> Template:
     )
     listeners = _add_listeners(t, env, alb, target_group)
     alarms = _add_alarms(t, env, alb, target_group)
-    shift: TrafficShift | None = None
+    shift: TrafficResources | None = None
     if env.shifts_traffic:  # blue_green, canary, linear: a second target group, rules, hooks (traffic.py)
         shift = add_traffic_shift(t, env, alb, alb_sg, target_group, listeners[0], alarms)
     load_balancer = ServiceLoadBalancer(
@@ -413,7 +413,7 @@ def _add_scaling(
     service: Service,
     alb: LoadBalancer,
     target_group: TargetGroup,
-    shift: TrafficShift | None = None,
+    shift: TrafficResources | None = None,
 ) -> None:
     s = env.service
     target = t.add_resource(

@@ -64,7 +64,7 @@ ALTERNATE_PREFIX = "Alternate"
 
 
 @dataclass(frozen=True)
-class TrafficShift:
+class TrafficResources:
     """What the service needs from this module: its load balancer wiring, strategy and extra alarms."""
 
     alternate_target_group: TargetGroup
@@ -129,7 +129,7 @@ def add_traffic_shift(
     target_group: TargetGroup,
     production_listener: Listener,
     alarms: list[Alarm],
-) -> TrafficShift:
+) -> TrafficResources:
     alternate = t.add_resource(_alternate_of(target_group))
     # Weighted forward to both groups: ECS rewrites the weights as it shifts (blue 100 / green 0 at rest).
     production_rule = t.add_resource(
@@ -141,7 +141,7 @@ def add_traffic_shift(
     listeners = [production_listener, test_listener]
     role = t.add_resource(_infrastructure_role([target_group, alternate], listeners, [production_rule, test_rule]))
     mirrored = [t.add_resource(_mirror_alarm(a, target_group, alternate)) for a in alarms]
-    return TrafficShift(alternate, production_rule, test_listener, test_rule, role, mirrored)
+    return TrafficResources(alternate, production_rule, test_listener, test_rule, role, mirrored)
 
 
 def requests_per_target(groups: list[TargetGroup]) -> CustomizedMetricSpecification:

@@ -242,3 +242,13 @@ def test_switching_production_to_rolling_gives_the_rolling_template(
 
 def test_templates_render_the_same_bytes_twice(settings: config.Settings) -> None:
     assert render(build_service(settings, "production")) == render(build_service(settings, "production"))
+
+
+def test_bake_steps_and_hook_timeout_come_from_the_settings(raw_settings: dict[str, Any]) -> None:
+    s = with_strategy(
+        raw_settings, "production", canary_percent=2.5, canary_bake_minutes=12, bake_minutes=0, hook_timeout_minutes=7
+    )
+    deploy = service_of(body(s, "production"))["DeploymentConfiguration"]
+    assert deploy["CanaryConfiguration"] == {"CanaryPercent": 2.5, "CanaryBakeTimeInMinutes": 12}
+    assert deploy["BakeTimeInMinutes"] == 0
+    assert {h["TimeoutConfiguration"]["TimeoutInMinutes"] for h in deploy["LifecycleHooks"]} == {7}
