@@ -8,6 +8,7 @@ smoke test cannot see that, the golden set's expected answers can.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import urllib.error
@@ -166,7 +167,7 @@ def _send(url: str, body: Any, timeout: float, clock: Clock) -> Answer:
             raw = response.read()
     except urllib.error.HTTPError as err:
         return Answer(clock.now() - start, error=f"HTTP {err.code} from {url}")
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+    except (OSError, http.client.HTTPException) as err:  # refused, reset, timed out, cut short
         reason = getattr(err, "reason", err)
         return Answer(clock.now() - start, error=f"{url}: {reason}")
     latency = clock.now() - start

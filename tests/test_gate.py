@@ -18,6 +18,7 @@ from pipeline.clock import WallClock
 from pipeline.gate import GoldenRow, GoldenSetError, load_golden_set, parse_golden_set, percentile, run_gate
 
 VERSION = "1.3.0"
+CUT_SHORT = b'{"predictions": '
 # (request body) -> (status, response body); runs in the server's handler thread.
 Behaviour = Callable[[dict[str, Any]], tuple[int, Any]]
 
@@ -57,9 +58,14 @@ class ModelServer:
                 data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                # CUT_SHORT promises more than it sends, then the connection closes (a crashing server).
+                self.send_header("Content-Length", str(100 if answer is CUT_SHORT else len(data)))
+                self.close_connection = True
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the gate gave up on this request (its timeout): nobody reads the answer
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -186,6 +192,19 @@ def test_a_request_over_its_timeout_is_an_error(
     assert "timed out" in (result.first_error or "")
     assert result.metric("accuracy").value == pytest.approx(29 / 30)
     assert result.passed  # one lost answer of 30 stays above 0.90
+
+
+def test_an_answer_cut_short_is_an_error(serve: Any, rows: tuple[GoldenRow, ...], gate: config.GateSettings) -> None:
+    server = serve(lambda body: (200, CUT_SHORT))
+    result = run_gate(server.url, gate, rows, VERSION, clock=WallClock())
+    assert (result.passed, result.errors) == (False, 30)
+    assert "IncompleteRead" in (result.first_error or "")
+
+
+def test_not_json_is_an_error(serve: Any, rows: tuple[GoldenRow, ...], gate: config.GateSettings) -> None:
+    server = serve(lambda body: (200, b"<html>502 Bad Gateway</html>"))
+    result = run_gate(server.url, gate, rows, VERSION, clock=WallClock())
+    assert result.errors == 30 and "not JSON" in (result.first_error or "")
 
 
 def test_nothing_listening_fails_the_gate(rows: tuple[GoldenRow, ...], gate: config.GateSettings) -> None:
