@@ -283,19 +283,16 @@ def parse(raw: Mapping[str, Any], root: Path = Path(".")) -> Settings:
 # --- sections -----------------------------------------------------------------------------------
 
 DELIVERY_KEYS = {f.name for f in fields(Delivery)}
+ENV_ONLY_KEYS = {
+    "vpc_cidr",
+    "vpc_id",
+    "public_subnet_ids",
+    "private_subnet_ids",
+    "certificate_arn",
+    "variables",
+} | DELIVERY_KEYS
 TRAFFIC_KEYS = {f.name for f in fields(TrafficShift)}
-ENV_ONLY_KEYS = (
-    {
-        "vpc_cidr",
-        "vpc_id",
-        "public_subnet_ids",
-        "private_subnet_ids",
-        "certificate_arn",
-        "variables",
-    }
-    | DELIVERY_KEYS
-    | TRAFFIC_KEYS
-)
+ENV_ONLY_KEYS = ENV_ONLY_KEYS | TRAFFIC_KEYS  # traffic-shift keys live in the environment's table too
 
 
 def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> Environment:
@@ -508,10 +505,10 @@ def _check_traffic(prefix: str, t: TrafficShift, network: Network, strategy: str
         raise ConfigError(f"{prefix}.{key}", problem, hint=hint)
 
     # ECS takes percentages in steps of 0.1: canary 0.1..100, linear 3..100.
-    for key, low in (("canary_percent", 0.1), ("linear_step_percent", 3.0)):
+    for key, low, example in (("canary_percent", 0.1, 10), ("linear_step_percent", 3.0, 25)):
         value = getattr(t, key)
         if not low <= value <= 100 or abs(value * 10 - round(value * 10)) > 1e-9:
-            fail(key, f"{value} is not a percentage from {low} to 100 in steps of 0.1", f"Use e.g. {low * 50:g}.")
+            fail(key, f"{value} is not a percentage from {low} to 100 in steps of 0.1", f"Use e.g. {example}.")
     for key in ("canary_bake_minutes", "linear_step_bake_minutes", "bake_minutes"):
         if not 0 <= getattr(t, key) <= 1440:
             fail(key, f"{getattr(t, key)} is outside 0..1440", "ECS allows 0 to 1440 minutes.")
