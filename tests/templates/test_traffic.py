@@ -252,3 +252,36 @@ def test_bake_steps_and_hook_timeout_come_from_the_settings(raw_settings: dict[s
     assert deploy["CanaryConfiguration"] == {"CanaryPercent": 2.5, "CanaryBakeTimeInMinutes": 12}
     assert deploy["BakeTimeInMinutes"] == 0
     assert {h["TimeoutConfiguration"]["TimeoutInMinutes"] for h in deploy["LifecycleHooks"]} == {7}
+
+
+def test_a_metric_math_alarm_is_mirrored_onto_the_alternate_group() -> None:
+    """Whatever shape the service's alarms take (the 5xx alarm may become a rate), the twin follows."""
+    from troposphere import GetAtt
+    from troposphere.cloudwatch import Alarm, Metric, MetricDataQuery, MetricDimension, MetricStat
+    from troposphere.elasticloadbalancingv2 import TargetGroup
+
+    from pipeline.templates.traffic import _mirror_alarm
+
+    primary, alternate = TargetGroup("TargetGroup"), TargetGroup("AlternateTargetGroup")
+
+    def count(query_id: str, metric: str) -> MetricDataQuery:
+        dims = [MetricDimension(Name="TargetGroup", Value=GetAtt(primary, "TargetGroupFullName"))]
+        stat = MetricStat(Metric=Metric(Namespace="AWS/ApplicationELB", MetricName=metric, Dimensions=dims))
+        return MetricDataQuery(Id=query_id, MetricStat=MetricStat(**{**stat.properties, "Period": 60, "Stat": "Sum"}))
+
+    rate = Alarm(
+        "TargetErrorRateAlarm",
+        Metrics=[
+            count("errors", "HTTPCode_Target_5XX_Count"),
+            count("requests", "RequestCount"),
+            MetricDataQuery(Id="rate", Expression="errors / requests", ReturnData=True),
+        ],
+        EvaluationPeriods=1,
+        Threshold=0.05,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    twin = _mirror_alarm(rate, primary, alternate).to_dict()["Properties"]
+    groups = [q["MetricStat"]["Metric"]["Dimensions"][0]["Value"] for q in twin["Metrics"] if "MetricStat" in q]
+    assert groups == [{"Fn::GetAtt": ["AlternateTargetGroup", "TargetGroupFullName"]}] * 2
+    original = rate.to_dict()["Properties"]["Metrics"][0]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]
+    assert original == {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]}  # the source is left alone
