@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -219,20 +218,31 @@ def test_concurrency_is_bounded(serve: Any, rows: tuple[GoldenRow, ...], gate: c
     right = answers_from(rows)
     lock = threading.Lock()
     in_flight = peak = 0
+    # The first three requests wait for each other: they only get through if three are in flight at once.
+    together = threading.Barrier(3, timeout=5)
+    seen = 0
 
     def counting(body: dict[str, Any]) -> tuple[int, Any]:
-        nonlocal in_flight, peak
+        nonlocal in_flight, peak, seen
         with lock:
             in_flight += 1
             peak = max(peak, in_flight)
-        time.sleep(0.01)  # overlap the requests so the bound is what limits them
-        with lock:
-            in_flight -= 1
+            seen += 1
+            first_three = seen <= 3
+        try:
+            if first_three:
+                together.wait()
+        except threading.BrokenBarrierError:
+            return 500, {"error": "fewer than three requests in flight"}
+        finally:
+            with lock:
+                in_flight -= 1
         return right(body)
 
     server = serve(counting)
-    assert run_gate(server.url, replace(gate, concurrency=3), rows, VERSION, clock=WallClock()).passed
-    assert 1 < peak <= 3
+    result = run_gate(server.url, replace(gate, concurrency=3), rows, VERSION, clock=WallClock())
+    assert result.passed and result.errors == 0
+    assert peak == 3
 
 
 def test_agreement_with_the_version_serving_now(
