@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -303,3 +304,76 @@ def test_golden_set_file_is_checked_with_the_settings(raw_settings: dict[str, An
     raw_settings["gate"]["golden_set"] = "bad.jsonl"
     with pytest.raises(config.ConfigError, match="gate.golden_set: bad.jsonl: line 1 must be an object"):
         config.parse(raw_settings, root=tmp_path)
+
+
+# --- the example model server (examples/model-server/server.py) behind the gate -------------------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "model-server"
+
+
+@pytest.fixture()
+def model_server(tmp_path: Path) -> Iterator[Callable[[Path], str]]:
+    """Start the example server on a free loopback port with a given artifact; its URL once healthy."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(artifact: Path) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
+        env.update(PORT=str(port), HOST="127.0.0.1", MODEL_PATH=str(artifact))
+        log = (tmp_path / f"server-{port}.log").open("wb")
+        procs.append(subprocess.Popen([sys.executable, str(EXAMPLE / "server.py")], env=env, stdout=log, stderr=log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return url
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"example server did not become healthy: {(tmp_path / f'server-{port}.log').read_text()}")
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_the_example_model_passes_its_golden_set(
+    model_server: Callable[[Path], str], rows: tuple[GoldenRow, ...], gate: config.GateSettings
+) -> None:
+    url = model_server(EXAMPLE / "model.json")
+    result = run_gate(url, gate, rows, "1.2.0", clock=WallClock())
+    assert result.passed, result.summary
+    assert result.metric("accuracy").value == pytest.approx(29 / 30)  # one versicolor row it gets wrong
+    assert result.metric("version").value == "1.2.0"
+
+
+def test_a_healthy_model_trained_on_another_feature_order_is_stopped(
+    model_server: Callable[[Path], str], rows: tuple[GoldenRow, ...], gate: config.GateSettings, tmp_path: Path
+) -> None:
+    """The demo's v1.2.0 where no environment pins the feature order: healthy, answering, wrong."""
+    import subprocess
+    import sys
+
+    artifact = tmp_path / "petal-first.json"
+    features = "petal_length_cm,petal_width_cm,sepal_length_cm,sepal_width_cm"
+    subprocess.run(
+        [sys.executable, "train.py", "--version", "1.3.0", "--features", features, "--out", str(artifact)],
+        cwd=EXAMPLE,
+        check=True,
+        capture_output=True,
+    )
+    url = model_server(artifact)
+    result = run_gate(url, gate, rows, "1.3.0", clock=WallClock())
+    assert not result.passed
+    assert result.summary == "accuracy 0.33 < 0.90"  # 10 of 30: only its setosa answers survive the reorder
+    assert result.metric("version").passed and result.errors == 0
