@@ -375,5 +375,5 @@ def test_a_healthy_model_trained_on_another_feature_order_is_stopped(
     url = model_server(artifact)
     result = run_gate(url, gate, rows, "1.3.0", clock=WallClock())
     assert not result.passed
-    assert result.summary == "accuracy 0.33 < 0.90"  # 10 of 30: only its setosa answers survive the reorder
+    assert result.summary == "accuracy 0.33 < 0.90"  # it answers virginica for every row: 10 of 30
     assert result.metric("version").passed and result.errors == 0
