@@ -30,13 +30,13 @@ def resources_of(template: Path, kind: str) -> list[dict[str, Any]]:
 
 
 def knobs(template: Path) -> dict[str, int]:
-    target_groups = resources_of(template, "AWS::ElasticLoadBalancingV2::TargetGroup")
-    services = resources_of(template, "AWS::ECS::Service")
-    if len(target_groups) != 1 or len(services) != 1:
-        raise SystemExit(
-            f"{template.name}: expected one target group and one ECS service, found {len(target_groups)} and {len(services)}"
-        )
-    group, service = target_groups[0], services[0]
+    body = json.loads(to_json(template.read_text(encoding="utf-8")))
+    services = [r["Properties"] for r in body["Resources"].values() if r["Type"] == "AWS::ECS::Service"]
+    if len(services) != 1:
+        raise SystemExit(f"{template.name}: expected one ECS service, found {len(services)}")
+    service = services[0]
+    # The service's own target group (blue_green, canary and linear add an identical alternate one).
+    group = body["Resources"][service["LoadBalancers"][0]["TargetGroupArn"]["Ref"]]["Properties"]
     attributes = {a["Key"]: a["Value"] for a in group.get("TargetGroupAttributes", [])}
     return {
         # An absent property means AWS's default applies.

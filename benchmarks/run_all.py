@@ -21,6 +21,7 @@ SCRIPTS = (
     ("synth", "synthesis of every stack (goal: `pipeline synth --check` under 0.5 s)"),
     ("ground_start", "local ground start and stop (goal: under 3 s)"),
     ("rollout_model", "modeled AWS rollout from the templates (goal: at most 90 s)"),
+    ("strategies", "modeled AWS release and rollback per strategy (goal: rollback by traffic shift at most 10 s)"),
     ("model_server", "example model server throughput and latency, the autoscaling target it implies"),
     ("release", "full releases on the local ground, phase by phase (goal: without build under 10 s)"),
 )

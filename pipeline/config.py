@@ -8,6 +8,7 @@ ever see a valid `Settings`.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import math
 import os
@@ -68,7 +69,9 @@ SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUILDERS = ("auto", "buildx", "buildah")
 # Rollout strategies the settings accept; pipeline.steps.strategy registers one object per name.
-STRATEGIES = ("rolling",)
+STRATEGIES = ("rolling", "blue_green", "canary", "linear")
+# The strategies where ECS shifts traffic between two target groups (the rest replace tasks in place).
+TRAFFIC_STRATEGIES = ("blue_green", "canary", "linear")
 # Container variables the service template sets itself: a value in `variables` would be overridden.
 RESERVED_VARIABLES = {
     "PORT": "is set from container_port",
@@ -190,6 +193,25 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class TrafficShift:
+    """How ECS moves traffic for blue_green, canary and linear (ignored by rolling)."""
+
+    canary_percent: float = 10.0  # share of production traffic the canary takes first
+    canary_bake_minutes: int = 5  # canary at that share before the rest shifts
+    linear_step_percent: float = 25.0  # share added per linear step
+    linear_step_bake_minutes: int = 2  # wait between linear steps
+    bake_minutes: int = 5  # old tasks keep running after the last shift: rollback is a traffic shift
+    hook_timeout_minutes: int = 30  # a PAUSE hook nobody answers rolls the deployment back after this
+    test_listener_port: int = 9000  # the test listener's own port on the load balancer
+    test_listener_cidrs: tuple[str, ...] = ()  # who reaches the test listener; empty: the VPC CIDR only
+
+    @property
+    def linear_steps(self) -> int:
+        """Production traffic shifts of a linear deployment (the last one reaches 100%)."""
+        return math.ceil(round(100 / self.linear_step_percent, 6))
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     service: ServiceSettings
@@ -197,10 +219,31 @@ class Environment:
     certificate_arn: str | None = None
     variables: tuple[tuple[str, str], ...] = ()
     delivery: Delivery = Delivery()
+    traffic: TrafficShift = TrafficShift()
+
+    @property
+    def shifts_traffic(self) -> bool:
+        return self.delivery.strategy in TRAFFIC_STRATEGIES
 
     @property
     def https(self) -> bool:
         return self.certificate_arn is not None
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """The model gate: the golden set sent to the new version through the test listener before production."""
+
+    golden_set: str  # JSONL under the repository: {"request": <body>, "expected": <answer>} per line
+    path: str = "/predict"  # where each golden request is POSTed
+    answer_key: str = "predictions"  # the response field compared with `expected`
+    version_key: str = "version"  # the response field naming the served model version
+    min_accuracy: float = 0.9  # share of golden answers the new version must get right
+    min_agreement: float = 0.0  # share of answers equal to the version serving now; 0 skips the comparison
+    max_p99_ms: float = 1000.0  # p99 latency of the golden requests
+    require_version: bool = True  # every answer must name the version being released
+    concurrency: int = 4  # golden requests in flight at once
+    request_timeout: float = 5.0  # seconds per golden request
 
 
 @dataclass(frozen=True)
@@ -211,6 +254,7 @@ class Settings:
     smoke: SmokeSettings
     environments: tuple[Environment, ...]
     root: Path = Path(".")
+    gate: GateSettings | None = None  # no [gate] table: releases are not gated on model quality
 
     def environment(self, name: str) -> Environment:
         for env in self.environments:
@@ -291,7 +335,7 @@ class Problems:
         return len(self.found)
 
 
-TABLES = ("app", "image", "service", "smoke", "environments")
+TABLES = ("app", "image", "service", "smoke", "environments", "gate")
 
 
 def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_PATH) -> Settings:
@@ -319,10 +363,12 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
         env_raw = _table(problems, envs_raw or {}, name, prefix="environments")
         if env_raw is not None:
             environments.append(_environment(problems, name, env_raw, service))
+    gate_raw = _table(problems, raw, "gate") if "gate" in raw else None
+    gate = _gate(problems, gate_raw, root) if gate_raw is not None else None
     if problems:
         raise ConfigProblems(source, problems.found)
     assert app is not None and image is not None and service is not None and smoke is not None
-    return Settings(app, image, service, smoke, tuple(e for e in environments if e is not None), root)
+    return Settings(app, image, service, smoke, tuple(e for e in environments if e is not None), root, gate)
 
 
 # --- sections -----------------------------------------------------------------------------------
@@ -331,6 +377,8 @@ SERVICE_KEYS = {f.name for f in fields(ServiceSettings)}
 NETWORK_KEYS = {f.name for f in fields(Network)}
 DELIVERY_KEYS = {f.name for f in fields(Delivery)}
 ENV_ONLY_KEYS = NETWORK_KEYS | {"certificate_arn", "variables"} | DELIVERY_KEYS
+TRAFFIC_KEYS = {f.name for f in fields(TrafficShift)}
+ENV_ONLY_KEYS = ENV_ONLY_KEYS | TRAFFIC_KEYS  # traffic-shift keys live in the environment's table too
 
 
 def _key_homes() -> dict[str, list[str]]:
@@ -341,6 +389,7 @@ def _key_homes() -> dict[str, list[str]]:
         ("[image]", [f.name for f in fields(ImageSettings)]),
         ("[service]", sorted(SERVICE_KEYS)),
         ("[smoke]", [f.name for f in fields(SmokeSettings)]),
+        ("[gate]", [f.name for f in fields(GateSettings)]),
         ("[environments.NAME]", sorted(SERVICE_KEYS | ENV_ONLY_KEYS)),
     ):
         for key in keys:
@@ -392,9 +441,12 @@ def _environment(
     delivery = _section(problems, Delivery, prefix, {k: v for k, v in raw.items() if k in DELIVERY_KEYS})
     if delivery is not None:
         _check_delivery(problems, prefix, delivery)
-    if len(problems) > before or service is None or network is None or delivery is None:
+    traffic = _section(problems, TrafficShift, prefix, {k: v for k, v in raw.items() if k in TRAFFIC_KEYS})
+    if traffic is not None and network is not None and delivery is not None:
+        _check_traffic(problems, prefix, traffic, network, delivery.strategy)
+    if len(problems) > before or service is None or network is None or delivery is None or traffic is None:
         return None
-    return Environment(name, service, network, certificate, tuple(sorted(variables.items())), delivery)
+    return Environment(name, service, network, certificate, tuple(sorted(variables.items())), delivery, traffic)
 
 
 def _check_variables(problems: Problems, prefix: str, variables: Mapping[str, Any]) -> None:
@@ -561,6 +613,85 @@ def _check_network(problems: Problems, prefix: str, n: Network) -> None:
         for subnet in ids:
             if not SUBNET_ID.match(subnet):
                 problems.add(f"{prefix}.{key}", f"{subnet!r} is not a subnet id", "Use subnet-xxxxxxxx.")
+
+
+# --- traffic shifting and the model gate ---------------------------------------------------------
+
+# CloudFormation refuses a canary or linear deployment whose bake times add up to more than 33 hours.
+CFN_BAKE_LIMIT_MINUTES = 33 * 60
+
+
+def _check_traffic(problems: Problems, prefix: str, t: TrafficShift, network: Network, strategy: str) -> None:
+    def fail(key: str, problem: str, hint: str) -> None:
+        problems.add(f"{prefix}.{key}", problem, hint)
+
+    # ECS takes percentages in steps of 0.1: canary 0.1..100, linear 3..100.
+    for key, low, example in (("canary_percent", 0.1, 10), ("linear_step_percent", 3.0, 25)):
+        value = getattr(t, key)
+        if not low <= value <= 100 or abs(value * 10 - round(value * 10)) > 1e-9:
+            fail(key, f"{value} is not a percentage from {low} to 100 in steps of 0.1", f"Use e.g. {example}.")
+    for key in ("canary_bake_minutes", "linear_step_bake_minutes", "bake_minutes"):
+        if not 0 <= getattr(t, key) <= 1440:
+            fail(key, f"{getattr(t, key)} is outside 0..1440", "ECS allows 0 to 1440 minutes.")
+    if not 1 <= t.hook_timeout_minutes <= 20160:
+        fail("hook_timeout_minutes", f"{t.hook_timeout_minutes} is outside 1..20160", "Use the gate's budget, e.g. 30.")
+    counted_steps = t.linear_steps - 1  # CloudFormation counts no bake after the shift that reaches 100%
+    if t.bake_minutes + t.canary_bake_minutes > CFN_BAKE_LIMIT_MINUTES:
+        fail("canary_bake_minutes", "bake_minutes + canary_bake_minutes exceed 33 hours", "CloudFormation refuses it.")
+    if t.bake_minutes + t.linear_step_bake_minutes * counted_steps > CFN_BAKE_LIMIT_MINUTES:
+        fail("linear_step_bake_minutes", "the linear steps' bake times exceed 33 hours", "CloudFormation refuses it.")
+    if not 1 <= t.test_listener_port <= 65535 or t.test_listener_port in (80, 443):
+        fail(
+            "test_listener_port",
+            f"{t.test_listener_port} is not a free load balancer port",
+            "Use a port from 1 to 65535 other than 80 and 443 (the production listeners).",
+        )
+    for cidr in t.test_listener_cidrs:
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            fail("test_listener_cidrs", f"{cidr!r} is not an IPv4 CIDR", "Use e.g. 10.40.0.0/16 or 203.0.113.7/32.")
+    if strategy in TRAFFIC_STRATEGIES and not network.creates_vpc and not t.test_listener_cidrs:
+        fail(
+            "test_listener_cidrs",
+            "an existing VPC's CIDR is not known here, so the test listener would be closed to everyone",
+            "List the CIDRs that may reach it, e.g. the VPC's CIDR or your CI runners' egress range.",
+        )
+
+
+def _gate(problems: Problems, raw: Mapping[str, Any], root: Path) -> GateSettings | None:
+    gate: GateSettings | None = _section(problems, GateSettings, "gate", raw)
+    if gate is None:
+        return None
+    before = len(problems)
+
+    def fail(key: str, problem: str, hint: str) -> None:
+        problems.add(f"gate.{key}", problem, hint)
+
+    if not gate.path.startswith("/"):
+        fail("path", f"{gate.path!r} does not start with /", "Use a path such as /predict.")
+    for key in ("min_accuracy", "min_agreement"):
+        if not 0 <= getattr(gate, key) <= 1:
+            fail(key, f"{getattr(gate, key)} is not a share from 0 to 1", "Use e.g. 0.9 for 90%.")
+    if gate.max_p99_ms <= 0:
+        fail("max_p99_ms", "must be positive", "Use milliseconds, e.g. 500.")
+    if not 1 <= gate.concurrency <= 64:
+        fail("concurrency", f"{gate.concurrency} is outside 1..64", "Use a few requests at once, e.g. 4.")
+    if not 0 < gate.request_timeout <= 300:
+        fail("request_timeout", f"{gate.request_timeout} is outside 0..300 seconds", "Use e.g. 5.")
+    file = (root / gate.golden_set).resolve()
+    if not file.is_relative_to(root.resolve()):
+        fail("golden_set", f"{gate.golden_set!r} is outside the repository", "Commit the golden set and name it.")
+    elif not file.is_file():
+        fail("golden_set", f"{gate.golden_set!r} does not exist", "Create it: one JSON object a line.")
+    else:
+        from pipeline.gate import GoldenSetError, parse_golden_set  # the gate owns the file format
+
+        try:
+            parse_golden_set(file.read_text(encoding="utf-8"))
+        except GoldenSetError as err:
+            fail("golden_set", f"{gate.golden_set}: {err}", 'Write {"request": ..., "expected": ...} per line.')
+    return gate if len(problems) == before else None
 
 
 # --- generic field parsing ----------------------------------------------------------------------

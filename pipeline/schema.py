@@ -79,6 +79,30 @@ STRING_RULES: dict[str, dict[str, Any]] = {
     "environments.region": {"pattern": config.REGION.pattern},
     "environments.strategy": {"enum": list(config.STRATEGIES)},
 }
+DESCRIPTIONS.update(
+    {
+        "environments.canary_percent": "Canary: share of production traffic (percent) the new version takes first.",
+        "environments.canary_bake_minutes": "Canary: minutes at that share before the rest shifts.",
+        "environments.linear_step_percent": "Linear: share of production traffic (percent) added per step.",
+        "environments.linear_step_bake_minutes": "Linear: minutes between steps.",
+        "environments.bake_minutes": "Minutes the old tasks keep running after the last shift (rollback is a shift).",
+        "environments.hook_timeout_minutes": "Minutes a paused deployment waits for the gate before rolling back.",
+        "environments.test_listener_port": "The test listener's own load balancer port (not 80 or 443).",
+        "environments.test_listener_cidrs": "Who reaches the test listener; empty: the VPC's CIDR only.",
+        "gate.golden_set": "JSONL under the repository: one {request, expected} object a line.",
+        "gate.path": "Where each golden request is POSTed.",
+        "gate.answer_key": "The response field compared with `expected`.",
+        "gate.version_key": "The response field naming the served model version.",
+        "gate.min_accuracy": "Share (0..1) of golden answers the new version must get right.",
+        "gate.min_agreement": "Share (0..1) of answers equal to the version serving now; 0 skips the comparison.",
+        "gate.max_p99_ms": "p99 latency (ms) of the golden requests.",
+        "gate.require_version": "Every answer must name the version being released.",
+        "gate.concurrency": "Golden requests in flight at once.",
+        "gate.request_timeout": "Seconds per golden request.",
+    }
+)
+# Shares may be 0 (min_agreement 0 skips the comparison): not the "> 0" rule of other numbers.
+SHARES = {"gate.min_accuracy", "gate.min_agreement"}
 
 
 def build_schema() -> dict[str, Any]:
@@ -97,6 +121,7 @@ def build_schema() -> dict[str, Any]:
                 "service", config.ServiceSettings, "The model server on ECS; every environment inherits it."
             ),
             "smoke": _table("smoke", config.SmokeSettings, "The request that proves a release answers."),
+            "gate": _table("gate", config.GateSettings, "The model gate before any production traffic."),
             "environments": {
                 "description": "One table per environment, e.g. [environments.staging].",
                 "type": "object",
@@ -127,9 +152,9 @@ def _environment() -> dict[str, Any]:
         schema = _field(f"service.{f.name}", f, with_default=False)
         schema["description"] = f"Overrides [service] {f.name}: {schema['description']}"
         properties[f.name] = schema
-    for cls in (config.Network, config.Delivery):
+    for cls in (config.Network, config.Delivery, config.TrafficShift):
         for f in fields(cls):
-            properties[f.name] = _field(f"environments.{f.name}", f, with_default=cls is config.Delivery)
+            properties[f.name] = _field(f"environments.{f.name}", f, with_default=cls is not config.Network)
     properties["certificate_arn"] = _string("environments.certificate_arn")
     properties["variables"] = {
         "description": DESCRIPTIONS["environments.variables"],
@@ -162,6 +187,8 @@ def _field(key: str, f: Field[Any], *, with_default: bool) -> dict[str, Any]:
         schema = {"description": DESCRIPTIONS[key], "type": "boolean"}
     elif type_name == "int":
         schema = {"description": DESCRIPTIONS[key], "type": "integer", **_int_rules(f.name)}
+    elif type_name == "float" and key in SHARES:
+        schema = {"description": DESCRIPTIONS[key], "type": "number", "minimum": 0, "maximum": 1}
     elif type_name == "float":
         # "> 0" as `not maximum 0`: exclusiveMinimum is a boolean in Draft 4, which Taplo implements.
         schema = {"description": DESCRIPTIONS[key], "type": "number", "not": {"maximum": 0}}

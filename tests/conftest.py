@@ -38,3 +38,41 @@ def buildah_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("buildah")
     with mock.patch.dict(os.environ, {"PIPELINE_BUILDAH_ROOT": str(root)}):
         yield root
+
+
+# Production as the traffic-shifting tests release it: a canary with the model gate. The project's own
+# pipeline.toml keeps production rolling until the release engine drives the lifecycle hooks.
+CANARY_PRODUCTION = {
+    "strategy": "canary",
+    "canary_percent": 10.0,
+    "canary_bake_minutes": 5,
+    "bake_minutes": 5,
+    "hook_timeout_minutes": 30,
+    "test_listener_port": 9000,
+}
+GATE = {
+    "golden_set": "examples/model-server/golden.jsonl",
+    "answer_key": "predictions",
+    "version_key": "version",
+    "min_accuracy": 0.9,
+    "min_agreement": 0.0,
+    "max_p99_ms": 1000.0,
+    "require_version": True,
+    "concurrency": 4,
+    "request_timeout": 5.0,
+}
+
+
+@pytest.fixture()
+def canary_raw_settings() -> dict[str, Any]:
+    raw: dict[str, Any] = tomllib.loads((ROOT / "pipeline.toml").read_text())
+    raw["environments"]["production"].update(CANARY_PRODUCTION)
+    raw["gate"] = dict(GATE)
+    return raw
+
+
+@pytest.fixture()
+def canary_settings(canary_raw_settings: dict[str, Any]):  # type: ignore[no-untyped-def]
+    from pipeline import config
+
+    return config.parse(canary_raw_settings, root=ROOT)

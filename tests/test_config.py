@@ -68,7 +68,7 @@ BAD_VALUES = [
     ("environments.staging.max_count", 0, "environments.staging.max_count"),
     ("environments.staging.min_count", 4, "environments.staging.min_count"),
     ("service.alarm_latency_p99", 0, "service.alarm_latency_p99"),
-    ("environments.staging.strategy", "canary", "environments.staging.strategy"),
+    ("environments.staging.strategy", "canery", "environments.staging.strategy"),
     ("environments.staging.region", "moon", "environments.staging.region"),
     ("environments.staging.build", "yes", "environments.staging.build"),
     ("environments.staging.vpc_cidr", "10.0.0.0/8", "environments.staging.vpc_cidr"),
@@ -207,7 +207,9 @@ def test_an_unknown_table_is_called_a_table(raw_settings: dict[str, Any]) -> Non
 
 
 def test_no_close_match_lists_the_known_keys(raw_settings: dict[str, Any]) -> None:
-    assert _problems(_set(raw_settings, "smoke.zzz", 1)).hint == "Known keys: expect_keys, method, path, request, timeout."
+    assert (
+        _problems(_set(raw_settings, "smoke.zzz", 1)).hint == "Known keys: expect_keys, method, path, request, timeout."
+    )
 
 
 def test_unknown_environment_suggests_the_closest(settings: config.Settings) -> None:

@@ -46,7 +46,7 @@ REFUSED: list[tuple[str, Any, str | None]] = [
     ("enviroments", {}, "Additional properties are not allowed ('enviroments' was unexpected)"),
     ("environments.staging.replicas", 2, "('replicas' was unexpected)"),
     ("image.builder", "buildha", "'buildha' is not one of ['auto', 'buildx', 'buildah']"),
-    ("environments.staging.strategy", "canary", "'canary' is not one of ['rolling']"),
+    ("environments.staging.strategy", "canery", "'canery' is not one of"),
     ("service.cpu", 300, "300 is not one of"),
     ("service.container_port", 70000, "70000 is greater than the maximum of 65535"),
     ("service.container_port", "8080", "'8080' is not of type 'integer'"),
@@ -78,10 +78,11 @@ def test_every_settings_key_has_a_description() -> None:
         "image": config.ImageSettings,
         "service": config.ServiceSettings,
         "smoke": config.SmokeSettings,
+        "gate": config.GateSettings,
         "environments": config.Network,
     }
     wanted = {f"{table}.{f.name}" for table, cls in tables.items() for f in fields(cls)}
-    wanted |= {f"environments.{f.name}" for f in fields(config.Delivery)}
+    wanted |= {f"environments.{f.name}" for cls in (config.Delivery, config.TrafficShift) for f in fields(cls)}
     wanted |= {"environments.certificate_arn", "environments.variables"}
     assert wanted == set(DESCRIPTIONS)
 

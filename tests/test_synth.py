@@ -94,6 +94,9 @@ def test_synth_cli_says_what_it_removed_and_kept(project_root: Path, tmp_path: P
 
 def test_synth_check_cli_fails_on_stale_copy(project_root: Path, tmp_path: Path) -> None:
     shutil.copy(project_root / "pipeline.toml", tmp_path)
+    shutil.copytree(
+        project_root / "examples" / "model-server", tmp_path / "examples" / "model-server"
+    )  # the gate's golden set
     shutil.copytree(project_root / "cloudformation", tmp_path / "cloudformation")
     cmd = [sys.executable, "-m", "pipeline", "synth", "--check", "--config", str(tmp_path / "pipeline.toml")]
     assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0

@@ -6,6 +6,7 @@ from typing import Any
 
 from troposphere import GetAtt, ImportValue, Join, Output, Parameter, Ref, Sub, Template
 from troposphere.applicationautoscaling import (
+    CustomizedMetricSpecification,
     PredefinedMetricSpecification,
     ScalableTarget,
     ScalingPolicy,
@@ -54,6 +55,7 @@ from pipeline.config import Environment, Settings
 from pipeline.templates import names
 from pipeline.templates.network import NetworkRefs, add_network
 from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip
+from pipeline.templates.traffic import TrafficResources, add_traffic_shift, requests_per_target
 
 CONTAINER = "model"
 DIGEST_PATTERN = r"^[a-z0-9.\-/:]+@sha256:[a-f0-9]{64}$"
@@ -182,6 +184,22 @@ def build_service(settings: Settings, environment: str) -> Template:
     )
     listeners = _add_listeners(t, env, alb, target_group)
     alarms = _add_alarms(t, env, alb, target_group)
+    shift: TrafficResources | None = None
+    if env.shifts_traffic:  # blue_green, canary, linear: a second target group, rules, hooks (traffic.py)
+        shift = add_traffic_shift(t, env, alb, alb_sg, target_group, listeners[0], alarms)
+    load_balancer = ServiceLoadBalancer(
+        ContainerName=CONTAINER, ContainerPort=s.container_port, TargetGroupArn=Ref(target_group)
+    )
+    deployment = DeploymentConfiguration(
+        MinimumHealthyPercent=100,
+        MaximumPercent=200,
+        DeploymentCircuitBreaker=DeploymentCircuitBreaker(Enable=True, Rollback=True),
+        Alarms=DeploymentAlarms(
+            AlarmNames=[Ref(a) for a in alarms + (shift.alarms if shift else [])], Enable=True, Rollback=True
+        ),
+    )
+    if shift:
+        shift.apply(load_balancer, deployment, env)
     service = t.add_resource(
         Service(
             "Service",
@@ -195,23 +213,14 @@ def build_service(settings: Settings, environment: str) -> Template:
                     Subnets=network.private_subnets, SecurityGroups=[Ref(task_sg)], AssignPublicIp="DISABLED"
                 )
             ),
-            LoadBalancers=[
-                ServiceLoadBalancer(
-                    ContainerName=CONTAINER, ContainerPort=s.container_port, TargetGroupArn=Ref(target_group)
-                )
-            ],
-            DeploymentConfiguration=DeploymentConfiguration(
-                MinimumHealthyPercent=100,
-                MaximumPercent=200,
-                DeploymentCircuitBreaker=DeploymentCircuitBreaker(Enable=True, Rollback=True),
-                Alarms=DeploymentAlarms(AlarmNames=[Ref(a) for a in alarms], Enable=True, Rollback=True),
-            ),
+            LoadBalancers=[load_balancer],
+            DeploymentConfiguration=deployment,
             PropagateTags="SERVICE",
             EnableECSManagedTags=True,
             DependsOn=[listener.title for listener in listeners] + ["ClusterCapacityProviders"],
         )
     )
-    _add_scaling(t, env, cluster, service, alb, target_group)
+    _add_scaling(t, env, cluster, service, alb, target_group, shift)
     scheme = "https" if env.https else "http"
     t.add_output(
         [
@@ -231,6 +240,8 @@ def build_service(settings: Settings, environment: str) -> Template:
             Output("Version", Value=Ref(version)),
         ]
     )
+    if shift:
+        t.add_output(shift.outputs(alb, scheme))
     return t
 
 
@@ -396,7 +407,13 @@ def _add_alarms(t: Template, env: Environment, alb: LoadBalancer, target_group: 
 
 
 def _add_scaling(
-    t: Template, env: Environment, cluster: Cluster, service: Service, alb: LoadBalancer, target_group: TargetGroup
+    t: Template,
+    env: Environment,
+    cluster: Cluster,
+    service: Service,
+    alb: LoadBalancer,
+    target_group: TargetGroup,
+    shift: TrafficResources | None = None,
 ) -> None:
     s = env.service
     target = t.add_resource(
@@ -418,26 +435,26 @@ def _add_scaling(
             PredefinedMetricSpecification(PredefinedMetricType="ECSServiceAverageCPUUtilization"),
         )
     )
-    t.add_resource(
-        _target_tracking(
-            "RequestsScalingPolicy",
-            "requests",
-            target,
-            s.requests_per_target,
-            PredefinedMetricSpecification(
-                PredefinedMetricType="ALBRequestCountPerTarget",
-                ResourceLabel=Join(
-                    "/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]
-                ),
-            ),
-        )
+    requests: PredefinedMetricSpecification | CustomizedMetricSpecification = PredefinedMetricSpecification(
+        PredefinedMetricType="ALBRequestCountPerTarget",
+        ResourceLabel=Join("/", [GetAtt(alb, "LoadBalancerFullName"), GetAtt(target_group, "TargetGroupFullName")]),
     )
+    if shift:  # ALBRequestCountPerTarget names one target group; production alternates between two
+        requests = requests_per_target([target_group, shift.alternate_target_group])
+    t.add_resource(_target_tracking("RequestsScalingPolicy", "requests", target, s.requests_per_target, requests))
 
 
 def _target_tracking(
-    title: str, suffix: str, target: ScalableTarget, value: float, metric: PredefinedMetricSpecification
+    title: str,
+    suffix: str,
+    target: ScalableTarget,
+    value: float,
+    metric: PredefinedMetricSpecification | CustomizedMetricSpecification,
 ) -> ScalingPolicy:
     """Scale out fast and in slowly around one metric's target value."""
+    key = "PredefinedMetricSpecification"
+    if isinstance(metric, CustomizedMetricSpecification):
+        key = "CustomizedMetricSpecification"
     return ScalingPolicy(
         title,
         PolicyName=Sub(f"${{AWS::StackName}}-{suffix}"),
@@ -445,7 +462,7 @@ def _target_tracking(
         ScalingTargetId=Ref(target),
         TargetTrackingScalingPolicyConfiguration=TargetTrackingScalingPolicyConfiguration(
             TargetValue=float(value),
-            PredefinedMetricSpecification=metric,
+            **{key: metric},
             ScaleInCooldown=120,
             ScaleOutCooldown=30,
         ),

@@ -53,7 +53,7 @@ def test_autoscaling_tracks_cpu_and_requests(settings: config.Settings) -> None:
 def test_rollout_knobs_come_from_settings(settings: config.Settings) -> None:
     s = settings.environment("production").service
     t = build_service(settings, "production")
-    tg = one(t, "AWS::ElasticLoadBalancingV2::TargetGroup")
+    tg = resources(t, "AWS::ElasticLoadBalancingV2::TargetGroup")["TargetGroup"]["Properties"]
     assert tg["HealthCheckPath"] == s.health_check_path
     assert tg["HealthCheckIntervalSeconds"] == s.health_check_interval
     assert tg["HealthyThresholdCount"] == s.healthy_threshold
@@ -91,10 +91,13 @@ def test_tasks_are_reachable_only_from_the_load_balancer(settings: config.Settin
     groups = resources(t, "AWS::EC2::SecurityGroup")
     task_sg = groups["TaskSecurityGroup"]["Properties"]
     assert "SecurityGroupIngress" not in task_sg
-    ingress = resources(t, "AWS::EC2::SecurityGroupIngress")
-    assert len(ingress) == 1
-    rule = next(iter(ingress.values()))["Properties"]
-    assert rule["GroupId"] == {"Ref": "TaskSecurityGroup"}
+    into_tasks = [
+        r["Properties"]
+        for r in resources(t, "AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"] == {"Ref": "TaskSecurityGroup"}
+    ]
+    assert len(into_tasks) == 1
+    rule = into_tasks[0]
     assert rule["SourceSecurityGroupId"] == {"Ref": "LoadBalancerSecurityGroup"}
     assert rule["FromPort"] == rule["ToPort"] == 8080
 

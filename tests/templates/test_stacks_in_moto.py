@@ -119,7 +119,17 @@ def test_service_stack(aws: LocalAWS, settings: config.Settings, registry: dict[
     assert group["HealthCheckPath"] == "/health"
     assert group["HealthCheckIntervalSeconds"] == env.service.health_check_interval
     listeners = elb.describe_listeners(LoadBalancerArn=group["LoadBalancerArns"][0])["Listeners"]
-    assert sorted(x["Port"] for x in listeners) == ([80, 443] if env.https else [80])
+    test_port = [env.traffic.test_listener_port] if env.shifts_traffic else []
+    assert sorted(x["Port"] for x in listeners) == ([80, 443] if env.https else [80]) + test_port
+    if env.shifts_traffic:
+        # The second target group and the weighted rules ECS rewrites to shift traffic exist.
+        alternate = elb.describe_target_groups(TargetGroupArns=[outputs["AlternateTargetGroupArn"]])["TargetGroups"]
+        assert alternate[0]["HealthCheckPath"] == "/health"
+        rules = elb.describe_rules(RuleArns=[outputs["ProductionListenerRuleArn"], outputs["TestListenerRuleArn"]])
+        for rule in rules["Rules"]:
+            weights = {g["TargetGroupArn"]: g["Weight"] for g in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]}
+            assert weights == {outputs["TargetGroupArn"]: 100, outputs["AlternateTargetGroupArn"]: 0}
+        assert outputs["TestUrl"].endswith(f":{env.traffic.test_listener_port}")
     assert outputs["ServiceUrl"].startswith("https://" if env.https else "http://")
 
     ec2 = client(aws, "ec2")
