@@ -35,8 +35,9 @@ def ci_access_parameters(clients: Clients, settings: Settings, echo: Callable[[s
     stack = cfn.describe_stack(clients.cloudformation, names.ci_access_stack(settings))
     if stack is not None and PARAMETER in stack.parameters and stack.status != "ROLLBACK_COMPLETE":
         # The stack may own the provider itself: looking it up now would hand the stack its own resource.
-        return {PARAMETER: stack.parameters[PARAMETER]}
-    existing = find_github_provider(clients.iam)
-    if existing:
-        echo(f"using the account's GitHub OIDC provider {existing}")
-    return {PARAMETER: existing or ""}
+        existing: str | None = stack.parameters[PARAMETER]
+    else:
+        existing = find_github_provider(clients.iam)
+        if existing:
+            echo(f"using the account's GitHub OIDC provider {existing}")
+    return {PARAMETER: existing} if existing else {}  # empty: the template's default creates the provider

@@ -71,6 +71,10 @@ def deploy_role_arn(settings: Settings, environment: str) -> str:
     return role_arn(settings, deploy_role_name(settings, environment))
 
 
+def pull_request_role_arn(settings: Settings) -> str:
+    return role_arn(settings, pull_request_role_name(settings))
+
+
 def logical_suffix(environment: str) -> str:
     """`staging` -> `Staging`: environment names (lowercase letters and digits) in logical ids and output keys."""
     return environment.capitalize()
