@@ -273,10 +273,10 @@ WITH_A_QUEUE = (
 )
 
 
-def staging_deployer(ground: Any, settings: config.Settings) -> Deployer:
-    session = assume(ground, names.deploy_role_arn(settings, "staging"), **job("staging"))
+def execution_role_deployer(settings: config.Settings) -> Deployer:
+    """The operator creates the change sets (so any stack name), CloudFormation acts as the staging execution role."""
     return Deployer(
-        session.client("cloudformation"),
+        boto3.client("cloudformation", region_name=REGION),
         WallClock(),
         lambda _l: None,
         poll=0.05,
@@ -285,9 +285,8 @@ def staging_deployer(ground: Any, settings: config.Settings) -> Deployer:
 
 
 def test_the_execution_role_cannot_edit_a_ci_roles_policy(bootstrapped: Any, settings: config.Settings) -> None:
-    stack = names.service_stack(settings, "staging")
     with pytest.raises(DeployError) as caught:
-        staging_deployer(bootstrapped, settings).deploy(stack, POLICY_ON_A_CI_ROLE, {})
+        execution_role_deployer(settings).deploy("probe-ci-role-policy", POLICY_ON_A_CI_ROLE, {})
     assert "create failed, stack is ROLLBACK_COMPLETE" in caught.value.message
     assert (
         "assumed-role/iris-classifier-ci-cfn-staging/AWSCloudFormation is not authorized to perform: "
@@ -303,9 +302,9 @@ def test_the_execution_role_cannot_edit_a_ci_roles_policy(bootstrapped: Any, set
 def test_a_new_resource_type_the_execution_role_lacks_rolls_the_update_back(
     bootstrapped: Any, settings: config.Settings
 ) -> None:
-    stack = names.service_stack(settings, "staging")
-    deployer = staging_deployer(bootstrapped, settings)
-    deployer.deploy(stack, LOG_GROUP, {})  # the stack left ROLLBACK_COMPLETE above is deleted first
+    stack = "probe-new-resource-type"
+    deployer = execution_role_deployer(settings)
+    deployer.deploy(stack, LOG_GROUP, {})
     with pytest.raises(DeployError) as caught:
         deployer.deploy(stack, WITH_A_QUEUE, {})
     assert "update failed, stack is UPDATE_ROLLBACK_COMPLETE" in caught.value.message
@@ -313,7 +312,6 @@ def test_a_new_resource_type_the_execution_role_lacks_rolls_the_update_back(
     cf = boto3.client("cloudformation", region_name=REGION)
     resources = cf.describe_stack_resources(StackName=stack)["StackResources"]
     assert [r["LogicalResourceId"] for r in resources] == ["Logs"]
-    boto3.client("cloudformation", region_name=REGION).delete_stack(StackName=stack)
 
 
 # --- the right account -------------------------------------------------------------------------
@@ -343,3 +341,63 @@ def test_credentials_of_another_account_are_refused_before_anything_changes(
         "but app.account is 123456789012"
     )
     assert [(s["StackName"], s["StackStatus"]) for s in cf.describe_stacks()["Stacks"]] == before
+
+
+# --- the CLI with only a GitHub job's credentials --------------------------------------------
+
+MANIFEST = (
+    '{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", '
+    '"config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2, '
+    '"digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}, "layers": []}'
+)
+
+
+def pipeline_cli(args: list[str], session: boto3.session.Session) -> Any:
+    import subprocess
+    import sys
+
+    creds = session.get_credentials().get_frozen_credentials()
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": creds.access_key,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_key,
+        "AWS_SESSION_TOKEN": creds.token or "",
+        "PIPELINE_POLL_SECONDS": "0.05",
+    }
+    env.pop("GITHUB_TOKEN", None)  # recording on GitHub is not what this checks
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args, "--config", str(ROOT / "pipeline.toml")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
+    bootstrapped: Any, settings: config.Settings
+) -> None:
+    """Without RoleARN CloudFormation would act as the deploy role, which may create nothing."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    ecr.put_image(repositoryName=settings.app.name, imageManifest=MANIFEST, imageTag="7.0.0")
+    ecr.put_image(repositoryName=settings.app.name, imageManifest=MANIFEST.replace("2,", "3,"), imageTag="7.1.0")
+    stack = names.service_stack(settings, "staging")
+    cf = boto3.client("cloudformation", region_name=REGION)
+
+    session = assume(bootstrapped, names.deploy_role_arn(settings, "staging"), **job("staging"))
+    done = pipeline_cli(["deploy", "staging", "7.0.0"], session)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert f"{stack}: created" in done.stdout
+    described = cf.describe_stacks(StackName=stack)["Stacks"][0]
+    assert described["StackStatus"] == "CREATE_COMPLETE"
+    assert described["RoleARN"] == names.execution_role_arn(settings, "staging")
+
+    preview = assume(bootstrapped, names.pull_request_role_arn(settings), **job(None, event="pull_request"))
+    shown = pipeline_cli(["diff", "staging", "--version", "7.1.0"], preview)
+    assert shown.returncode == 0, shown.stderr + shown.stdout
+    assert f"{stack}: 1 change(s)" in shown.stdout  # moto words the change its own way; the preview ran
+
+    refused_deploy = pipeline_cli(["deploy", "staging", "7.1.0"], preview)
+    assert refused_deploy.returncode != 0
+    assert "is not authorized to perform: cloudformation:ExecuteChangeSet" in refused_deploy.stderr
