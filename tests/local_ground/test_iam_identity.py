@@ -161,6 +161,18 @@ def test_a_token_signed_by_another_key_is_refused(bootstrapped: Any, settings: c
     assert "Signature verification failed" in answer["message"]
 
 
+def test_not_even_the_operator_can_assume_a_github_role(bootstrapped: Any, settings: config.Settings) -> None:
+    """Trust policies name GitHub's provider only: sts:AssumeRole from the account's admin is refused."""
+    role = names.deploy_role_arn(settings, "production")
+    answer = refused(
+        lambda: boto3.client("sts", region_name=REGION).assume_role(RoleArn=role, RoleSessionName="operator")
+    )
+    assert answer["code"] == "AccessDenied"
+    assert answer["message"] == (
+        f"User: arn:aws:iam::123456789012:root is not authorized to perform: sts:AssumeRole on resource: {role}"
+    )
+
+
 def test_an_unknown_access_key_is_refused(bootstrapped: Any) -> None:
     session = boto3.session.Session("AKIAUNKNOWNKEY000000", "secret", region_name=REGION)
     answer = refused(lambda: session.client("cloudformation").describe_stacks())
