@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 from moto.cloudformation import parsing
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.responses import BaseResponse
-from moto.iam.access_control import IAMRequest
+from moto.iam.access_control import AssumedRoleAccessKey, IAMRequest
 from moto.sts.responses import TokenResponse
 from moto.utilities.utils import get_partition
 
@@ -107,9 +107,8 @@ class IdentityEnforcement(Extension):
         )
         signed.check_signature()
         key = signed._access_key
-        role_name = getattr(key, "_owner_role_name", None)
-        if role_name is not None:
-            role_arn = f"arn:{get_partition(region)}:iam::{account}:role/{role_name}"
+        if isinstance(key, AssumedRoleAccessKey):
+            role_arn = f"arn:{get_partition(region)}:iam::{account}:role/{key._owner_role_name}"
             principal = identity.role_principal(role_arn, key._session_name, region)
             if principal is None:  # the role was deleted: its sessions can do nothing
                 return identity.Principal(key.arn, account, ())
@@ -190,6 +189,8 @@ class IdentityEnforcement(Extension):
             backend: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
         ) -> Any:
             change_set = backend.describe_change_set(change_set_name)
+            if change_set is None:  # moto answers the missing change set
+                return execute(backend, change_set_name, stack_name)
             stack = backend.stacks[change_set.stack_id]
             principal = acting_for(backend, change_set.role_arn or stack.role_arn)
             with cfn_acting.acting_as(principal):
