@@ -162,3 +162,27 @@ def test_an_existing_oidc_provider_replaces_the_created_one(ci: dict[str, Any]) 
     assert ci["Parameters"]["ExistingOidcProviderArn"]["Default"] == ""
     assert ci["Resources"]["GitHubOidcProvider"]["Condition"] == "CreateOidcProvider"
     assert ci["Conditions"]["CreateOidcProvider"] == {"Fn::Equals": [{"Ref": "ExistingOidcProviderArn"}, ""]}
+
+
+PREFIX = {"cf": "cloudformation", "ecs": "ecs", "ecr": "ecr", "elbv2": "elasticloadbalancing", "sts": "sts"}
+BOOTSTRAP_ONLY = {"oidc.py"}  # the operator's bootstrap, not a GitHub job
+
+
+def test_engine_actions_cover_every_call_in_aws_and_steps() -> None:
+    """Read the boto3 calls pipeline/aws and pipeline/steps make; each must be in ENGINE_ACTIONS."""
+    import re
+
+    call = re.compile(r"\b(cf|ecs|ecr|elbv2|sts)\.([a-z_]+)\(")
+    paginated = re.compile(r"\b(cf|ecs|ecr|elbv2|sts)\.get_paginator\(\"([a-z_]+)\"\)")
+    found: set[str] = set()
+    for folder in ("aws", "steps"):
+        for path in sorted((ROOT / "pipeline" / folder).glob("*.py")):
+            if path.name in BOOTSTRAP_ONLY:
+                continue
+            text = path.read_text(encoding="utf-8")
+            for client, method in [*call.findall(text), *paginated.findall(text)]:
+                if method in ("get_paginator", "meta"):
+                    continue
+                found.add(f"{PREFIX[client]}:{''.join(p.capitalize() for p in method.split('_'))}")
+    assert "cloudformation:CreateChangeSet" in found and "sts:GetCallerIdentity" in found  # the scan works
+    assert found <= set(permissions.ENGINE_ACTIONS), sorted(found - set(permissions.ENGINE_ACTIONS))
