@@ -215,17 +215,18 @@ class IdentityEnforcement(Extension):
                 return create_stack(backend, *args, **kwargs)
 
         def parse_resource_and_generate_name(logical_id: str, resource_json: dict[str, Any], resources_map: Any) -> Any:
-            parsed = generate(logical_id, resource_json, resources_map)
-            if parsed and cfn_acting.acting_principal() is not None:
-                _, cleaned, name = parsed
+            parsed: Any = generate(logical_id, resource_json, resources_map)  # None for types moto lacks
+            if cfn_acting.acting_principal() is not None:
+                # A type moto does not model (parsed is None) is still checked: AWS's handler would run.
+                _, cleaned, name = parsed or (None, resource_json, "*")
                 operation = "update" if logical_id in resources_map._parsed_resources else "create"
                 try:
                     cfn_acting.check_resource(
                         operation,
                         logical_id,
-                        cleaned["Type"],
+                        str(cleaned["Type"]),
                         str(name),
-                        dict(cleaned.get("Properties") or {}),
+                        dict(cleaned.get("Properties") or {}) if parsed else {},
                         resources_map._region_name,
                     )
                 except cfn_acting.HandlerDenied as denied:
