@@ -398,8 +398,19 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
     cf = boto3.client("cloudformation", region_name=REGION)
 
     session = assume(bootstrapped, names.deploy_role_arn(settings, "staging"), **job("staging"))
+    # A failed first create leaves ROLLBACK_COMPLETE: the next deploy, with only these credentials, cleans it up.
+    first = Deployer(
+        session.client("cloudformation"),
+        WallClock(),
+        lambda _l: None,
+        poll=0.05,
+        role_arn=names.execution_role_arn(settings, "staging"),
+    )
+    with pytest.raises(DeployError):
+        first.deploy(stack, POLICY_ON_A_CI_ROLE, {})
     done = pipeline_cli(["deploy", "staging", "7.0.0"], session)
     assert done.returncode == 0, done.stderr + done.stdout
+    assert f"{stack}: ROLLBACK_COMPLETE (its first create failed); deleting the empty stack" in done.stdout
     assert f"{stack}: created" in done.stdout
     described = cf.describe_stacks(StackName=stack)["Stacks"][0]
     assert described["StackStatus"] == "CREATE_COMPLETE"
