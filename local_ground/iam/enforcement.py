@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 from moto.cloudformation import parsing
 from moto.cloudformation.models import CloudFormationBackend
@@ -37,7 +37,7 @@ from . import identity, requests, web_identity
 from .errors import Refusal, access_denied, not_authorized
 from .policy import Decision, Request, evaluate
 
-PUBLIC = {("sts", "AssumeRoleWithWebIdentity"), ("sts", "AssumeRoleWithSAML")}
+PUBLIC = {("sts", "AssumeRoleWithWebIdentity")}  # SAML is not verified here, so not accepted unsigned
 ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}
 
 _request = threading.local()  # the principal of the request this thread serves
@@ -45,7 +45,6 @@ _request = threading.local()  # the principal of the request this thread serves
 
 class IdentityEnforcement(Extension):
     name = "identity_enforcement"
-    installed_instance: ClassVar[IdentityEnforcement | None] = None
 
     def __init__(self, operator_keys: Iterable[str] = ("testing",), issuer_hosts: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -248,13 +247,6 @@ class IdentityEnforcement(Extension):
         yield CloudFormationBackend, "create_stack", create
         yield parsing, "parse_resource_and_generate_name", parse_resource_and_generate_name
         yield parsing.ResourceMap, "_delete_resource", delete_resource
-
-    def install(self) -> None:
-        super().install()
-        IdentityEnforcement.installed_instance = self
-
-    def reset(self) -> None:
-        IdentityEnforcement.installed_instance = None
 
 
 def _deleter(stack: Any) -> Any:
