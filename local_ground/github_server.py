@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from local_ground.iam.oidc import OidcIssuer
 from pipeline.errors import LocalEnvironmentError
 
 JSON = dict[str, Any]
@@ -112,6 +113,7 @@ class GitHubApp:
         self.pulls: dict[int, JSON] = {}
         self.comments: dict[int, JSON] = {}
         self.request_log: list[tuple[str, str, int]] = []
+        self.oidc = OidcIssuer()  # GitHub Actions' ID token issuer (local_ground/iam/oidc.py)
         self.failures: list[tuple[int, str | None]] = []  # (status, method) to answer next
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
         for method, pattern, handler in (
@@ -156,6 +158,11 @@ class GitHubApp:
             return response
 
     def _route(self, method: str, path: str, query: str, authorization: str, raw_body: bytes) -> Response:
+        # The OIDC issuer's documents are public, as token.actions.githubusercontent.com serves them.
+        if method == "GET" and path == "/.well-known/openid-configuration":
+            return Response(200, self.oidc.discovery())
+        if method == "GET" and path == "/.well-known/jwks":
+            return Response(200, self.oidc.jwks())
         scheme, _, presented = authorization.partition(" ")
         if scheme.lower() not in ("token", "bearer") or presented.strip() != self.token:
             raise HttpError(401, "Bad credentials")
@@ -845,6 +852,14 @@ class LocalGitHub:
     def open_pull_request(self, title: str = "Change", head: str = "feature", base: str = "main") -> int:
         """A new open pull request; returns its number (issues and pulls share numbers)."""
         return self._app.open_pull_request(title, head, base)
+
+    def id_token(self, **claims: Any) -> str:
+        """A workflow job's OIDC ID token for this repository (see OidcIssuer.claims for the knobs)."""
+        return self._app.oidc.token(self.repository, **claims)
+
+    @property
+    def oidc(self) -> OidcIssuer:
+        return self._app.oidc
 
     def fail_next(self, status: int, method: str | None = None, times: int = 1) -> None:
         """Answer the next `times` authenticated requests (of `method`, if given) with `status`."""

@@ -9,19 +9,27 @@ The CLI's demo and the end-to-end tests both stand on this; the pipeline itself 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlsplit
 
-from local_ground.aws import LocalAWS
+from local_ground.aws import ACCESS_KEY, LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.github_server import LocalGitHub
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 
 Progress = Callable[[str], None]
+# `LOCAL_GROUND_IDENTITY=off` runs a whole suite without identity enforcement (it must pass both ways).
+IDENTITY_SWITCH = "LOCAL_GROUND_IDENTITY"
+
+
+def identity_enforced_by_default() -> bool:
+    return os.environ.get(IDENTITY_SWITCH, "on").lower() not in ("off", "0", "false", "no")
 
 
 class LocalGround:
@@ -32,6 +40,7 @@ class LocalGround:
         time_scale: float = 0.02,
         run_tasks: bool = True,
         progress: Progress | None = None,
+        enforce_identity: bool | None = None,
     ) -> None:
         self.github_repository = github_repository
         self.time_scale = time_scale
@@ -42,6 +51,8 @@ class LocalGround:
         self.aws: LocalAWS | None = None
         self.github: LocalGitHub | None = None
         self.tasks: Any = None
+        self.enforce_identity = identity_enforced_by_default() if enforce_identity is None else enforce_identity
+        self.identity: Any = None  # the IdentityEnforcement extension, when enforcing
         self._stack = ExitStack()
         self.startup_seconds = 0.0
 
@@ -54,15 +65,27 @@ class LocalGround:
             if self.run_tasks:
                 self.tasks = _real_tasks(self.bridge, self.time_scale)
                 extensions.append(self.tasks)
+            from local_ground.iam.oidc_provider import OidcProviderFromTemplates
+
+            extensions.append(OidcProviderFromTemplates())
+            if self.enforce_identity:
+                from local_ground.iam.enforcement import IdentityEnforcement
+
+                self.identity = IdentityEnforcement(operator_keys=[ACCESS_KEY])
+                extensions.append(self.identity)  # last: outermost around CloudFormation's execution
             self.aws = self._stack.enter_context(LocalAWS(extensions=extensions))
             self.github = self._stack.enter_context(LocalGitHub(owner_repo=self.github_repository))
+            if self.identity is not None:
+                # The local STS reaches GitHub's issuer here, as a hosts-file entry would send it.
+                self.identity.issuer_hosts[urlsplit(self.github.oidc.issuer).netloc] = self.github.base_url
         except BaseException:
             self._stack.close()
             raise
         self.startup_seconds = time.monotonic() - started
         self.progress(
             f"local ground up in {self.startup_seconds:.2f}s: AWS {self.aws.endpoint_url}, "
-            f"registry {self.bridge.host}, GitHub {self.github.base_url}"
+            f"registry {self.bridge.host}, GitHub {self.github.base_url}, "
+            f"identity {'enforced' if self.identity is not None else 'not enforced'}"
         )
         return self
 

@@ -131,7 +131,8 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
         )
     poll = poll_seconds(os.environ)
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.app.region
-    return Context(settings, Clients(region), WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
+    clients = Clients(region, account=settings.app.account)
+    return Context(settings, clients, WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
 
 
 def _echo(line: str) -> None:
@@ -271,7 +272,8 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
-    Deployer(ctx.clients.cloudformation, ctx.clock, _echo, poll=ctx.poll).deploy(
+    role = names.execution_role_arn(ctx.settings, env.name)
+    Deployer(ctx.clients.cloudformation, ctx.clock, _echo, poll=ctx.poll, role_arn=role).deploy(
         ctx.service_stack(env.name), body, params, execute=False
     )
 
@@ -281,6 +283,7 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
 def bootstrap(config_path: Path | None, wait: bool) -> None:
     """Deploy the shared stacks once: the ECR registry and the CI access roles."""
+    from pipeline.aws.oidc import ci_access_parameters
     from pipeline.steps.deploy import Deployer
     from pipeline.templates import stack_specs
 
@@ -289,7 +292,8 @@ def bootstrap(config_path: Path | None, wait: bool) -> None:
     deployer = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll)
     for spec in stack_specs(ctx.settings):
         if spec.environment is None:
-            result = deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
+            params = ci_access_parameters(ctx.clients, ctx.settings, _echo) if spec.kind == "ci-access" else {}
+            result = deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), params)
             click.echo(f"{spec.stack_name}: {result.outcome.value}")
 
 
@@ -374,7 +378,9 @@ def deploy(environment: str, version: str, config_path: Path | None, wait: bool)
     ctx.clients.check_credentials()
     image = find_release(ctx.clients.ecr, ctx.repository, number)
     body = ctx.committed_template(names.template_file("service", environment))
-    result = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll).deploy(
+    role = names.execution_role_arn(ctx.settings, environment)
+    deployer = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll, role_arn=role)
+    result = deployer.deploy(
         ctx.service_stack(environment), body, {"ImageUri": image.image_uri, "Version": image.version}
     )
     click.echo(f"{result.stack_name}: {result.outcome.value}")

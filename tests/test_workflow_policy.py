@@ -55,7 +55,13 @@ def test_every_action_is_pinned_by_sha_with_its_tag() -> None:
 
 def test_the_deploy_role_session_outlasts_every_deploy_job(settings: Settings) -> None:
     template = yaml.safe_load(to_json((ROOT / "cloudformation" / "ci-access.yaml").read_text()))
-    max_session = template["Resources"]["DeployRole"]["Properties"]["MaxSessionDuration"]
+    sessions = {
+        props["Properties"]["MaxSessionDuration"]
+        for name, props in template["Resources"].items()
+        if name.startswith("DeployRole")
+    }
+    assert len(sessions) == 1, "every environment's deploy role allows the same session"
+    (max_session,) = sessions
     for name in ("release.yml", "rollback.yml"):
         for job_id, job in workflow(name)["jobs"].items():
             credentials = next(s for s in job["steps"] if s.get("uses", "").startswith("aws-actions/configure-aws"))

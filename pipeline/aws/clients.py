@@ -35,8 +35,9 @@ RETRY_CONFIG = Config(
 class Clients:
     """Lazily created clients for one region. Steps take this, tests pass one aimed at moto."""
 
-    def __init__(self, region: str, session: boto3.session.Session | None = None) -> None:
+    def __init__(self, region: str, session: boto3.session.Session | None = None, account: str | None = None) -> None:
         self.region = region
+        self.account = account  # app.account: check_credentials refuses credentials of any other
         self._session = session or boto3.session.Session(region_name=region)
         self._clients: dict[str, Any] = {}
 
@@ -61,6 +62,14 @@ class Clients:
     def elbv2(self) -> Any:
         return self.client("elbv2")
 
+    @property
+    def iam(self) -> Any:
+        return self.client("iam")
+
+    @property
+    def sts(self) -> Any:
+        return self.client("sts")
+
     def check_credentials(self) -> None:
         """Fail early, before any work, when no credentials are configured."""
         try:
@@ -75,6 +84,21 @@ class Clients:
                 "no AWS credentials found",
                 hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).",
             )
+        if self.account is not None:
+            check_account(self.sts, self.account)
+
+
+def check_account(sts: Any, expected: str) -> None:
+    """Refuse credentials of another account than app.account, naming both, before anything changes."""
+    with aws_call("identify the AWS credentials (sts:GetCallerIdentity)"):
+        identity = sts.get_caller_identity()
+    actual = str(identity["Account"])
+    if actual != expected:
+        raise CredentialsError(
+            f"these AWS credentials are for account {actual} ({identity.get('Arn', '?')}), "
+            f"but app.account is {expected}",
+            hint=f"Use credentials for account {expected}, or correct app.account in pipeline.toml.",
+        )
 
 
 def error_code(err: ClientError) -> str:

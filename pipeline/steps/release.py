@@ -130,6 +130,7 @@ class Engine:
             timeout=float(self.env.service.rollout_timeout) + 600,
             wait_if_busy=ctx.wait_if_busy,
             poll=ctx.poll,
+            role_arn=names.execution_role_arn(ctx.settings, self.env.name),
         )
         with self.phase("deploy"):
             try:

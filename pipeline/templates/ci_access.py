@@ -1,64 +1,59 @@
-"""The `ci-access` stack: the roles GitHub Actions assumes through OIDC, and the role CloudFormation deploys with.
+"""The `ci-access` stack: the roles GitHub Actions assumes through OIDC, and the roles CloudFormation deploys with.
 
-Workflows never hold AWS keys. The deploy role is trusted only for this repository's release tags and
-named environments; the diff role only for pull requests, and it cannot execute a change set.
-Creating resources is CloudFormation's job, under its own execution role, so the deploy role needs
-no IAM or EC2 rights of its own: only change sets on this app's stacks, ECR pushes to this app's
-repository, and the read calls the rollout check makes.
+Workflows never hold AWS keys. Per environment:
+- a deploy role, trusted only by jobs that run in that GitHub environment (`repo:O/R:environment:NAME`,
+  so production's protection rules always apply), operating only that environment's service stack;
+- a CloudFormation execution role, passed as RoleARN on that stack's change sets, holding what the
+  resource provider schemas' handlers need for that template (permissions.py), IAM rights only on
+  that stack's own roles and never on these CI roles.
+A pull-request role previews change sets on the service stacks and cannot execute them.
+All roles here are named `APP-ci-*` so the engine knows their ARNs (names.py) and the execution
+roles can be denied them.
 """
 
 from __future__ import annotations
 
-from awacs import cloudformation as cfn
-from awacs import ecr, ecs, iam, logs
-from awacs import elasticloadbalancing as elb
+from collections.abc import Iterable
+
 from awacs.aws import (
     Action,
     Allow,
     Condition,
+    Deny,
     PolicyDocument,
     Principal,
     Statement,
     StringEquals,
-    StringLike,
 )
 from awacs.sts import AssumeRole, AssumeRoleWithWebIdentity
 from troposphere import Equals, GetAtt, If, ImportValue, Output, Parameter, Ref, Sub, Template
 from troposphere.iam import OIDCProvider, Policy, Role
 
 from pipeline.config import Settings
-from pipeline.templates import names
+from pipeline.templates import names, permissions
 from pipeline.templates.security import checkov_skip
 
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
+# Services the service stacks' roles are handed to (task and execution roles, the flow log role).
+STACK_ROLE_SERVICES = ("ecs-tasks.amazonaws.com", "vpc-flow-logs.amazonaws.com")
+SERVICE_LINKED = {"iam:CreateServiceLinkedRole"}
 
-# What CloudFormation itself may create for the service stacks, service by service.
-EXECUTION_SERVICES = (
-    "ec2",
-    "ecs",
-    "elasticloadbalancing",
-    "application-autoscaling",
-    "cloudwatch",
-    "logs",
-    "kms",
-)
+# The deploy roles' session outlasts the release job's timeout (tests/test_workflow_policy.py checks both).
+DEPLOY_SESSION_SECONDS = 7200
 
 
-def deploy_subjects(settings: Settings) -> list[str]:
-    repo = settings.app.github_repository
-    return [f"repo:{repo}:ref:refs/tags/v*"] + [
-        f"repo:{repo}:environment:{name}" for name in settings.environment_names
-    ]
+def deploy_subject(settings: Settings, environment: str) -> str:
+    return f"repo:{settings.app.github_repository}:environment:{environment}"
 
 
-def diff_subjects(settings: Settings) -> list[str]:
-    return [f"repo:{settings.app.github_repository}:pull_request"]
+def pull_request_subject(settings: Settings) -> str:
+    return f"repo:{settings.app.github_repository}:pull_request"
 
 
 def build_ci_access(settings: Settings) -> Template:
     app = settings.app.name
-    t = Template(Description=f"{app}: roles GitHub Actions assumes (OIDC) and the role CloudFormation deploys with")
+    t = Template(Description=f"{app}: roles GitHub Actions assumes (OIDC) and the roles CloudFormation deploys with")
     existing = t.add_parameter(
         Parameter(
             "ExistingOidcProviderArn",
@@ -74,191 +69,209 @@ def build_ci_access(settings: Settings) -> Template:
         )
     )
     provider_arn = If("CreateOidcProvider", Ref(provider), Ref(existing))
-    stacks = Sub(f"arn:${{AWS::Partition}}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/{app}-*/*")
-
-    execution = t.add_resource(
-        Role(
-            "CloudFormationExecutionRole",
-            AssumeRolePolicyDocument=PolicyDocument(
-                Version="2012-10-17",
-                Statement=[
-                    Statement(
-                        Effect=Allow,
-                        Principal=Principal("Service", "cloudformation.amazonaws.com"),
-                        Action=[AssumeRole],
-                    )
-                ],
-            ),
-            Policies=[
-                Policy(
-                    PolicyName="create-service-stacks",
-                    PolicyDocument=PolicyDocument(
-                        Version="2012-10-17",
-                        Statement=[
-                            Statement(
-                                Effect=Allow, Action=[Action(name, "*") for name in EXECUTION_SERVICES], Resource=["*"]
-                            ),
-                            Statement(
-                                Effect=Allow,
-                                Action=[
-                                    iam.CreateRole,
-                                    iam.DeleteRole,
-                                    iam.GetRole,
-                                    iam.PutRolePolicy,
-                                    iam.DeleteRolePolicy,
-                                    iam.GetRolePolicy,
-                                    iam.TagRole,
-                                    iam.UntagRole,
-                                    iam.PassRole,
-                                    iam.UpdateAssumeRolePolicy,
-                                ],
-                                Resource=[Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{app}-*")],
-                            ),
-                            Statement(Effect=Allow, Action=[iam.CreateServiceLinkedRole], Resource=["*"]),
-                        ],
-                    ),
-                )
-            ],
-            Metadata=checkov_skip(
-                (
-                    "CKV_AWS_109",
-                    "CloudFormation creates the service stack's resources; their ARNs do not exist before it does.",
-                ),
-                (
-                    "CKV_AWS_111",
-                    "CloudFormation creates the service stack's resources; their ARNs do not exist before it does.",
-                ),
-                ("CKV_AWS_107", "Only CloudFormation can assume this role."),
-                ("CKV_AWS_108", "Only CloudFormation can assume this role."),
-                (
-                    "CKV_AWS_110",
-                    "Only CloudFormation can assume this role; IAM rights are limited to this app's role names.",
-                ),
-            ),
-        )
-    )
     repository = ImportValue(names.export(settings, "RepositoryArn"))
-    deploy = t.add_resource(
-        Role(
-            "DeployRole",
-            AssumeRolePolicyDocument=_github_trust(provider_arn, deploy_subjects(settings)),
-            # >= the release jobs' timeout-minutes (105): release.yml asks for role-duration-seconds 7200.
-            MaxSessionDuration=7200,
-            Policies=[
-                Policy(
-                    PolicyName="release-and-rollback",
-                    PolicyDocument=PolicyDocument(
-                        Version="2012-10-17",
-                        Statement=[
-                            Statement(
-                                Sid="ChangeSetsOnThisAppsStacks",
-                                Effect=Allow,
-                                Action=[
-                                    cfn.CreateChangeSet,
-                                    cfn.DescribeChangeSet,
-                                    cfn.ExecuteChangeSet,
-                                    cfn.DeleteChangeSet,
-                                    cfn.ListChangeSets,
-                                    cfn.DescribeStacks,
-                                    cfn.DescribeStackEvents,
-                                    cfn.DescribeStackResources,
-                                    cfn.GetTemplate,
-                                ],
-                                Resource=[stacks],
-                            ),
-                            _pass_to_cloudformation(execution, sid="PassTheExecutionRoleToCloudFormation"),
-                            Statement(
-                                Sid="RegistryLogin", Effect=Allow, Action=[ecr.GetAuthorizationToken], Resource=["*"]
-                            ),
-                            Statement(
-                                Sid="PushAndFindImages",
-                                Effect=Allow,
-                                Action=[
-                                    ecr.BatchCheckLayerAvailability,
-                                    ecr.InitiateLayerUpload,
-                                    ecr.UploadLayerPart,
-                                    ecr.CompleteLayerUpload,
-                                    ecr.PutImage,
-                                    ecr.BatchGetImage,
-                                    ecr.GetDownloadUrlForLayer,
-                                    ecr.DescribeImages,
-                                    ecr.DescribeRepositories,
-                                ],
-                                Resource=[repository],
-                            ),
-                            Statement(
-                                Sid="WatchTheRollout",
-                                Effect=Allow,
-                                Action=[
-                                    ecs.DescribeServices,
-                                    ecs.DescribeTasks,
-                                    ecs.ListTasks,
-                                    ecs.DescribeTaskDefinition,
-                                    elb.DescribeTargetHealth,
-                                    logs.GetLogEvents,
-                                ],
-                                Resource=["*"],
-                                Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
-                            ),
-                        ],
-                    ),
-                )
-            ],
+    executions: list[Role] = []
+    for env in settings.environment_names:
+        suffix = names.logical_suffix(env)
+        execution = t.add_resource(_execution_role(settings, env))
+        executions.append(execution)
+        deploy = t.add_resource(_deploy_role(settings, env, provider_arn, execution, repository))
+        t.add_output(
+            [
+                Output(f"DeployRoleArn{suffix}", Value=GetAtt(deploy, "Arn")),
+                Output(f"ExecutionRoleArn{suffix}", Value=GetAtt(execution, "Arn")),
+            ]
         )
-    )
-    diff = t.add_resource(
-        Role(
-            "DiffRole",
-            AssumeRolePolicyDocument=_github_trust(provider_arn, diff_subjects(settings)),
-            MaxSessionDuration=3600,
-            Policies=[
-                Policy(
-                    PolicyName="preview-changes",
-                    PolicyDocument=PolicyDocument(
-                        Version="2012-10-17",
-                        Statement=[
-                            Statement(
-                                Effect=Allow,
-                                Action=[
-                                    cfn.CreateChangeSet,
-                                    cfn.DescribeChangeSet,
-                                    cfn.DeleteChangeSet,
-                                    cfn.DescribeStacks,
-                                    cfn.GetTemplate,
-                                ],
-                                Resource=[stacks],
-                            ),
-                            _pass_to_cloudformation(execution),
-                        ],
-                    ),
-                )
-            ],
-        )
-    )
+    pull_request = t.add_resource(_pull_request_role(settings, provider_arn, executions, repository))
     t.add_output(
         [
-            Output("DeployRoleArn", Value=GetAtt(deploy, "Arn")),
-            Output("DiffRoleArn", Value=GetAtt(diff, "Arn")),
-            Output("CloudFormationRoleArn", Value=GetAtt(execution, "Arn")),
+            Output("PullRequestRoleArn", Value=GetAtt(pull_request, "Arn")),
             Output("OidcProviderArn", Value=provider_arn),
         ]
     )
     return t
 
 
-def _pass_to_cloudformation(execution: Role, sid: str | None = None) -> Statement:
-    """Hand CloudFormation's execution role to CloudFormation, and to nothing else."""
-    extra = {"Sid": sid} if sid else {}
-    return Statement(
-        Effect=Allow,
-        Action=[iam.PassRole],
-        Resource=[GetAtt(execution, "Arn")],
-        Condition=Condition(StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
-        **extra,
+def _execution_role(settings: Settings, env: str) -> Role:
+    """What CloudFormation acts as on ENV's service stack: the handlers' permissions for that template."""
+    from pipeline.templates.service import build_service
+
+    needed = permissions.template_actions(build_service(settings, env).to_dict())
+    role_actions = sorted(a for a in needed if a.startswith("iam:") and a not in SERVICE_LINKED)
+    other = sorted(a for a in needed if not a.startswith("iam:"))
+    stack_roles = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{names.service_stack(settings, env)}-*")
+    ci_roles = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{names.ci_role_prefix(settings)}*")
+    statements = [
+        Statement(Sid="ServiceStackResources", Effect=Allow, Action=_actions(other), Resource=["*"]),
+        Statement(
+            Sid="TheStacksOwnRoles",
+            Effect=Allow,
+            Action=_actions(a for a in role_actions if a != "iam:PassRole"),
+            Resource=[stack_roles],
+        ),
+        Statement(
+            Sid="HandTheStacksRolesToTheirServices",
+            Effect=Allow,
+            Action=_actions(["iam:PassRole"]),
+            Resource=[stack_roles],
+            Condition=Condition(StringEquals("iam:PassedToService", list(STACK_ROLE_SERVICES))),
+        ),
+        Statement(
+            Sid="NeverTheCiRoles",
+            Effect=Deny,
+            Action=_actions(role_actions),
+            Resource=[ci_roles],
+        ),
+    ]
+    if needed & SERVICE_LINKED:
+        statements.insert(
+            3,
+            Statement(
+                Sid="ServiceLinkedRoles",
+                Effect=Allow,
+                Action=_actions(sorted(needed & SERVICE_LINKED)),
+                Resource=[Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-service-role/*")],
+            ),
+        )
+    reason = "CloudFormation creates the service stack's resources; their ARNs do not exist before it does."
+    return Role(
+        f"ExecutionRole{names.logical_suffix(env)}",
+        RoleName=names.execution_role_name(settings, env),
+        Description=f"CloudFormation acts as this role on {names.service_stack(settings, env)}",
+        AssumeRolePolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                Statement(
+                    Effect=Allow,
+                    Principal=Principal("Service", "cloudformation.amazonaws.com"),
+                    Action=[AssumeRole],
+                )
+            ],
+        ),
+        Policies=[
+            Policy(
+                PolicyName=f"deploy-{names.service_stack(settings, env)}",
+                PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements),
+            )
+        ],
+        Metadata=checkov_skip(
+            ("CKV_AWS_109", reason),
+            ("CKV_AWS_111", reason),
+            ("CKV_AWS_107", "Only CloudFormation can assume this role."),
+            ("CKV_AWS_108", "Only CloudFormation can assume this role."),
+            ("CKV_AWS_110", "IAM rights are limited to this stack's own role names; the CI roles are denied."),
+        ),
     )
 
 
-def _github_trust(provider_arn: object, subjects: list[str]) -> PolicyDocument:
+def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: Role, repository: object) -> Role:
+    """What a job in GitHub environment ENV holds: change sets on ENV's stack, the repository, the rollout reads."""
+    return Role(
+        f"DeployRole{names.logical_suffix(env)}",
+        RoleName=names.deploy_role_name(settings, env),
+        Description=f"GitHub Actions jobs in environment {env} release to {names.service_stack(settings, env)}",
+        AssumeRolePolicyDocument=_github_trust(provider_arn, deploy_subject(settings, env)),
+        MaxSessionDuration=DEPLOY_SESSION_SECONDS,
+        Policies=[
+            Policy(
+                PolicyName="release-and-rollback",
+                PolicyDocument=PolicyDocument(
+                    Version="2012-10-17",
+                    Statement=[
+                        Statement(
+                            Sid="ThisEnvironmentsStack",
+                            Effect=Allow,
+                            Action=_actions(permissions.STACK_ACTIONS),
+                            Resource=[_stack_arn(settings, env)],
+                        ),
+                        _pass_to_cloudformation([execution]),
+                        Statement(
+                            Sid="PushAndFindImages",
+                            Effect=Allow,
+                            Action=_actions(
+                                [*permissions.REPOSITORY_PUSH_ACTIONS, *permissions.REPOSITORY_READ_ACTIONS]
+                            ),
+                            Resource=[repository],
+                        ),
+                        Statement(
+                            Sid="AccountWide",
+                            Effect=Allow,
+                            Action=_actions(permissions.ACCOUNT_ACTIONS),
+                            Resource=["*"],
+                        ),
+                        Statement(
+                            Sid="WatchTheRollout",
+                            Effect=Allow,
+                            Action=_actions(permissions.ROLLOUT_READ_ACTIONS),
+                            Resource=["*"],
+                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
+                        ),
+                    ],
+                ),
+            )
+        ],
+    )
+
+
+def _pull_request_role(settings: Settings, provider_arn: object, executions: list[Role], repository: object) -> Role:
+    """Pull requests preview change sets on every service stack; nothing here executes one."""
+    return Role(
+        "PullRequestRole",
+        RoleName=names.pull_request_role_name(settings),
+        Description="GitHub Actions pull request jobs preview the service stacks' change sets",
+        AssumeRolePolicyDocument=_github_trust(provider_arn, pull_request_subject(settings)),
+        MaxSessionDuration=3600,
+        Policies=[
+            Policy(
+                PolicyName="preview-changes",
+                PolicyDocument=PolicyDocument(
+                    Version="2012-10-17",
+                    Statement=[
+                        Statement(
+                            Sid="PreviewTheServiceStacks",
+                            Effect=Allow,
+                            Action=_actions(permissions.PREVIEW_STACK_ACTIONS),
+                            Resource=[_stack_arn(settings, env) for env in settings.environment_names],
+                        ),
+                        _pass_to_cloudformation(executions),
+                        Statement(
+                            Sid="FindImages",
+                            Effect=Allow,
+                            Action=_actions(["ecr:DescribeImages", "ecr:DescribeRepositories"]),
+                            Resource=[repository],
+                        ),
+                        Statement(
+                            Sid="AccountWide", Effect=Allow, Action=_actions(["sts:GetCallerIdentity"]), Resource=["*"]
+                        ),
+                    ],
+                ),
+            )
+        ],
+    )
+
+
+def _actions(names_: Iterable[str]) -> list[Action]:
+    return [Action(*name.split(":", 1)) for name in names_]
+
+
+def _stack_arn(settings: Settings, env: str) -> Sub:
+    stack = names.service_stack(settings, env)
+    return Sub(f"arn:${{AWS::Partition}}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/{stack}/*")
+
+
+def _pass_to_cloudformation(executions: list[Role]) -> Statement:
+    """Hand the execution role(s) to CloudFormation, and to nothing else."""
+    return Statement(
+        Sid="PassTheExecutionRoleToCloudFormation",
+        Effect=Allow,
+        Action=_actions(["iam:PassRole"]),
+        Resource=[GetAtt(e, "Arn") for e in executions],
+        Condition=Condition(StringEquals("iam:PassedToService", "cloudformation.amazonaws.com")),
+    )
+
+
+def _github_trust(provider_arn: object, subject: str) -> PolicyDocument:
+    """Exactly one subject, compared with StringEquals: no wildcard can widen it."""
     return PolicyDocument(
         Version="2012-10-17",
         Statement=[
@@ -266,9 +279,7 @@ def _github_trust(provider_arn: object, subjects: list[str]) -> PolicyDocument:
                 Effect=Allow,
                 Principal=Principal("Federated", provider_arn),
                 Action=[AssumeRoleWithWebIdentity],
-                Condition=Condition(
-                    [StringEquals(f"{OIDC_HOST}:aud", AUDIENCE), StringLike(f"{OIDC_HOST}:sub", subjects)]
-                ),
+                Condition=Condition(StringEquals({f"{OIDC_HOST}:aud": AUDIENCE, f"{OIDC_HOST}:sub": subject})),
             )
         ],
     )

@@ -71,16 +71,17 @@ def test_registry_stack(aws: LocalAWS, settings: config.Settings, registry: dict
 def test_ci_access_stack(aws: LocalAWS, settings: config.Settings, registry: dict[str, Any]) -> None:
     outputs = create(aws, settings, "ci-access.yaml", names.ci_access_stack(settings))
     iam = client(aws, "iam")
-    deploy = iam.get_role(RoleName=outputs["DeployRoleArn"].rsplit("/", 1)[1])["Role"]
-    statement = deploy["AssumeRolePolicyDocument"]["Statement"][0]
-    assert statement["Action"] == ["sts:AssumeRoleWithWebIdentity"]
-    assert (
-        "repo:acme/iris-classifier:ref:refs/tags/v*"
-        in statement["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"]
-    )
-    policies = iam.list_role_policies(RoleName=deploy["RoleName"])["PolicyNames"]
-    assert policies == ["release-and-rollback"]
-    assert iam.get_role(RoleName=outputs["CloudFormationRoleArn"].rsplit("/", 1)[1])["Role"]
+    for env in settings.environment_names:
+        deploy = iam.get_role(RoleName=names.deploy_role_name(settings, env))["Role"]
+        assert outputs[f"DeployRoleArn{names.logical_suffix(env)}"] == deploy["Arn"]
+        statement = deploy["AssumeRolePolicyDocument"]["Statement"][0]
+        assert statement["Action"] == ["sts:AssumeRoleWithWebIdentity"]
+        assert statement["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"] == (
+            f"repo:acme/iris-classifier:environment:{env}"
+        )
+        assert iam.list_role_policies(RoleName=deploy["RoleName"])["PolicyNames"] == ["release-and-rollback"]
+        execution = iam.get_role(RoleName=names.execution_role_name(settings, env))["Role"]
+        assert execution["Arn"] == names.execution_role_arn(settings, env)
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
