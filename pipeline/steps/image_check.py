@@ -135,14 +135,26 @@ def check_image(
                 )
             sleep(0.2)
         healthy_after = clock() - started
-        status, body = _request("POST", base + settings.smoke.path, settings.smoke.request.encode())
+        smoke = settings.smoke
+        call = f"{smoke.method} {smoke.path}"
+        status, body = _request(
+            smoke.method, base + smoke.path, smoke.request.encode() if smoke.method == "POST" else None
+        )
         if status != 200:
             raise BuildError(
-                f"image check: POST {settings.smoke.path} answered {status}: {body[:200]!r}",
-                hint="The sample prediction must succeed before the image is pushed.",
+                f"image check: {call} answered {status}: {body[:200]!r}",
+                hint="The smoke request must succeed before the image is pushed.",
             )
-        payload = json.loads(body)
-        missing = [k for k in settings.smoke.expect_keys if k not in payload]
+        payload: dict[str, object] = {"status": status}
+        if smoke.method == "POST" or smoke.expect_keys:
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                raise BuildError(
+                    f"image check: {call} did not answer JSON: {body[:200]!r}", hint="Answer JSON."
+                ) from None
+            payload = answer if isinstance(answer, dict) else {"answer": answer}
+        missing = [k for k in smoke.expect_keys if k not in payload]
         if missing:
             raise BuildError(
                 f"image check: the prediction lacks {', '.join(missing)}",
