@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from ._base import Extension
 from .autoscaling import AutoscalingResourcesFromTemplates
+from .cfn_validation import (
+    CloudFormationValidatesParameters,
+    CloudFormationValidatesStackNames,
+    NoChangeUpdateIsAFailedChangeSet,
+)
+from .change_set_changes import ChangeSetsListResolvedChanges
 from .change_set_imports import ChangeSetStacksImportValues
 from .change_set_outputs import ChangeSetStacksReportOutputs
 from .deployments import (
@@ -24,6 +30,11 @@ from .deployments import (
 )
 from .ecs_deployments import EcsDeployments
 from .ecs_templates import EcsServiceKeepsTemplateConfiguration, EcsTaskDefinitionKeepsTemplateConfiguration
+from .ecs_validation import (
+    EcsRefusesInactiveTaskDefinitions,
+    EcsValidatesFargateTaskDefinitions,
+    EcsValidatesServiceLoadBalancers,
+)
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 
@@ -31,11 +42,18 @@ from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 EXTENSION_TYPES: tuple[type[Extension], ...] = (
     ChangeSetStacksReportOutputs,
     ChangeSetStacksImportValues,
+    ChangeSetsListResolvedChanges,
     AutoscalingResourcesFromTemplates,
     EcsTaskDefinitionKeepsTemplateConfiguration,
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
     FailedStackUpdateRollsBack,
+    CloudFormationValidatesParameters,
+    CloudFormationValidatesStackNames,
+    NoChangeUpdateIsAFailedChangeSet,
+    EcsValidatesFargateTaskDefinitions,
+    EcsValidatesServiceLoadBalancers,
+    EcsRefusesInactiveTaskDefinitions,
     ThrottlingInjection,
 )
 EXTENSION_NAMES: tuple[str, ...] = tuple(t.name for t in EXTENSION_TYPES)
