@@ -54,7 +54,7 @@ class LocalGround:
             if self.run_tasks:
                 self.tasks = _real_tasks(self.bridge, self.time_scale)
                 extensions.append(self.tasks)
-            self.aws = self._stack.enter_context(LocalAWS(extensions=extensions))
+            self.aws = self._stack.enter_context(LocalAWS(extensions=extensions, time_scale=self.time_scale))
             self.github = self._stack.enter_context(LocalGitHub(owner_repo=self.github_repository))
         except BaseException:
             self._stack.close()

@@ -17,6 +17,8 @@ from .cfn_validation import (
 from .change_set_changes import ChangeSetsListResolvedChanges
 from .change_set_imports import ChangeSetStacksImportValues
 from .change_set_outputs import ChangeSetStacksReportOutputs
+from .cloudwatch_alarms import CloudWatchAlarmsEvaluateMetrics, CloudWatchAlarmsFromTemplates
+from .deployment_alarms import EcsDeploymentAlarms
 from .deployments import (
     Deployment,
     DeploymentStatus,
@@ -35,6 +37,7 @@ from .ecs_validation import (
     EcsValidatesFargateTaskDefinitions,
     EcsValidatesServiceLoadBalancers,
 )
+from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 
@@ -44,9 +47,12 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     ChangeSetStacksImportValues,
     ChangeSetsListResolvedChanges,
     AutoscalingResourcesFromTemplates,
+    CloudWatchAlarmsFromTemplates,
+    CloudWatchAlarmsEvaluateMetrics,
     EcsTaskDefinitionKeepsTemplateConfiguration,
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
+    EcsDeploymentAlarms,
     FailedStackUpdateRollsBack,
     CloudFormationValidatesParameters,
     CloudFormationValidatesStackNames,
@@ -54,6 +60,8 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     EcsValidatesFargateTaskDefinitions,
     EcsValidatesServiceLoadBalancers,
     EcsRefusesInactiveTaskDefinitions,
+    LoadBalancerAttributesFromTemplates,
+    LoadBalancerDeletionProtection,
     ThrottlingInjection,
 )
 EXTENSION_NAMES: tuple[str, ...] = tuple(t.name for t in EXTENSION_TYPES)

@@ -38,6 +38,8 @@ from .change_set_outputs import refresh_stack_record
 from .deployments import Deployment, RolloutState, ServiceDeployments, collect_started_deployments
 
 CIRCUIT_BREAKER_MESSAGE = "Error occurred during operation 'ECS Deployment Circuit Breaker was triggered'."
+# This ground's wording for a deployment failed by its alarms (the ECS handler's text is not documented).
+ALARMS_MESSAGE = "Error occurred during operation 'ECS Deployment Alarms were triggered'."
 
 _failure = threading.local()  # (logical id, exception) of the last resource update that raised
 
@@ -119,7 +121,7 @@ class StackUpdate:
             return
         name = self._logical_id_of(model)
         if deployment.rollout_state is RolloutState.FAILED:
-            self.fail(name, CIRCUIT_BREAKER_MESSAGE)
+            self.fail(name, ALARMS_MESSAGE if deployment.failed_by == "alarms" else CIRCUIT_BREAKER_MESSAGE)
             return
         self.waiting.discard(deployment.id)
         self._resource_event(name, "UPDATE_COMPLETE", self.change_set.template_dict)
