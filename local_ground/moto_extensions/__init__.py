@@ -18,6 +18,7 @@ from .change_set_changes import ChangeSetsListResolvedChanges
 from .change_set_imports import ChangeSetStacksImportValues
 from .change_set_outputs import ChangeSetStacksReportOutputs
 from .cloudwatch_alarms import CloudWatchAlarmsEvaluateMetrics, CloudWatchAlarmsFromTemplates
+from .create_waits import StackCreationWaitsForEcs
 from .deployment_alarms import EcsDeploymentAlarms
 from .deployments import (
     Deployment,
@@ -38,6 +39,7 @@ from .ecs_validation import (
     EcsValidatesServiceLoadBalancers,
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
+from .rollback_waits import UpdateRollbackWaitsForEcs
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 
@@ -54,6 +56,8 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     EcsDeployments,
     EcsDeploymentAlarms,
     FailedStackUpdateRollsBack,
+    UpdateRollbackWaitsForEcs,
+    StackCreationWaitsForEcs,
     CloudFormationValidatesParameters,
     CloudFormationValidatesStackNames,
     NoChangeUpdateIsAFailedChangeSet,

@@ -146,15 +146,26 @@ class StackUpdate:
             self._resource_event(logical_id, "UPDATE_FAILED", self.change_set.template_dict, handler_message(message))
         self.stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
         self._stack_event("UPDATE_ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to update: [{failed}]. ")
-        self.restore()
+        self.change_set.execution_status = "EXECUTE_FAILED"
+        with collect_started_deployments() as started:
+            failures = self.restore()
+        self.finish_rollback(failures, started)
+
+    def finish_rollback(self, failures: dict[str, str], started: list[tuple[ServiceDeployments, Deployment]]) -> None:
+        """The restore is done: the rollback ends. (update_rollback_waits_for_ecs makes it wait for
+        the restoring ECS deployments and fail when the restore fails.)"""
+        self.rollback_complete()
+
+    def rollback_complete(self) -> None:
         self.stack.status = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
         self._stack_event("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
         self.stack.status = "UPDATE_ROLLBACK_COMPLETE"
         self._stack_event("UPDATE_ROLLBACK_COMPLETE")
-        self.change_set.execution_status = "EXECUTE_FAILED"
 
-    def restore(self) -> None:
-        """Previous template, parameters and resources back in place."""
+    def restore(self) -> dict[str, str]:
+        """Previous template, parameters and resources back in place; the resources that could not
+        be restored, with why."""
+        failures: dict[str, str] = {}
         resource_map = self.stack.resource_map
         account, region = self.stack.account_id, self.stack.region_name
         new_json = dict(resource_map._resource_json_map)
@@ -194,6 +205,7 @@ class StackUpdate:
                     resource_map._parsed_resources[name] = changed
                 self._resource_event(name, "UPDATE_COMPLETE", self.old_template_dict)
             except Exception as error:  # noqa: BLE001 - a restore failure is an UPDATE_FAILED event, as on AWS
+                failures[name] = error_message(error)
                 self._resource_event(
                     name, "UPDATE_FAILED", self.old_template_dict, handler_message(error_message(error))
                 )
@@ -201,6 +213,7 @@ class StackUpdate:
         self.stack._parse_template()
         self.stack.parameters = dict(self.old_parameters)
         self.stack.output_map = self.stack._create_output_map()
+        return failures
 
     # --- events -------------------------------------------------------------------------
 

@@ -430,6 +430,7 @@ def test_failed_stack_update_rolls_back_when_the_circuit_breaker_trips() -> None
         c.aws.complete_deployment(cluster, service)
         c.deploy("UPDATE", IMAGE_2, "update")
         c.aws.fail_deployment(cluster, service)
+        c.aws.complete_deployment(cluster, service)  # the rollback deployment is steady
         assert c.stack()["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
         assert _image(c) == IMAGE_1
         template = c.cfn.get_template(StackName=STACK)["TemplateBody"]
