@@ -40,6 +40,7 @@ from .ecs_validation import (
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
 from .rollback_waits import UpdateRollbackWaitsForEcs
+from .stack_deletion import StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 
@@ -58,6 +59,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     FailedStackUpdateRollsBack,
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,
+    StackDeletionCanFail,
     CloudFormationValidatesParameters,
     CloudFormationValidatesStackNames,
     NoChangeUpdateIsAFailedChangeSet,
