@@ -88,7 +88,10 @@ class RunningTask:
         self._stop_timeouts: dict[str, float] = {}
         self.containers: list[ContainerProcess] = []
         self._ports: dict[str, int] = {}
+        self._pull_errors: list[str] = []
         for spec, pull in container_specs(task_definition, runtime.pull_of):
+            if pull.error:
+                self._pull_errors.append(pull.error)
             self.containers.append(
                 ContainerProcess(
                     spec,
@@ -130,6 +133,8 @@ class RunningTask:
 
     def _launch(self) -> None:
         try:
+            if self._pull_errors:
+                raise ContainerError(self._pull_errors[0])
             for container in self.containers:
                 if self._stopping.is_set():
                     return

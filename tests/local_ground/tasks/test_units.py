@@ -42,3 +42,17 @@ def test_ecr_images_are_pulled_through_the_bridge(tmp_path: Path) -> None:
     assert pull.reference == "127.0.0.1:5000/iris-classifier@sha256:" + "a" * 64
     assert (pull.creds, pull.tls_verify) == ("AWS:secret", False)
     assert runtime.pull_of("localhost/task-test:v1").reference == "localhost/task-test:v1"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "210987654321.dkr.ecr.us-east-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64,  # another account
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64,  # another region
+    ],
+)
+def test_an_ecr_image_of_another_account_or_region_cannot_be_pulled_here(tmp_path: Path, image: str) -> None:
+    runtime = Runtime(TimeScale(1), TargetGroups(), ProcessRegistry(), Front(), tmp_path, "123456789012", "us-east-1")
+    pull = runtime.pull_of(image)
+    assert pull.error is not None and pull.error.startswith("CannotPullContainerError: ")
+    assert "not found" in pull.error
