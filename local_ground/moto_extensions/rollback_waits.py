@@ -49,6 +49,8 @@ def finish_rollback(
     for model, deployment in started:
         waiting[deployment.id] = (update._logical_id_of(model) or update.stack.name, model)
     for name, model in _services(update).items():  # e.g. the circuit breaker's own rollback deployment
+        if name not in update.modified:  # only the services this update changed are being restored
+            continue
         if model.deployments and model.primary.rollout_state is RolloutState.IN_PROGRESS:
             waiting.setdefault(model.primary.id, (name, model))
     if not waiting:

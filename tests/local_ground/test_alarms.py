@@ -120,11 +120,14 @@ def test_an_alarm_in_alarm_fails_the_deployment_and_rolls_it_back() -> None:
         c.aws.complete_deployment(*c.cluster_and_service())  # steady, baking
         name = c.service()["deploymentConfiguration"]["alarms"]["alarmNames"][0]
         cloudwatch(c).set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="5xx from the new tasks")
-        wait_for(lambda: c.stack()["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE")
+        wait_for(lambda: any(d["rolloutState"] == "FAILED" for d in c.service()["deployments"]))
         failed = next(d for d in c.service()["deployments"] if d["rolloutState"] == "FAILED")
         assert failed["taskDefinition"].endswith("model:2")
         assert f"alarm(s) detected in ALARM state: {name}." in failed["rolloutStateReason"]
         assert "rolling back to deploymentId" in failed["rolloutStateReason"]
+        assert c.stack()["StackStatus"] == "UPDATE_ROLLBACK_IN_PROGRESS"  # until the restore is steady
+        c.aws.complete_deployment(*c.cluster_and_service())  # the restoring deployment is steady (then bakes)
+        wait_for(lambda: c.stack()["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE")
         assert c.service()["taskDefinition"].endswith("model:1")
         events = c.cfn.describe_stack_events(StackName="model-svc")["StackEvents"]
         reasons = [e.get("ResourceStatusReason", "") for e in events if e["ResourceStatus"] == "UPDATE_FAILED"]
