@@ -31,6 +31,7 @@ from .deployments import (
     fail_deployment,
     set_task_runner,
 )
+from .ecr_lifecycle import EcrLifecyclePoliciesExpireImages
 from .ecs_deployments import EcsDeployments
 from .ecs_templates import EcsServiceKeepsTemplateConfiguration, EcsTaskDefinitionKeepsTemplateConfiguration
 from .ecs_validation import (
@@ -68,6 +69,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     EcsRefusesInactiveTaskDefinitions,
     LoadBalancerAttributesFromTemplates,
     LoadBalancerDeletionProtection,
+    EcrLifecyclePoliciesExpireImages,
     ThrottlingInjection,
 )
 EXTENSION_NAMES: tuple[str, ...] = tuple(t.name for t in EXTENSION_TYPES)
