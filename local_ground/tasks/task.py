@@ -4,6 +4,17 @@ service controller never blocks on buildah.
 
 ECS order reproduced: a task is RUNNING when its containers run, then its target is registered
 (state `initial`); stopping deregisters the target, waits for draining, then signals the containers.
+
+What `buildah run --isolation chroot` cannot apply from the container definition, and why (each needs
+the Docker engine, which has cgroups and namespaces): `readonlyRootFilesystem` (buildah run has no
+read-only root; Docker: --read-only), `memory`/`memoryReservation` and task memory (chroot isolation
+joins no cgroup, so nothing is OOM-killed; Docker: --memory, exit 137 / OutOfMemoryError), `cpu`
+(Docker: --cpu-shares/--cpus), the container `healthCheck` (Docker: --health-cmd and its states),
+and the task's own network (awsvpc gives each task its IP, so the app binds its containerPort; here
+tasks share the host network and each gets PORT set to a free port instead). `user` could be passed
+as buildah run --user, but ContainerSpec (pipeline/images/container.py) carries no user yet.
+An unknown `containerName` in the service's load balancers is refused by CreateService
+(moto_extensions.ecs_validation), as on AWS.
 """
 
 from __future__ import annotations
