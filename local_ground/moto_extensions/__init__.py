@@ -41,7 +41,7 @@ from .ecs_validation import (
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
 from .rollback_waits import UpdateRollbackWaitsForEcs
-from .stack_deletion import StackDeletionCanFail
+from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 
@@ -61,6 +61,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,
     StackDeletionCanFail,
+    ExportsInUseCannotChange,
     CloudFormationValidatesParameters,
     CloudFormationValidatesStackNames,
     NoChangeUpdateIsAFailedChangeSet,

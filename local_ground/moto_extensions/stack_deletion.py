@@ -1,4 +1,6 @@
-"""stack_deletion_can_fail: DeleteStack ends DELETE_FAILED, the stack and its resources kept, when
+"""Exports in use are protected, as CloudFormation protects them.
+
+- stack_deletion_can_fail: DeleteStack ends DELETE_FAILED, the stack and its resources kept, when
 another stack imports one of its exports ("Export X cannot be deleted as it is in use by Y") or a
 resource cannot be deleted (e.g. a load balancer with deletion protection).
 
@@ -8,6 +10,10 @@ can't delete a stack if another stack references one of its outputs"), and the s
 (DELETE_FAILED: "Unsuccessful deletion of one or more stacks ... Because the delete failed, you
 might have some resources that are still running"). moto 5.2.5 deletes such a stack and drops the
 export under the importer, and an undeletable resource surfaces as an HTTP 500.
+- exports_in_use_cannot_change: a stack update that changes the value of, or removes, an export
+  another stack imports fails and rolls back ("Export X cannot be updated as it is in use by Y";
+  same User Guide page: "You can't modify or remove an output value that is referenced by another
+  stack"). moto 5.2.5 applies it.
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from moto.cloudformation.models import CloudFormationBackend, Stack
+from moto.cloudformation.models import CloudFormationBackend, Stack, cloudformation_backends
 
 from ._base import Extension, Patch
-from .stack_rollback import error_message
+from .stack_rollback import StackUpdate, error_message
 
 
 def imported_names(node: Any) -> set[str]:
@@ -77,3 +83,30 @@ class StackDeletionCanFail(Extension):
                 return None
 
         yield CloudFormationBackend, "delete_stack", delete
+
+
+class ExportsInUseCannotChange(Extension):
+    name = "exports_in_use_cannot_change"
+
+    def patches(self) -> Iterable[Patch]:
+        complete = StackUpdate.complete
+
+        def complete_unless_an_export_in_use_changes(update: StackUpdate) -> None:
+            stack = update.stack
+            backend = cloudformation_backends[stack.account_id][stack.region_name]
+            new = {e.name: e.value for e in stack._create_output_map().exports}  # the template is already new
+            # The values registered when the stack last completed (its output map resolves lazily).
+            registered = [e for e in backend.exports.values() if e.exporting_stack_id == stack.stack_id]
+            for export in registered:
+                importer = importer_of(backend, stack, export.name)
+                if importer is None:
+                    continue
+                if export.name not in new:
+                    update.fail(None, f"Export {export.name} cannot be deleted as it is in use by {importer.name}")
+                    return
+                if new[export.name] != export.value:
+                    update.fail(None, f"Export {export.name} cannot be updated as it is in use by {importer.name}")
+                    return
+            complete(update)
+
+        yield StackUpdate, "complete", complete_unless_an_export_in_use_changes

@@ -140,12 +140,15 @@ class StackUpdate:
     # --- failing ------------------------------------------------------------------------
 
     def fail(self, logical_id: str | None, message: str) -> None:
+        """A resource (or, with no logical id, the stack itself: `message` is then the reason)
+        failed: roll back."""
         self.finished = True
         failed = logical_id or self.stack.name
         if logical_id:
             self._resource_event(logical_id, "UPDATE_FAILED", self.change_set.template_dict, handler_message(message))
         self.stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
-        self._stack_event("UPDATE_ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to update: [{failed}]. ")
+        reason = f"The following resource(s) failed to update: [{failed}]. " if logical_id else message
+        self._stack_event("UPDATE_ROLLBACK_IN_PROGRESS", reason)
         self.change_set.execution_status = "EXECUTE_FAILED"
         with collect_started_deployments() as started:
             failures = self.restore()

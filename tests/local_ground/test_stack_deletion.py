@@ -50,3 +50,31 @@ def test_a_stack_with_a_protected_load_balancer_cannot_be_deleted() -> None:
         assert c.elbv2.describe_load_balancers()["LoadBalancers"]  # still there
 
     shows_gap_without(NAME, check)
+
+
+def test_an_update_changing_an_export_in_use_rolls_back() -> None:
+    renamed = {
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}, "Other": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"QueueUrl": {"Value": {"Ref": "Other"}, "Export": {"Name": "shared-queue"}}},
+    }
+
+    def check(c: Clients) -> None:
+        c.cfn.create_change_set(
+            StackName="exporter", ChangeSetName="create", ChangeSetType="CREATE", TemplateBody=json.dumps(EXPORTER)
+        )
+        c.cfn.execute_change_set(StackName="exporter", ChangeSetName="create")
+        c.cfn.create_stack(StackName="importer", TemplateBody=json.dumps(IMPORTER))
+        before = c.cfn.list_exports()["Exports"][0]["Value"]
+        c.cfn.create_change_set(
+            StackName="exporter", ChangeSetName="update", ChangeSetType="UPDATE", TemplateBody=json.dumps(renamed)
+        )
+        c.cfn.execute_change_set(StackName="exporter", ChangeSetName="update")
+        assert c.cfn.describe_stacks(StackName="exporter")["Stacks"][0]["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
+        events = c.cfn.describe_stack_events(StackName="exporter")["StackEvents"]
+        reasons = [
+            e.get("ResourceStatusReason") for e in events if e["ResourceStatus"] == "UPDATE_ROLLBACK_IN_PROGRESS"
+        ]
+        assert reasons == ["Export shared-queue cannot be updated as it is in use by importer"]
+        assert c.cfn.list_exports()["Exports"][0]["Value"] == before
+
+    shows_gap_without("exports_in_use_cannot_change", check)
