@@ -87,6 +87,10 @@ class StackUpdate:
         resource_map = self.stack.resource_map
         diff = resource_map.build_resource_diff(self.change_set.template_dict, self.change_set.parameters)
         self.modified, self.added = list(diff["Modify"]), list(diff["Add"])
+        listed = [c for c in self.change_set.changes if getattr(c, "replacement", None) is not None]
+        if listed:  # the change set lists resolved changes (change_sets_list_resolved_changes): report those
+            self.modified = [c.logical_resource_id for c in listed if c.action == "Modify"]
+            self.added = [c.logical_resource_id for c in self.change_set.changes if c.action == "Add"]
         for name in self.added:
             self._resource_event(name, "CREATE_IN_PROGRESS", self.change_set.template_dict)
         for name in self.modified:
