@@ -11,8 +11,8 @@ read-only root; Docker: --read-only), `memory`/`memoryReservation` and task memo
 joins no cgroup, so nothing is OOM-killed; Docker: --memory, exit 137 / OutOfMemoryError), `cpu`
 (Docker: --cpu-shares/--cpus), the container `healthCheck` (Docker: --health-cmd and its states),
 and the task's own network (awsvpc gives each task its IP, so the app binds its containerPort; here
-tasks share the host network and each gets PORT set to a free port instead). `user` could be passed
-as buildah run --user, but ContainerSpec (pipeline/images/container.py) carries no user yet.
+tasks share the host network and each gets PORT set to a free port instead). `user` is applied
+(buildah run --user).
 An unknown `containerName` in the service's load balancers is refused by CreateService
 (moto_extensions.ecs_validation), as on AWS.
 """
@@ -66,6 +66,7 @@ def container_specs(task_definition: Any, pull_of: Callable[[str], Any]) -> list
                     entry_point=definition.get("entryPoint"),
                     command=definition.get("command"),
                     essential=definition.get("essential", True),
+                    user=definition.get("user"),
                 ),
                 pull,
             )
