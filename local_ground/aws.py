@@ -21,6 +21,7 @@ from moto.server import ThreadedMotoServer
 
 from .moto_extensions import Extension, all_extensions, complete_deployment, fail_deployment, inject_throttling
 from .moto_extensions.deployments import Deployment
+from .moto_extensions.timescale import set_time_scale
 
 ACCESS_KEY = "testing"
 
@@ -57,6 +58,7 @@ class LocalAWS:
         region: str = "us-east-1",
         account_id: str = "123456789012",
         extensions: Iterable[Extension] | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         if account_id != "123456789012":
             # moto's server answers for the account of the credentials; "testing" keys map to
@@ -64,6 +66,7 @@ class LocalAWS:
             raise ValueError("LocalAWS serves moto's default account 123456789012 only")
         self.region = region
         self.account_id = account_id
+        self.time_scale = time_scale  # every AWS duration lasts this factor times as long here
         self.extensions = list(all_extensions() if extensions is None else extensions)
         self._server: ThreadedMotoServer | None = None
         self._installed: list[Extension] = []
@@ -90,6 +93,7 @@ class LocalAWS:
         if self._server is not None:
             raise RuntimeError("LocalAWS is already running")
         self._threads_before = set(threading.enumerate())
+        set_time_scale(self.time_scale)
         for extension in self.extensions:
             extension.install()
             self._installed.append(extension)
@@ -108,6 +112,7 @@ class LocalAWS:
             self._installed.pop().uninstall()
         _join_new_threads(self._threads_before)
         moto_api.moto_api_backend.reset()
+        set_time_scale(1.0)
 
     def __enter__(self) -> Self:
         try:

@@ -73,7 +73,7 @@ class LocalGround:
 
                 self.identity = IdentityEnforcement(operator_keys=[ACCESS_KEY])
                 extensions.append(self.identity)  # last: outermost around CloudFormation's execution
-            self.aws = self._stack.enter_context(LocalAWS(extensions=extensions))
+            self.aws = self._stack.enter_context(LocalAWS(extensions=extensions, time_scale=self.time_scale))
             self.github = self._stack.enter_context(LocalGitHub(owner_repo=self.github_repository))
             if self.identity is not None:
                 # The local STS reaches GitHub's issuer here, as a hosts-file entry would send it.

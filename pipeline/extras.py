@@ -8,7 +8,7 @@ from pipeline.errors import MissingExtraError
 
 # extra -> the modules it brings that the commands import
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "local": ("moto", "yaml"),
+    "local": ("moto", "yaml", "cfnlint"),
     "lint": ("cfnlint", "check_jsonschema"),
 }
 

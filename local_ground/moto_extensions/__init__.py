@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from ._base import Extension
 from .autoscaling import AutoscalingResourcesFromTemplates
+from .cfn_validation import (
+    CloudFormationValidatesParameters,
+    CloudFormationValidatesStackNames,
+    NoChangeUpdateIsAFailedChangeSet,
+)
+from .change_set_changes import ChangeSetsListResolvedChanges
 from .change_set_imports import ChangeSetStacksImportValues
 from .change_set_outputs import ChangeSetStacksReportOutputs
+from .cloudwatch_alarms import CloudWatchAlarmsEvaluateMetrics, CloudWatchAlarmsFromTemplates
+from .create_waits import StackCreationWaitsForEcs
+from .deployment_alarms import EcsDeploymentAlarms
 from .deployments import (
     Deployment,
     DeploymentStatus,
@@ -22,8 +31,17 @@ from .deployments import (
     fail_deployment,
     set_task_runner,
 )
+from .ecr_lifecycle import EcrLifecyclePoliciesExpireImages
 from .ecs_deployments import EcsDeployments
 from .ecs_templates import EcsServiceKeepsTemplateConfiguration, EcsTaskDefinitionKeepsTemplateConfiguration
+from .ecs_validation import (
+    EcsRefusesInactiveTaskDefinitions,
+    EcsValidatesFargateTaskDefinitions,
+    EcsValidatesServiceLoadBalancers,
+)
+from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
+from .rollback_waits import UpdateRollbackWaitsForEcs
+from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 
@@ -31,11 +49,28 @@ from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 EXTENSION_TYPES: tuple[type[Extension], ...] = (
     ChangeSetStacksReportOutputs,
     ChangeSetStacksImportValues,
+    ChangeSetsListResolvedChanges,
     AutoscalingResourcesFromTemplates,
+    CloudWatchAlarmsFromTemplates,
+    CloudWatchAlarmsEvaluateMetrics,
     EcsTaskDefinitionKeepsTemplateConfiguration,
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
+    EcsDeploymentAlarms,
     FailedStackUpdateRollsBack,
+    UpdateRollbackWaitsForEcs,
+    StackCreationWaitsForEcs,
+    StackDeletionCanFail,
+    ExportsInUseCannotChange,
+    CloudFormationValidatesParameters,
+    CloudFormationValidatesStackNames,
+    NoChangeUpdateIsAFailedChangeSet,
+    EcsValidatesFargateTaskDefinitions,
+    EcsValidatesServiceLoadBalancers,
+    EcsRefusesInactiveTaskDefinitions,
+    LoadBalancerAttributesFromTemplates,
+    LoadBalancerDeletionProtection,
+    EcrLifecyclePoliciesExpireImages,
     ThrottlingInjection,
 )
 EXTENSION_NAMES: tuple[str, ...] = tuple(t.name for t in EXTENSION_TYPES)

@@ -63,6 +63,7 @@ class Deployment:
     capacity_provider_strategy: list[dict[str, Any]] | None = None
     platform_version: str | None = None
     network_configuration: dict[str, Any] | None = None
+    failed_by: str = ""  # what failed it: "circuit breaker" or "alarms"
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
 
@@ -203,20 +204,32 @@ class ServiceDeployments:
         self._notify(deployment)
         return deployment
 
-    def mark_failed(self, reason: str = "tasks failed to start.", deployment_id: str | None = None) -> Deployment:
-        """The circuit breaker tripped. With rollback enabled, ECS redeploys the last COMPLETED
-        task definition as a new PRIMARY deployment (which itself must complete)."""
+    def mark_failed(
+        self,
+        reason: str = "tasks failed to start.",
+        deployment_id: str | None = None,
+        *,
+        source: str = "circuit breaker",
+        rollback: bool | None = None,
+    ) -> Deployment:
+        """The circuit breaker (or a deployment alarm) failed the deployment. With rollback enabled,
+        ECS redeploys the last COMPLETED task definition as a new PRIMARY deployment (which itself
+        must complete)."""
         deployment = self.get(deployment_id)
         deployment.rollout_state = RolloutState.FAILED
-        deployment.rollout_state_reason = f"ECS deployment circuit breaker: {reason}"
+        deployment.failed_by = source
+        deployment.rollout_state_reason = f"ECS deployment {source}: {reason}"
         deployment.updated_at = _now()
         self.add_event(f"(service {self.service.name}) (deployment {deployment.id}) deployment failed: {reason}")
-        config = getattr(self.service, "deployment_configuration", None) or {}
-        rollback = config.get("deploymentCircuitBreaker", {}).get("rollback", False)
+        if rollback is None:
+            config = getattr(self.service, "deployment_configuration", None) or {}
+            rollback = bool(config.get("deploymentCircuitBreaker", {}).get("rollback", False))
         target = self.last_completed
         if rollback and target is not None and deployment.status is DeploymentStatus.PRIMARY:
             deployment.rollout_state_reason = (
                 f"ECS deployment circuit breaker: rolling back to deploymentId {target.id}."
+                if source == "circuit breaker"
+                else f"ECS deployment {source}: {reason} rolling back to deploymentId {target.id}."
             )
             self.add_event(f"(service {self.service.name}) rolling back to deployment {target.id}.")
             # The rollback deployment takes over the old deployment's tasks; list it once.

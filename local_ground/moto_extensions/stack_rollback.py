@@ -38,6 +38,8 @@ from .change_set_outputs import refresh_stack_record
 from .deployments import Deployment, RolloutState, ServiceDeployments, collect_started_deployments
 
 CIRCUIT_BREAKER_MESSAGE = "Error occurred during operation 'ECS Deployment Circuit Breaker was triggered'."
+# This ground's wording for a deployment failed by its alarms (the ECS handler's text is not documented).
+ALARMS_MESSAGE = "Error occurred during operation 'ECS Deployment Alarms were triggered'."
 
 _failure = threading.local()  # (logical id, exception) of the last resource update that raised
 
@@ -85,6 +87,10 @@ class StackUpdate:
         resource_map = self.stack.resource_map
         diff = resource_map.build_resource_diff(self.change_set.template_dict, self.change_set.parameters)
         self.modified, self.added = list(diff["Modify"]), list(diff["Add"])
+        listed = [c for c in self.change_set.changes if getattr(c, "replacement", None) is not None]
+        if listed:  # the change set lists resolved changes (change_sets_list_resolved_changes): report those
+            self.modified = [c.logical_resource_id for c in listed if c.action == "Modify"]
+            self.added = [c.logical_resource_id for c in self.change_set.changes if c.action == "Add"]
         for name in self.added:
             self._resource_event(name, "CREATE_IN_PROGRESS", self.change_set.template_dict)
         for name in self.modified:
@@ -119,7 +125,7 @@ class StackUpdate:
             return
         name = self._logical_id_of(model)
         if deployment.rollout_state is RolloutState.FAILED:
-            self.fail(name, CIRCUIT_BREAKER_MESSAGE)
+            self.fail(name, ALARMS_MESSAGE if deployment.failed_by == "alarms" else CIRCUIT_BREAKER_MESSAGE)
             return
         self.waiting.discard(deployment.id)
         self._resource_event(name, "UPDATE_COMPLETE", self.change_set.template_dict)
@@ -138,21 +144,35 @@ class StackUpdate:
     # --- failing ------------------------------------------------------------------------
 
     def fail(self, logical_id: str | None, message: str) -> None:
+        """A resource (or, with no logical id, the stack itself: `message` is then the reason)
+        failed: roll back."""
         self.finished = True
         failed = logical_id or self.stack.name
         if logical_id:
             self._resource_event(logical_id, "UPDATE_FAILED", self.change_set.template_dict, handler_message(message))
         self.stack.status = "UPDATE_ROLLBACK_IN_PROGRESS"
-        self._stack_event("UPDATE_ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to update: [{failed}]. ")
-        self.restore()
+        reason = f"The following resource(s) failed to update: [{failed}]. " if logical_id else message
+        self._stack_event("UPDATE_ROLLBACK_IN_PROGRESS", reason)
+        self.change_set.execution_status = "EXECUTE_FAILED"
+        with collect_started_deployments() as started:
+            failures = self.restore()
+        self.finish_rollback(failures, started)
+
+    def finish_rollback(self, failures: dict[str, str], started: list[tuple[ServiceDeployments, Deployment]]) -> None:
+        """The restore is done: the rollback ends. (update_rollback_waits_for_ecs makes it wait for
+        the restoring ECS deployments and fail when the restore fails.)"""
+        self.rollback_complete()
+
+    def rollback_complete(self) -> None:
         self.stack.status = "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"
         self._stack_event("UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS")
         self.stack.status = "UPDATE_ROLLBACK_COMPLETE"
         self._stack_event("UPDATE_ROLLBACK_COMPLETE")
-        self.change_set.execution_status = "EXECUTE_FAILED"
 
-    def restore(self) -> None:
-        """Previous template, parameters and resources back in place."""
+    def restore(self) -> dict[str, str]:
+        """Previous template, parameters and resources back in place; the resources that could not
+        be restored, with why."""
+        failures: dict[str, str] = {}
         resource_map = self.stack.resource_map
         account, region = self.stack.account_id, self.stack.region_name
         new_json = dict(resource_map._resource_json_map)
@@ -192,6 +212,7 @@ class StackUpdate:
                     resource_map._parsed_resources[name] = changed
                 self._resource_event(name, "UPDATE_COMPLETE", self.old_template_dict)
             except Exception as error:  # noqa: BLE001 - a restore failure is an UPDATE_FAILED event, as on AWS
+                failures[name] = error_message(error)
                 self._resource_event(
                     name, "UPDATE_FAILED", self.old_template_dict, handler_message(error_message(error))
                 )
@@ -199,6 +220,7 @@ class StackUpdate:
         self.stack._parse_template()
         self.stack.parameters = dict(self.old_parameters)
         self.stack.output_map = self.stack._create_output_map()
+        return failures
 
     # --- events -------------------------------------------------------------------------
 

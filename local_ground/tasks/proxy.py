@@ -1,19 +1,24 @@
 """An Application Load Balancer's data plane: a reverse proxy on a loopback port.
 
-AWS behaviour reproduced: requests to the listener go round-robin to the *healthy* targets of the
-target group its default action forwards to; with no healthy target the ALB answers
-503 Service Temporarily Unavailable, and a target that cannot be reached gives 502 Bad Gateway.
-Not reproduced: ALB "fails open" (routes to all targets) when every registered target is unhealthy.
+AWS behaviour reproduced: the listener's rules and default action decide (routing.py: weighted
+forwards, redirects, fixed responses); a forwarded request goes round-robin to the *healthy*
+targets of the chosen target group; with no healthy target the ALB answers 503 Service Temporarily
+Unavailable, a target that cannot be reached gives 502 Bad Gateway, and one that does not answer
+within the idle timeout 504 Gateway Time-out ("Troubleshoot your Application Load Balancers",
+HTTP 502/503/504); invalid header fields are dropped when the attribute says so.
+When every registered target is unhealthy the ALB fails open and routes to all of them (targets.py).
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from .routing import Action, Routing, kept_headers
 from .targets import TargetGroups
 
 _HOP_BY_HOP = {
@@ -28,7 +33,8 @@ _HOP_BY_HOP = {
     "content-length",
     "host",
 }
-REQUEST_TIMEOUT = 60.0  # the ALB idle timeout bounds a request; tests never come near it
+# The scaled idle timeout is a bound on a loaded machine too: never below this (seconds).
+MIN_IDLE_TIMEOUT = 1.0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -46,15 +52,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        group = self.proxy.target_group()
+        routing = self.proxy.routing()
+        action = routing.action_for(self.command, self.headers.get("Host", ""), self.path)
+        if action.kind != "forward":
+            self._act(action)
+            return
+        group = action.pick_group()
         target = self.proxy.targets.pick(group) if group else None
         if target is None:
             self._answer(503, "Service Temporarily Unavailable")
             return
         try:
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            incoming = kept_headers(list(self.headers.items()), routing)
+            headers = {k: v for k, v in incoming if k.lower() not in _HOP_BY_HOP}
             headers["X-Forwarded-For"] = self.client_address[0]
-            upstream = http.client.HTTPConnection("127.0.0.1", target.host_port, timeout=REQUEST_TIMEOUT)
+            timeout = max(MIN_IDLE_TIMEOUT, routing.idle_timeout)
+            upstream = http.client.HTTPConnection("127.0.0.1", target.host_port, timeout=timeout)
+            started = time.monotonic()
             try:
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 response = upstream.getresponse()
@@ -62,6 +76,11 @@ class _Handler(BaseHTTPRequestHandler):
                 kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
             finally:
                 upstream.close()
+            if group is not None:
+                self.proxy.observe(group, response.status, time.monotonic() - started)
+        except TimeoutError:
+            self._answer(504, "Gateway Time-out")
+            return
         except OSError:
             self._answer(502, "Bad Gateway")
             return
@@ -70,6 +89,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(response.status, response.reason)
         for key, value in kept:
             self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def _act(self, action: Action) -> None:
+        """A redirect or fixed response, answered by the load balancer itself."""
+        if action.kind == "redirect":
+            host = self.headers.get("Host", "")
+            name, _, port = host.partition(":")
+            path, _, query = self.path.partition("?")
+            location = (
+                action.location.replace("#{protocol}", "http")
+                .replace("#{host}", name)
+                .replace("#{port}", port or "80")
+                .replace("/#{path}", path)
+                .replace("#{query}", query)
+            )
+            self.send_response(action.status)
+            self.send_header("Server", "awselb/2.0")
+            self.send_header("Location", location.rstrip("?"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        payload = action.body.encode()
+        self.send_response(action.status)
+        self.send_header("Server", "awselb/2.0")
+        self.send_header("Content-Type", action.content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
@@ -87,12 +134,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class LoadBalancerProxy:
-    """One ALB: `host` is what its DNSName says; `target_group()` is looked up per request, so a
+    """One ALB: `host` is what its DNSName says; `routing()` is looked up per request, so a
     listener created after the load balancer (as in a template) is found."""
 
-    def __init__(self, targets: TargetGroups, target_group: Callable[[], str | None]) -> None:
+    def __init__(
+        self,
+        targets: TargetGroups,
+        routing: Callable[[], Routing],
+        observe: Callable[[str, int, float], None] = lambda _group, _status, _seconds: None,
+    ) -> None:
         self.targets = targets
-        self.target_group = target_group
+        self.routing = routing
+        self.observe = observe  # (target group, target's status, seconds): the ALB's CloudWatch metrics
         handler = type("_BoundHandler", (_Handler,), {"proxy": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True

@@ -26,35 +26,42 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ecs.models import EC2ContainerServiceBackend, Task
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeLoadBalancer, FakeTargetGroup, elbv2_backends
 
 from local_ground.moto_extensions._base import Extension, Patch
 from local_ground.moto_extensions.deployments import Deployment, ServiceDeployments, set_task_runner
+from local_ground.moto_extensions.timescale import set_time_scale
 
 from .containers import ProcessRegistry
 from .proxy import LoadBalancerProxy
+from .routing import Routing, routing_of
 from .runtime import RegistryFront, Runtime
 from .service import ServiceController
 from .targets import TargetGroups
 from .timescale import TimeScale
 
 
-def forwarded_target_group(load_balancer: FakeLoadBalancer) -> str | None:
-    """The target group the load balancer's HTTP listener forwards to (port 80 first)."""
-    listeners = sorted(load_balancer.listeners.values(), key=lambda x: (int(x.port) != 80, int(x.port)))
-    for listener in listeners:
-        for action in listener.default_actions:
-            data = action.data
-            if data.get("Type") != "forward":
-                continue
-            if data.get("TargetGroupArn"):
-                return str(data["TargetGroupArn"])
-            groups = (data.get("ForwardConfig") or {}).get("TargetGroups") or []
-            if groups:
-                return str(groups[0]["TargetGroupArn"])
-    return None
+def publish_target_metrics(
+    account_id: str, region: str, balancer_arn: str, group_arn: str, status: int, seconds: float
+) -> None:
+    """What an ALB reports to CloudWatch (namespace AWS/ApplicationELB) for one response of a target:
+    TargetResponseTime, and HTTPCode_Target_5XX_Count when the target answered 5xx (ALB reports the
+    count metrics only when non-zero). "CloudWatch metrics for your Application Load Balancer"."""
+    dimensions = [
+        {"Name": "LoadBalancer", "Value": balancer_arn.split(":loadbalancer/")[-1]},
+        {"Name": "TargetGroup", "Value": group_arn.split(":")[-1]},
+    ]
+    data: list[dict[str, Any]] = [
+        {"MetricName": "TargetResponseTime", "Value": seconds, "Unit": "Seconds", "Dimensions": dimensions}
+    ]
+    if 500 <= status <= 599:
+        data.append(
+            {"MetricName": "HTTPCode_Target_5XX_Count", "Value": 1.0, "Unit": "Count", "Dimensions": dimensions}
+        )
+    cloudwatch_backends[account_id][region].put_metric_data("AWS/ApplicationELB", data)
 
 
 class EcsTasksRunForReal(Extension):
@@ -94,6 +101,7 @@ class EcsTasksRunForReal(Extension):
             self.region,
         )
         set_task_runner(self)
+        set_time_scale(self.scale.factor)  # the moto extensions' durations (bake, alarm periods) too
 
     def uninstall(self) -> None:
         """Idempotent: tasks killed, proxies closed, patches off."""
@@ -171,11 +179,14 @@ class EcsTasksRunForReal(Extension):
         return self.processes.live_pids()
 
     def _proxy_for(self, backend: ELBv2Backend, arn: str) -> LoadBalancerProxy:
-        def target_group() -> str | None:
+        def routing() -> Routing:
             load_balancer = elbv2_backends[backend.account_id][backend.region_name].load_balancers.get(arn)
-            return None if load_balancer is None else forwarded_target_group(load_balancer)
+            return Routing() if load_balancer is None else routing_of(load_balancer, self.scale.factor)
+
+        def observe(group_arn: str, status: int, seconds: float) -> None:
+            publish_target_metrics(backend.account_id, backend.region_name, arn, group_arn, status, seconds)
 
         with self._lock:
-            proxy = LoadBalancerProxy(self.targets, target_group)
+            proxy = LoadBalancerProxy(self.targets, routing, observe)
             self.proxies[arn] = proxy
         return proxy

@@ -13,7 +13,7 @@ from .targets import TargetGroups
 from .timescale import TimeScale
 
 # An ECR image URI: ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY(:TAG|@DIGEST)
-_ECR = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?/(?P<rest>.+)$")
+_ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<rest>.+)$")
 
 
 class RegistryFront(Protocol):
@@ -32,6 +32,7 @@ class Pull:
     reference: str
     creds: str | None
     tls_verify: bool
+    error: str | None = None  # why ECS could not pull it (the task then fails to start)
 
 
 @dataclass
@@ -45,9 +46,21 @@ class Runtime:
     region: str
 
     def pull_of(self, image: str) -> Pull:
-        """An ECR URI is pulled through the bridge (plain HTTP, ECR login); anything else as written."""
+        """An ECR URI of this account and region is pulled through the bridge (plain HTTP, ECR login);
+        one of another account or region names a registry this ground does not have (on AWS: another
+        registry, needing its own permissions), so the pull fails as ECS reports it; anything else
+        is pulled as written."""
         match = _ECR.match(image)
         if match is None or self.registry is None:
             return Pull(image, None, True)
+        if (match["account"], match["region"]) != (self.account_id, self.region):
+            host = image.split("/", 1)[0]
+            return Pull(
+                image,
+                None,
+                True,
+                error=f"CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve "
+                f"ref {image}: {host}/{match['rest'].split('@')[0].split(':')[0]}: not found",
+            )
         registry = self.registry
         return Pull(f"{registry.host}/{match['rest']}", f"{registry.username}:{registry.password}", False)

@@ -4,12 +4,15 @@ AWS behaviour reproduced (ECS rolling update):
 - new tasks start while the total stays within maximumPercent of the desired count; old tasks are
   stopped (deregistered, drained) only while the healthy ones stay at or above minimumHealthyPercent;
 - a task counts as healthy when it runs and, behind a load balancer, its target is `healthy`;
-- after healthCheckGracePeriodSeconds a task whose target is `unhealthy` is stopped
+- after healthCheckGracePeriodSeconds (the application's own start-up in real time, the rest
+  scaled: see `_grace_ends`) a task whose target is `unhealthy` is stopped
   ("Task failed ELB health checks in (target-group ...)"), and a task whose essential container
   exits is stopped ("Essential container in task exited"); both are failed task launches;
 - circuit breaker: failed launches of the PRIMARY deployment reaching the threshold
   (0.5 x desired count, at least 3, at most 200) fail the deployment (`mark_failed`); failed tasks
-  are replaced while under it;
+  are replaced while under it; a task of the deployment reaching a healthy state resets the count
+  to 0 unless resetOnHealthyTask is false (API reference DeploymentCircuitBreaker: "The default is
+  true");
 - the deployment is COMPLETED when its desired count of tasks is healthy and no other task is left;
 - a rollback deployment of the same task definition takes over the tasks still running it;
 - a new desired count (scaling) starts or stops tasks the same way.
@@ -47,6 +50,7 @@ class ServiceController:
         self.tasks: list[RunningTask] = []
         self.failures: Counter[str] = Counter()
         self._counted: set[str] = set()  # task ids already counted as failed
+        self._seen_healthy: set[str] = set()  # task ids that reached a healthy state
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"ecs-service-{model.service.name}", daemon=True)
@@ -108,6 +112,7 @@ class ServiceController:
         for task in sorted(new, key=lambda t: t.healthy)[: max(0, len(new) - desired)]:
             task.stop(f"Scaling activity initiated by (deployment {primary.id})")
         healthy_new = sum(1 for t in new if t.healthy)
+        self._reset_failures_on_healthy(primary, new)
         min_healthy = math.ceil(desired * config.get("minimumHealthyPercent", 100) / 100)
         stoppable = len(old) + healthy_new - min_healthy
         for task in sorted(old, key=lambda t: t.healthy)[: max(0, stoppable)]:
@@ -125,9 +130,7 @@ class ServiceController:
                 task.deployment_id = primary.id
 
     def _stop_failed_tasks(self) -> None:
-        grace = self.runtime.scale.seconds(
-            float(getattr(self.model.service, "health_check_grace_period_seconds", 0) or 0)
-        )
+        grace = float(getattr(self.model.service, "health_check_grace_period_seconds", 0) or 0)
         now = time.monotonic()
         for task in self.tasks:
             if task.failed_to_launch:
@@ -142,10 +145,34 @@ class ServiceController:
                 task.stop("Essential container in task exited", "EssentialContainerExited")
                 continue
             target = task.target
-            if target is not None and target.state == "unhealthy" and now - (task.running_since or now) >= grace:
+            if target is not None and target.state == "unhealthy" and now >= self._grace_ends(task, grace):
                 self._count_failure(task)
                 self.event(f"(task {task.id}) failed ELB health checks in (target-group {target.group_arn}).")
                 task.stop(f"Task failed ELB health checks in (target-group {target.group_arn})")
+
+    def _reset_failures_on_healthy(self, primary: Deployment, new: list[RunningTask]) -> None:
+        breaker = self._deployment_configuration().get("deploymentCircuitBreaker", {})
+        for task in new:
+            if task.healthy and task.id not in self._seen_healthy:
+                self._seen_healthy.add(task.id)
+                if breaker.get("resetOnHealthyTask", True):
+                    self.failures[primary.id] = 0
+
+    def _grace_ends(self, task: RunningTask, grace: float) -> float:
+        """When the health check grace period of a RUNNING task ends, in wall-clock time.
+
+        The application starts in real time (processes, model loading: nothing here is faster than
+        on Fargate), while AWS's durations are scaled. So the part of the grace period the
+        application spends coming up (until it first answers a health check, `s`) is real, and only
+        the rest is scaled: ends at start + s + scale x (grace - s). An application that has not
+        answered yet gets the whole grace period in real time, as on AWS.
+        """
+        started = task.running_since or time.monotonic()
+        answered = task.target.first_answer if task.target is not None else None
+        if answered is None:
+            return started + grace
+        up = max(0.0, answered - started)
+        return started + up + self.runtime.scale.seconds(max(0.0, grace - up))
 
     def _count_failure(self, task: RunningTask) -> None:
         if task.id not in self._counted:

@@ -1,9 +1,12 @@
 """Target groups as an ALB sees them: registered targets, their health from real HTTP probes, draining.
 
 AWS behaviour reproduced:
-- a registered target starts `initial`, becomes `healthy` after HealthyThresholdCount consecutive
-  passing checks and `unhealthy` after UnhealthyThresholdCount failing ones, one check per interval,
-  each with the group's timeout, path and matcher;
+- a registered target starts `initial` and "must pass one health check to be considered healthy";
+  after that it becomes `unhealthy` after UnhealthyThresholdCount consecutive failing checks and
+  `healthy` again after HealthyThresholdCount passing ones, one check per interval, each with the
+  group's timeout, path and matcher ("Health checks for Application Load Balancer target groups");
+- fail-open: when every registered target of a group is unhealthy, the load balancer routes
+  requests to all of them (same page: "the load balancer fails open");
 - a deregistered target is `draining`: no new requests; deregistration completes when its in-flight
   requests are done or after the deregistration delay, whichever comes first (ALB docs);
 - describe_target_health reports those states with AWS's reason codes (moto says `healthy` always).
@@ -14,6 +17,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -89,6 +93,7 @@ class Target:
     reason: str | None = "Elb.RegistrationInProgress"
     description: str | None = "Target registration is in progress"
     in_flight: int = 0
+    first_answer: float | None = None  # monotonic time of the first HTTP answer to a health check
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def set_state(self, state: TargetState, reason: str | None = None, description: str | None = None) -> None:
@@ -97,10 +102,11 @@ class Target:
             self.reason, self.description = _REASONS.get(state, (reason, description))
             self._changed.notify_all()
 
-    def begin_request(self) -> bool:
+    def begin_request(self, fail_open: bool = False) -> bool:
         """Count a request in flight; False when the target no longer takes new ones."""
         with self._changed:
-            if self.state is not TargetState.HEALTHY:
+            allowed = (TargetState.HEALTHY, TargetState.UNHEALTHY) if fail_open else (TargetState.HEALTHY,)
+            if self.state not in allowed:
                 return False
             self.in_flight += 1
             return True
@@ -143,16 +149,27 @@ class TargetGroups:
         with self._lock:
             return [t for t in self._targets.get(group_arn, {}).values() if t.state is TargetState.HEALTHY]
 
+    def fail_open(self, group_arn: str) -> list[Target]:
+        """Every registered (not draining) target, when all of them are unhealthy; else none."""
+        with self._lock:
+            registered = [t for t in self._targets.get(group_arn, {}).values() if t.state is not TargetState.DRAINING]
+        if registered and all(t.state is TargetState.UNHEALTHY for t in registered):
+            return registered
+        return []
+
     def pick(self, group_arn: str) -> Target | None:
-        """Round robin over the healthy targets; the request is counted in flight on the one returned."""
+        """Round robin over the healthy targets (all of them when every one is unhealthy: fail-open);
+        the request is counted in flight on the one returned."""
         for _ in range(3):  # a target may stop taking requests between listing and counting
-            healthy = self.healthy(group_arn)
-            if not healthy:
+            candidates, fail_open = self.healthy(group_arn), False
+            if not candidates:
+                candidates, fail_open = self.fail_open(group_arn), True
+            if not candidates:
                 return None
             with self._lock:
                 turn = next(self._turns.setdefault(group_arn, itertools.count()))
-            target = healthy[turn % len(healthy)]
-            if target.begin_request():
+            target = candidates[turn % len(candidates)]
+            if target.begin_request(fail_open):
                 return target
         return None
 
@@ -216,8 +233,11 @@ class HealthChecker:
             passed, reason, description = probe(self.target, self.check)
             if self._stop.is_set() or self.target.state is TargetState.DRAINING:
                 return
+            if self.target.first_answer is None and (passed or reason == "Target.ResponseCodeMismatch"):
+                self.target.first_answer = time.monotonic()
             passes, fails = (passes + 1, 0) if passed else (0, fails + 1)
-            if passed and passes >= self.check.healthy_threshold:
+            needed = 1 if self.target.state is TargetState.INITIAL else self.check.healthy_threshold
+            if passed and passes >= needed:
                 if self.target.state is not TargetState.HEALTHY:
                     self.target.set_state(TargetState.HEALTHY)
             elif not passed and fails >= self.check.unhealthy_threshold:

@@ -4,6 +4,17 @@ service controller never blocks on buildah.
 
 ECS order reproduced: a task is RUNNING when its containers run, then its target is registered
 (state `initial`); stopping deregisters the target, waits for draining, then signals the containers.
+
+What `buildah run --isolation chroot` cannot apply from the container definition, and why (each needs
+the Docker engine, which has cgroups and namespaces): `readonlyRootFilesystem` (buildah run has no
+read-only root; Docker: --read-only), `memory`/`memoryReservation` and task memory (chroot isolation
+joins no cgroup, so nothing is OOM-killed; Docker: --memory, exit 137 / OutOfMemoryError), `cpu`
+(Docker: --cpu-shares/--cpus), the container `healthCheck` (Docker: --health-cmd and its states),
+and the task's own network (awsvpc gives each task its IP, so the app binds its containerPort; here
+tasks share the host network and each gets PORT set to a free port instead). `user` is applied
+(buildah run --user).
+An unknown `containerName` in the service's load balancers is refused by CreateService
+(moto_extensions.ecs_validation), as on AWS.
 """
 
 from __future__ import annotations
@@ -55,6 +66,7 @@ def container_specs(task_definition: Any, pull_of: Callable[[str], Any]) -> list
                     entry_point=definition.get("entryPoint"),
                     command=definition.get("command"),
                     essential=definition.get("essential", True),
+                    user=definition.get("user"),
                 ),
                 pull,
             )
@@ -88,7 +100,10 @@ class RunningTask:
         self._stop_timeouts: dict[str, float] = {}
         self.containers: list[ContainerProcess] = []
         self._ports: dict[str, int] = {}
+        self._pull_errors: list[str] = []
         for spec, pull in container_specs(task_definition, runtime.pull_of):
+            if pull.error:
+                self._pull_errors.append(pull.error)
             self.containers.append(
                 ContainerProcess(
                     spec,
@@ -130,6 +145,8 @@ class RunningTask:
 
     def _launch(self) -> None:
         try:
+            if self._pull_errors:
+                raise ContainerError(self._pull_errors[0])
             for container in self.containers:
                 if self._stopping.is_set():
                     return

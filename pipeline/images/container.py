@@ -55,6 +55,7 @@ class ContainerSpec:
     entry_point: Sequence[str] | None = None
     command: Sequence[str] | None = None
     essential: bool = True
+    user: str | None = None  # the container definition's `user` (buildah run --user)
 
 
 def children(pid: int) -> list[int]:
@@ -142,6 +143,8 @@ class ContainerProcess:
         """Run the container on the host network; returns at once (the process is registered by the caller)."""
         argv = self.argv()
         command = buildah.global_args() + ["run", "--isolation", "chroot"]
+        if self.spec.user:
+            command += ["--user", self.spec.user]
         for key, value in {**self.spec.environment, **environment}.items():
             command += ["--env", f"{key}={value}"]
         command += [self.working_name, "--", *argv]

@@ -377,7 +377,7 @@ def test_ecs_deployments_from_update_service() -> None:
             requiresCompatibilities=["FARGATE"],
             cpu="256",
             memory="512",
-            containerDefinitions=[{"name": "model", "image": IMAGE_2}],
+            containerDefinitions=[{"name": "model", "image": IMAGE_2, "portMappings": [{"containerPort": 8080}]}],
         )
         updated = c.ecs.update_service(cluster=cluster, service=service, taskDefinition="model")["service"]
         assert updated["taskDefinition"].endswith(":task-definition/model:2")
@@ -395,7 +395,12 @@ def test_circuit_breaker_rolls_the_service_back() -> None:
         cluster, service = c.cluster_and_service()
         c.aws.complete_deployment(cluster, service)
         c.ecs.register_task_definition(
-            family="model", containerDefinitions=[{"name": "m", "image": IMAGE_2}], memory="512"
+            family="model",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[{"name": "model", "image": IMAGE_2, "portMappings": [{"containerPort": 8080}]}],
         )
         c.ecs.update_service(cluster=cluster, service=service, taskDefinition="model:2")
         failed = c.aws.fail_deployment(cluster, service)
@@ -425,6 +430,7 @@ def test_failed_stack_update_rolls_back_when_the_circuit_breaker_trips() -> None
         c.aws.complete_deployment(cluster, service)
         c.deploy("UPDATE", IMAGE_2, "update")
         c.aws.fail_deployment(cluster, service)
+        c.aws.complete_deployment(cluster, service)  # the rollback deployment is steady
         assert c.stack()["StackStatus"] == "UPDATE_ROLLBACK_COMPLETE"
         assert _image(c) == IMAGE_1
         template = c.cfn.get_template(StackName=STACK)["TemplateBody"]

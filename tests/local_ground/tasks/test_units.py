@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -42,3 +44,55 @@ def test_ecr_images_are_pulled_through_the_bridge(tmp_path: Path) -> None:
     assert pull.reference == "127.0.0.1:5000/iris-classifier@sha256:" + "a" * 64
     assert (pull.creds, pull.tls_verify) == ("AWS:secret", False)
     assert runtime.pull_of("localhost/task-test:v1").reference == "localhost/task-test:v1"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "210987654321.dkr.ecr.us-east-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64,  # another account
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64,  # another region
+    ],
+)
+def test_an_ecr_image_of_another_account_or_region_cannot_be_pulled_here(tmp_path: Path, image: str) -> None:
+    runtime = Runtime(TimeScale(1), TargetGroups(), ProcessRegistry(), Front(), tmp_path, "123456789012", "us-east-1")
+    pull = runtime.pull_of(image)
+    assert pull.error is not None and pull.error.startswith("CannotPullContainerError: ")
+    assert "not found" in pull.error
+
+
+def test_a_container_runs_as_the_user_its_definition_names(buildah_store: Path, tmp_path: Path) -> None:
+    from local_ground.tasks.task import container_specs
+    from pipeline.images.container import ContainerProcess
+    from tests.images import build as test_images
+
+    image = test_images.build_test_image("healthy")
+    definition = SimpleNamespace(container_definitions=[{"name": "model", "image": image.tag, "user": "65534:65534"}])
+    runtime = Runtime(TimeScale(1), TargetGroups(), ProcessRegistry(), Front(), tmp_path, "123456789012", "us-east-1")
+    [(spec, pull)] = container_specs(definition, runtime.pull_of)
+    assert spec.user == "65534:65534"
+    container = ContainerProcess(
+        spec, "user-test", tmp_path / "user-test.log", creds=pull.creds, tls_verify=pull.tls_verify
+    )
+    container.pull()
+    container.start({"PORT": "18099"})
+    try:
+        assert container.wait_started(30)
+        from pipeline.images.container import descendants
+
+        def server_uid() -> str | None:  # the model server's process, under buildah's chroot helpers
+            for pid in descendants(container.pid or 0):
+                try:
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"/bin/busybox\x00httpd"):
+                        status = Path(f"/proc/{pid}/status").read_text()
+                        return next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+                except OSError:
+                    continue
+            return None
+
+        deadline = time.monotonic() + 10
+        while (uid := server_uid()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert uid == "65534"  # on today's ground the model server ran as root
+    finally:
+        container.kill()
+        container.remove()
