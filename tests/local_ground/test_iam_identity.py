@@ -419,7 +419,8 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
     preview = assume(bootstrapped, names.pull_request_role_arn(settings), **job(None, event="pull_request"))
     shown = pipeline_cli(["diff", "staging", "--version", "7.1.0"], preview)
     assert shown.returncode == 0, shown.stderr + shown.stdout
-    assert f"{stack}: 1 change(s)" in shown.stdout  # moto words the change its own way; the preview ran
+    assert f"{stack}: 2 change(s)" in shown.stdout  # the preview ran, with the changes AWS lists
+    assert "Modify  TaskDefinition [AWS::ECS::TaskDefinition] (replacement)" in shown.stdout
 
     refused_deploy = pipeline_cli(["deploy", "staging", "7.1.0"], preview)
     assert refused_deploy.returncode != 0
