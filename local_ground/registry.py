@@ -31,11 +31,14 @@ _PORT_ATTEMPTS = 3  # a free port can be taken between probing and binding; retr
 
 
 def _htpasswd_line(username: str, password: str) -> str:
-    """A bcrypt htpasswd entry; distribution only accepts bcrypt, and apache2-utils makes it."""
+    """A bcrypt htpasswd entry; distribution only accepts bcrypt, and apache2-utils makes it.
+
+    The password goes in on stdin (-i), never as an argument any local user could read."""
     if shutil.which(HTPASSWD_BINARY) is None:
         raise LocalEnvironmentError("htpasswd is not installed", hint="install the apache2-utils package")
     done = subprocess.run(
-        [HTPASSWD_BINARY, "-Bbn", username, password],
+        [HTPASSWD_BINARY, "-Bin", username],
+        input=password,
         capture_output=True,
         text=True,
         check=False,
