@@ -102,7 +102,8 @@ class ServiceSettings:
     warmup: int = 20
     log_retention_days: int = 30
     rollout_timeout: int = 900
-    alarm_5xx_count: int = 10
+    alarm_5xx_percent: float = 5.0  # target 5xx as a share of requests in a minute...
+    alarm_min_requests: int = 50  # ...counted once the minute has this many requests
     alarm_latency_p99: float = 5.0
 
     # Derived rollout knobs (DESIGN.md, "Rollout speed is configuration").
@@ -384,8 +385,14 @@ def _check_service(prefix: str, s: ServiceSettings) -> None:
         )
     if s.rollout_timeout < 60:
         fail("rollout_timeout", f"{s.rollout_timeout} is too short", "Allow at least 60 seconds.")
-    if s.alarm_5xx_count < 1:
-        fail("alarm_5xx_count", "must be at least 1", "Use the 5xx count a minute that means a bad release.")
+    if not 0 < s.alarm_5xx_percent <= 100:
+        fail("alarm_5xx_percent", f"{s.alarm_5xx_percent} is not a percentage above 0", "Use e.g. 5.0 (percent).")
+    if s.alarm_min_requests < 1:
+        fail(
+            "alarm_min_requests",
+            f"{s.alarm_min_requests} is below 1",
+            "Use the requests a minute below which a 5xx rate means nothing, e.g. 50.",
+        )
     if s.alarm_latency_p99 <= 0:
         fail("alarm_latency_p99", "must be positive", "Use seconds, e.g. 5.0.")
 
