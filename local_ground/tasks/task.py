@@ -136,7 +136,9 @@ class RunningTask:
                 container.pull()
             set_status(self.record, "PENDING")
             for container in self.containers:
-                self.runtime.processes.run(container, {"PORT": str(self._ports[container.spec.name])})
+                self.runtime.processes.run(
+                    container, {"PORT": str(self._ports[container.spec.name]), "HOST": "127.0.0.1"}
+                )
             for container in self.containers:
                 if not container.wait_started(START_TIMEOUT):
                     break  # it exited at once: the controller sees the essential container exit

@@ -119,7 +119,8 @@ def check_image(
     if runtime == "docker":
         container = DockerContainer(image, port, service.container_port)
     else:
-        container = BuildahContainer(image, {"PORT": str(port)})
+        # The host's network: listen on loopback only, never on every interface (the example server honours HOST).
+        container = BuildahContainer(image, {"PORT": str(port), "HOST": "127.0.0.1"})
     started = clock()
     try:
         base = f"http://127.0.0.1:{port}"
