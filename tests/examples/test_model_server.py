@@ -615,25 +615,29 @@ def test_the_image_builds_on_the_local_base_and_serves_as_a_non_root_user(
     tag = f"localhost/iris-example:test-{os.getpid()}"
     buildah.build(EXAMPLE, EXAMPLE / "Dockerfile", tag, {"BASE_IMAGE": base.name})
     config = buildah.inspect_config(tag)
-    assert config["User"] == "65532:65532" and "8080/tcp" in config["ExposedPorts"]
+    assert config["User"] == "65532:65532" and {"8080/tcp", "9090/tcp"} <= set(config["ExposedPorts"])
     assert config["Cmd"] == ["python3", "/app/server.py"]
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     container = subprocess.run(
         buildah.global_args() + ["from", tag], capture_output=True, text=True, check=True
     ).stdout.strip()
     run = subprocess.Popen(
-        buildah.global_args() + ["run", "--isolation", "chroot", "--env", f"PORT={port}", container, "--", *config["Cmd"]],
+        buildah.global_args() + [
+            "run", "--isolation", "chroot", "--env", f"PORT={port}", "--env", f"METRICS_PORT={metrics_port}",
+            "--env", "HOST=127.0.0.1", container, "--", *config["Cmd"],
+        ],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        server = Server(run, port, tmp_path_factory.mktemp("log") / "unused.log")
+        server = Server(run, port, metrics_port, tmp_path_factory.mktemp("log") / "unused.log")
         assert poll(lambda: listening(port) or run.poll() is not None, timeout=20) and run.poll() is None
         assert poll(lambda: server.request("GET", "/health").status == 200, timeout=10)
         assert server.predict({"instances": [SETOSA, VIRGINICA]}).json()["predictions"] == [
             "setosa",
             "virginica",
         ]
+        assert server.metrics().status == 200 and server.request("GET", "/metrics").status == 404
         python = _server_process(run.pid)
         assert python is not None
         assert Path(f"/proc/{python}/status").read_text().count("\t65532\t") >= 2  # Uid: and Gid: lines
