@@ -129,7 +129,7 @@ class LocalRegistry:
                 except LocalEnvironmentError as error:
                     last_error = error
                     self._kill()
-            assert last_error is not None
+            assert last_error is not None  # nosec B101 # the loop ran at least once
             raise last_error
         except BaseException:
             self.stop()
@@ -144,7 +144,7 @@ class LocalRegistry:
 
     # -- internals ----------------------------------------------------------------------------
     def _launch(self, port: int) -> None:
-        assert self._root is not None
+        assert self._root is not None  # nosec B101 # start() made the root first
         config = self._root / "config.yml"
         config.write_text(yaml.safe_dump(_registry_config(self._root, port)))
         log = self._root / "registry.log"
@@ -160,7 +160,7 @@ class LocalRegistry:
         self._wait_until_up(port, log)
 
     def _wait_until_up(self, port: int, log: Path) -> None:
-        assert self._process is not None
+        assert self._process is not None  # nosec B101 # _launch() started the process first
         deadline = time.monotonic() + _START_TIMEOUT_S
         delay = 0.005
         while time.monotonic() < deadline:

@@ -168,7 +168,7 @@ class RunningTask:
         self._on_change()
 
     def _register(self) -> None:
-        assert self.load_balancer is not None
+        assert self.load_balancer is not None  # nosec B101 # only tasks behind a load balancer register
         group_arn = self.load_balancer["targetGroupArn"]
         backend = elbv2_backends[self.runtime.account_id][self.runtime.region]
         group = backend.target_groups[group_arn]

@@ -210,7 +210,7 @@ def _stream(command: list[str], on_output: Callable[[str], None] | None) -> tupl
         bufsize=1,
         env=_env(),
     ) as process:
-        assert process.stdout is not None
+        assert process.stdout is not None  # nosec B101 # stdout=PIPE makes it a stream
         for raw in process.stdout:
             line = raw.rstrip("\n")
             tail.append(line)

@@ -143,7 +143,7 @@ def build_image(
 
 def _stream(command: list[str], echo: Echo) -> int:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
+    assert process.stdout is not None  # nosec B101 # stdout=PIPE makes it a stream
     for line in process.stdout:
         echo(f"  | {line.rstrip()}")
     return process.wait()
