@@ -312,7 +312,7 @@ RAW_REQUESTS = [
 
 @pytest.mark.parametrize(("data", "status"), RAW_REQUESTS)
 def test_malformed_requests_get_4xx(start: Callable[..., Server], data: bytes, status: str) -> None:
-    server = start(MODEL_REQUEST_DEADLINE_SECONDS="0.5")
+    server = start(MODEL_REQUEST_DEADLINE_SECONDS="1")
 
     answer = server.raw(data)
 

@@ -81,7 +81,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
         HOST="127.0.0.1",
         PORT=str(port),
         METRICS_PORT=str(_free_port()),
-        MODEL_REQUEST_DEADLINE_SECONDS="0.5",
+        MODEL_REQUEST_DEADLINE_SECONDS="5",  # a busy machine must not turn a fair request into a 408
     )
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen([sys.executable, str(EXAMPLE / "server.py")], env=env, stdout=log_file, stderr=log_file)
@@ -165,7 +165,7 @@ LENGTH_LIES = st.sampled_from(["-1", "+1", "1_0", " 1", "0x10", "1, 1", "", "١"
 
 @st.composite
 def raw_requests(draw: st.DrawFn) -> bytes:
-    body = draw(st.binary(max_size=200))
+    body = draw(st.binary(min_size=1, max_size=200))  # a " 1" length then never waits for the deadline
     headers = draw(st.lists(st.tuples(TOKEN, HEADER_VALUE), max_size=4))
     framing = draw(st.sampled_from(["honest", "lie", "none", "two", "chunked"]))
     if framing == "honest":
