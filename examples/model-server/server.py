@@ -488,11 +488,13 @@ class Handler(BaseHTTPRequestHandler):
                 return True
         finally:
             sock.settimeout(server.settings.request_deadline_seconds)
+        poller = select.poll()  # not select.select: that fails on descriptors above 1023
+        poller.register(sock, select.POLLIN)
         give_up = time.monotonic() + server.settings.keepalive_seconds
         while time.monotonic() < give_up:
             if server.draining.is_set() or server.saturated.is_set():
                 return False
-            if select.select([sock], [], [], IDLE_POLL_SECONDS)[0]:
+            if poller.poll(IDLE_POLL_SECONDS * 1000):  # readable, closed or reset: the next read says which
                 return True
         return False
 
