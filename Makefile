@@ -49,6 +49,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit -q -r pipeline local_ground -c pyproject.toml
 	$(BIN)/pytest -q -n 2 --dist loadfile -p no:randomly
 
 demo: setup

@@ -21,7 +21,11 @@ an immutable tag would already have moved the tag in the registry when ECR refus
 synchronous front (reverse proxy) on its own loopback port sees the manifest PUT, checks ECR's rules
 first, forwards to the registry, and records the image in moto before the client gets its 201. Blobs
 stream through unchanged; the registry still does authentication, the front only reads the header to
-decide whether ECR rules apply (unauthenticated requests get the registry's own 401).
+decide whether ECR rules apply (requests without one get the registry's own 401). The front reads
+requests as the registry does, so no spelling slips past ECR's rules: the auth scheme is
+case-insensitive (`basic`, `BASIC`, as Go's net/http), a header the front does not accept is refused
+here rather than handed to a registry that might, and paths are percent-decoded before the rules
+(`/manifests/1%2E0%2E0` is tag 1.0.0, as the registry's router sees it).
 
 moto must run in this process (ThreadedMotoServer or mock_aws): the bridge writes its in-process
 backends, `moto.ecr.models.ecr_backends[account][region]`.
@@ -40,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self
+from urllib.parse import unquote
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult
@@ -76,7 +81,7 @@ _original_get_authorization_token: Callable[[ECRResponse], ActionResult] | None 
 def _get_authorization_token(self: ECRResponse) -> ActionResult:
     bridge = _bridges.get((self.current_account, self.region))
     if bridge is None:
-        assert _original_get_authorization_token is not None
+        assert _original_get_authorization_token is not None  # nosec B101 # installed with the patch, so never None here
         return _original_get_authorization_token(self)
     registry_ids = self._get_param("registryIds") or [self.current_account]
     token = base64.b64encode(f"{bridge.username}:{bridge.password}".encode()).decode()
@@ -211,8 +216,13 @@ class EcrRegistryBridge:
         self.uninstall()
 
     def is_logged_in(self, authorization: str | None) -> bool:
+        """The scheme in any case, as Go's net/http BasicAuth (the registry's) reads it, then the
+        canonical base64 of the login. Stricter than Go on the encoding is safe: a header refused
+        here never reaches the registry (see `_handle`)."""
+        if authorization is None or authorization[:6].lower() != "basic ":
+            return False
         expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return authorization == f"Basic {expected}"
+        return authorization[6:] == expected
 
 
 # --- The front: a reverse proxy to the registry that applies ECR's rules -------------------------
@@ -263,8 +273,15 @@ class _Front(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self._body_read = False
-        match = _PATH.match(self.path.split("?", 1)[0])
-        if match is None or not self.bridge.is_logged_in(self.headers.get("Authorization")):
+        # Decoded as the registry's router decodes it, so `1%2E0%2E0` is the tag the rules check.
+        match = _PATH.match(unquote(self.path.split("?", 1)[0]))
+        authorization = self.headers.get("Authorization")
+        if match is not None and authorization is not None and not self.bridge.is_logged_in(authorization):
+            # Credentials the front does not accept never reach the registry, which might accept them.
+            self._drain_request_body()
+            self._send_error(_Refusal(401, "UNAUTHORIZED", "authentication required"))
+            return
+        if match is None or authorization is None:
             self._reply(*self._exchange(self._request_body()))
             return
         name, kind, reference = match["name"], match["kind"], match["rest"]
@@ -418,6 +435,8 @@ class _Front(BaseHTTPRequestHandler):
         self.send_response_only(refusal.status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Docker-Distribution-Api-Version", "registry/2.0")
+        if refusal.status == 401:  # the registry's own challenge, so clients know to log in
+            self.send_header("WWW-Authenticate", 'Basic realm="local-registry"')
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)

@@ -7,6 +7,10 @@ them to complete objects and to paginate). Behaviours reproduced from GitHub, be
 depends on them:
 
 - 401 "Bad credentials" for a missing or wrong token, 404 "Not Found" for anything unknown;
+- several callers: the server's token acts as Actions' GITHUB_TOKEN (an integration: its writes are
+  by `github-actions[bot]`, and GET /user answers 403 "Resource not accessible by integration");
+  `add_user` adds people with tokens of their own (GET /user answers their login). Only a comment's
+  author may edit it: anyone else gets 403 in GitHub's shape;
 - deployments need a ref that resolves (branch, tag or 40-hex sha), else 422 "No ref found for";
 - lists are paginated (`per_page` <= 100, `page`) with a `Link` header; deployments and statuses
   come newest first, comments oldest first;
@@ -82,10 +86,11 @@ class Request:
     path: str
     query: dict[str, str]
     body: JSON
+    caller: JSON = field(default_factory=dict)  # the user the token belongs to
 
 
 def _fake_sha(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()  # a git-shaped id, not a secret
 
 
 class GitHubApp:
@@ -103,7 +108,9 @@ class GitHubApp:
         self._ids: dict[str, int] = {}
         self.repo_url = f"{base_url}/repos/{owner}/{name}"
         self.html_url = f"{base_url}/{owner}/{name}"
-        self.user: JSON = self._user("pipeline-bot")
+        # GITHUB_TOKEN acts as the Actions app's bot user (GitHub's own login and id for it).
+        self.user: JSON = self._user("github-actions[bot]", user_id=41898282, kind="Bot")
+        self.callers: dict[str, tuple[JSON, bool]] = {token: (self.user, True)}  # token -> (user, integration)
         head = _fake_sha(f"{owner_repo}:initial")
         self.refs: dict[str, str] = {"refs/heads/main": head}  # full ref -> commit sha
         self.deployments: dict[int, JSON] = {}
@@ -164,14 +171,18 @@ class GitHubApp:
         if method == "GET" and path == "/.well-known/jwks":
             return Response(200, self.oidc.jwks())
         scheme, _, presented = authorization.partition(" ")
-        if scheme.lower() not in ("token", "bearer") or presented.strip() != self.token:
+        caller = self.callers.get(presented.strip()) if scheme.lower() in ("token", "bearer") else None
+        if caller is None:
             raise HttpError(401, "Bad credentials")
+        user, integration = caller
         for index, (status, only_method) in enumerate(self.failures):
             if only_method in (None, method):
                 del self.failures[index]
                 raise HttpError(status, "Server Error" if status >= 500 else "Injected failure")
         if path == "/user" and method == "GET":
-            return Response(200, self.user)
+            if integration:  # an installation token is no user: GitHub refuses, as it does for GITHUB_TOKEN
+                raise HttpError(403, "Resource not accessible by integration")
+            return Response(200, user)
         prefix = f"/repos/{self.owner}/{self.name}".lower()
         if not path.lower().startswith(prefix):
             raise _not_found()
@@ -179,7 +190,7 @@ class GitHubApp:
         for route_method, pattern, handler in self._routes:
             match = pattern.match(rest)
             if match and route_method == method:
-                request = Request(method, path, dict(parse_qsl(query)), self._json_body(raw_body))
+                request = Request(method, path, dict(parse_qsl(query)), self._json_body(raw_body), user)
                 args = [unquote(group) for group in match.groups()]
                 return handler(request, *args)
         raise _not_found()
@@ -205,12 +216,12 @@ class GitHubApp:
     def _now(self) -> str:
         return self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def _user(self, login: str) -> JSON:
+    def _user(self, login: str, user_id: int = 1, kind: str = "User") -> JSON:
         return {
             "login": login,
-            "id": 1,
-            "node_id": "MDQ6VXNlcjE=",
-            "type": "User",
+            "id": user_id,
+            "node_id": f"U_local{user_id}",
+            "type": kind,
             "site_admin": False,
             "url": f"{self.base_url}/users/{login}",
             "html_url": f"{self.base_url}/{login}",
@@ -689,7 +700,7 @@ class GitHubApp:
             "node_id": f"IC_local{comment_id}",
             "html_url": f"{pull['html_url']}#issuecomment-{comment_id}",
             "body": text,
-            "user": self.user,
+            "user": request.caller,
             "created_at": now,
             "updated_at": now,
             "issue_url": pull["issue_url"],
@@ -704,6 +715,9 @@ class GitHubApp:
 
     def _update_comment(self, request: Request, comment_id: str) -> Response:
         comment = self._comment(comment_id)
+        if comment["user"]["id"] != request.caller["id"]:  # only its author edits a comment here
+            by = "integration" if request.caller["type"] == "Bot" else "personal access token"
+            raise HttpError(403, f"Resource not accessible by {by}")
         comment.update(body=self._comment_body(request), updated_at=self._now())
         return Response(200, comment)
 
@@ -781,7 +795,7 @@ class _Server(ThreadingHTTPServer):
 class LocalGitHub:
     """A GitHub REST server on 127.0.0.1 for one `owner/repo`, alive inside a `with` block."""
 
-    def __init__(
+    def __init__(  # nosec B107 # the local GitHub's own token, valid only on 127.0.0.1
         self,
         token: str = "local-token",
         owner_repo: str = "acme/model",
@@ -860,6 +874,14 @@ class LocalGitHub:
     @property
     def oidc(self) -> OidcIssuer:
         return self._app.oidc
+
+    def add_user(self, login: str) -> str:
+        """A person with a token of their own (a PAT: GET /user answers `login`); returns the token."""
+        app = self._app
+        with app._lock:
+            token = f"ghp_local_{login}_{len(app.callers)}"
+            app.callers[token] = (app._user(login, user_id=1000 + len(app.callers)), False)
+            return token
 
     def fail_next(self, status: int, method: str | None = None, times: int = 1) -> None:
         """Answer the next `times` authenticated requests (of `method`, if given) with `status`."""

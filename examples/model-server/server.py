@@ -3,27 +3,33 @@
 The image's Python is Debian's python3-minimal (no numpy, no pip), so prediction is
 plain arithmetic over the numbers `train.py` wrote to model.json.
 
-Endpoints: GET /health, POST /predict, GET /metrics (see README.md).
+Endpoints: GET /health, POST /predict (openapi.json describes both); GET /metrics on its own
+port (METRICS_PORT), which the load balancer does not route. See README.md.
 Settings come from the environment (see `Settings.from_env` and README.md).
+No client input gets a 5xx: a bounded worker pool, a whole-request deadline, 4xx for every
+malformed request (nesting, numbers, encoding, framing), escaped log lines.
 On SIGTERM the server stops accepting connections, lets in-flight requests finish
 (bounded by MODEL_DRAIN_SECONDS) and exits 0, as ECS expects before its SIGKILL.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
 import os
+import queue
+import select
 import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +38,11 @@ log = logging.getLogger("model-server")
 
 ARTIFACT_FORMAT = 1
 KNOWN_PATHS = ("/health", "/predict", "/metrics")
+IDLE_POLL_SECONDS = 0.1  # how often an idle keep-alive connection checks whether to give up its worker
+# C0 and C1 controls and DEL, as \xNN: a request line must not move a terminal's cursor or title.
+LOG_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+# Measurements beyond this are no flower's: refused before the arithmetic could overflow (openapi.json says so).
+MAX_ABS_VALUE = 1e6
 DISCARD_LIMIT = 8 * 1_048_576  # larger oversized bodies are left unread: the connection closes
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -47,6 +58,7 @@ class SettingsError(ValueError):
 class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
+    metrics_port: int = 9090  # not in the task's port mappings: the load balancer never routes it
     model_path: Path = Path(__file__).resolve().parent / "model.json"
     warmup_seconds: float = 0.0
     # The feature contract this environment's clients send, in order. Unset: accept the model's own.
@@ -55,6 +67,8 @@ class Settings:
     max_body_bytes: int = 1_048_576
     drain_seconds: float = 20.0
     keepalive_seconds: float = 75.0  # above the ALB's 60 s idle timeout, as AWS recommends for targets
+    workers: int = 32  # connections served at once; more wait in the listen backlog, not in threads
+    request_deadline_seconds: float = 10.0  # request line, headers and body must all arrive within it
     debug_delay_seconds: float = 0.0  # tests only: makes every /predict slow, to observe draining
 
     @classmethod
@@ -63,6 +77,7 @@ class Settings:
         return cls(
             host=env.get("HOST", cls.host),
             port=_number(env, "PORT", cls.port, int, low=0, high=65535),
+            metrics_port=_number(env, "METRICS_PORT", cls.metrics_port, int, low=0, high=65535),
             model_path=Path(env.get("MODEL_PATH", str(cls.model_path))),
             warmup_seconds=_number(env, "MODEL_WARMUP_SECONDS", cls.warmup_seconds, float),
             expected_features=tuple(f.strip() for f in expected.split(",") if f.strip()) or None,
@@ -70,6 +85,10 @@ class Settings:
             max_body_bytes=_number(env, "MODEL_MAX_BODY_BYTES", cls.max_body_bytes, int, low=1),
             drain_seconds=_number(env, "MODEL_DRAIN_SECONDS", cls.drain_seconds, float),
             keepalive_seconds=_number(env, "MODEL_KEEPALIVE_SECONDS", cls.keepalive_seconds, float, low=1),
+            workers=_number(env, "MODEL_WORKERS", cls.workers, int, low=1, high=1024),
+            request_deadline_seconds=_number(
+                env, "MODEL_REQUEST_DEADLINE_SECONDS", cls.request_deadline_seconds, float, low=0.1
+            ),
             debug_delay_seconds=_number(env, "MODEL_DEBUG_DELAY_SECONDS", cls.debug_delay_seconds, float),
         )
 
@@ -93,7 +112,14 @@ def _number(
 
 
 class ModelError(ValueError):
-    """The artifact is malformed, or does not fit this environment's settings."""
+    """The artifact is malformed, or does not fit this environment's settings.
+
+    `public` is what /health may tell anyone who asks: no file paths or OS errors (those go to the log).
+    """
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
 @dataclass(frozen=True)
@@ -143,7 +169,9 @@ class Model:
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"cannot read {path}: {exc}") from None
+            raise ModelError(
+                f"cannot read {path}: {exc}", public="the model artifact cannot be read; see the server log"
+            ) from None
 
     def check(self, settings: Settings) -> None:
         """Refuse a model that does not fit what this environment's clients send."""
@@ -156,20 +184,33 @@ class Model:
             )
 
     def predict(self, rows: list[list[float]]) -> list[tuple[str, list[float]]]:
-        """Label and class probabilities for each row: standardize, linear, softmax."""
+        """Label and class probabilities for each row: standardize, linear, softmax.
+
+        Raises OutOfRange for a row whose finite values still overflow the arithmetic (1e308 / scale).
+        """
         out = []
-        for row in rows:
+        for i, row in enumerate(rows):
             z = [(x - m) / s for x, m, s in zip(row, self.mean, self.scale, strict=False)]
             logits = [
                 sum(c * v for c, v in zip(coefs, z, strict=False)) + b
                 for coefs, b in zip(self.coef, self.intercept, strict=False)
             ]
+            if not all(math.isfinite(v) for v in logits):
+                raise OutOfRange(i)
             top = max(logits)
             exps = [math.exp(v - top) for v in logits]
             total = sum(exps)
             probs = [e / total for e in exps]
             out.append((self.class_names[probs.index(max(probs))], probs))
         return out
+
+
+class OutOfRange(ValueError):
+    """A row's values are finite but too large for the model's arithmetic."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(f"instances[{row}] is too large in magnitude for the model to score")
+        self.row = row
 
 
 class ModelSlot:
@@ -186,7 +227,7 @@ class ModelSlot:
             model = Model.load(settings.model_path)
             model.check(settings)
         except ModelError as exc:
-            self.error = str(exc)
+            self.error = exc.public
             log.error("model not loaded, /health stays 503: %s", exc)
             return
         self.model = model
@@ -290,9 +331,10 @@ class Metrics:
 class RequestError(Exception):
     """A request we answer with a JSON error: status, a stable code, and what is wrong."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.headers = dict(headers or {})
 
 
 def parse_instances(body: bytes, model: Model, max_instances: int) -> list[list[float]]:
@@ -304,8 +346,10 @@ def parse_instances(body: bytes, model: Model, max_instances: int) -> list[list[
 
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError includes ints over 4300 digits
         raise RequestError(unprocessable, "invalid_json", f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RequestError(unprocessable, "invalid_json", "body is not valid JSON: nested too deeply") from None
     if not isinstance(payload, dict) or "instances" not in payload:
         raise RequestError(unprocessable, "missing_instances", 'body must be a JSON object with an "instances" key')
     rows = payload["instances"]
@@ -331,9 +375,23 @@ def parse_instances(body: bytes, model: Model, max_instances: int) -> list[list[
                 raise RequestError(
                     unprocessable,
                     "not_a_number",
-                    f"instances[{i}][{j}] ({model.feature_names[j]}) is {json.dumps(value)[:40]}; expected a finite number",
+                    f"instances[{i}][{j}] ({model.feature_names[j]}) is {_describe(value)}; expected a finite number",
+                )
+            if abs(value) > MAX_ABS_VALUE:
+                raise RequestError(
+                    unprocessable,
+                    "out_of_range",
+                    f"instances[{i}][{j}] ({model.feature_names[j]}) is {_describe(value)}; "
+                    f"expected a number between -{MAX_ABS_VALUE:g} and {MAX_ABS_VALUE:g}",
                 )
     return [[float(v) for v in row] for row in rows]
+
+
+def _describe(value: Any) -> str:
+    # A nested list or object is named, not dumped: dumping a deep one could recurse past the limit.
+    if isinstance(value, (list, dict)):
+        return "a list" if isinstance(value, list) else "an object"
+    return json.dumps(value)[:40]
 
 
 def _finite_number(value: Any) -> bool:
@@ -352,10 +410,47 @@ class Reply:
     body: bytes
     content_type: str
     instances: int = 0  # rows predicted, for the metrics
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, payload: Mapping[str, Any], instances: int = 0) -> Reply:
-        return cls(status, json.dumps(payload).encode() + b"\n", "application/json", instances)
+    def json(
+        cls, status: int, payload: Mapping[str, Any], instances: int = 0, headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        # allow_nan=False: a NaN that slipped through is a bug to see, never invalid JSON sent to a client
+        body = json.dumps(payload, allow_nan=False).encode() + b"\n"
+        return cls(status, body, "application/json", instances, dict(headers or {}))
+
+
+class DeadlineReader(io.RawIOBase):
+    """The connection as a raw stream whose every read stops at the request's deadline.
+
+    A per-read timeout lets a client that trickles a byte every few seconds hold a worker forever
+    (slowloris); a deadline bounds the whole request line, headers and body however they arrive.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self._sock = sock
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the request deadline passed")
+            self._sock.settimeout(left)
+        try:
+            return self._sock.recv_into(buffer)
+        except BlockingIOError:  # only while peeking without blocking
+            return None
+
+
+# Which handler answers (method, path), per listening port.
+SERVICE_ROUTES = {("GET", "/health"): "_health", ("POST", "/predict"): "_predict"}
+METRICS_ROUTES = {("GET", "/metrics"): "_metrics"}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -364,16 +459,50 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
-        self.connection.settimeout(self.server.settings.keepalive_seconds)  # idle keep-alive limit
         # Headers and body go out as two writes; without this, Nagle holds the body back until the
         # client's delayed ACK (~40 ms on Linux) on every keep-alive request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile.close()  # the socket's own reader: ours replaces it
+        self.reader = DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self.reader)
 
-    def do_GET(self) -> None:
-        self._route("GET")
+    def handle(self) -> None:
+        settings = self.server.settings
+        self.close_connection = False
+        first = True
+        while not self.close_connection:
+            if not first and not self._next_request_arrives():
+                return
+            first = False
+            self.reader.deadline = time.monotonic() + settings.request_deadline_seconds
+            self.handle_one_request()
 
-    def do_POST(self) -> None:
-        self._route("POST")
+    def _next_request_arrives(self) -> bool:
+        """Wait on an idle keep-alive connection: True once a request starts arriving; False to close
+        it (idle past the keep-alive timeout, draining, or another connection waits for a worker)."""
+        server, sock = self.server, self.connection
+        self.reader.deadline = None
+        sock.setblocking(False)
+        try:
+            if self.rfile.peek(1):  # a pipelined request is already buffered
+                return True
+        finally:
+            sock.settimeout(server.settings.request_deadline_seconds)
+        poller = select.poll()  # not select.select: that fails on descriptors above 1023
+        poller.register(sock, select.POLLIN)
+        give_up = time.monotonic() + server.settings.keepalive_seconds
+        while time.monotonic() < give_up:
+            if server.draining.is_set() or server.saturated.is_set():
+                return False
+            if poller.poll(IDLE_POLL_SECONDS * 1000):  # readable, closed or reset: the next read says which
+                return True
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the router (404/405), not http.server's 501 "Unsupported method".
+        if name.startswith("do_") and name[3:].isalpha():
+            return lambda: self._route(name[3:])
+        raise AttributeError(name)
 
     def _route(self, method: str) -> None:
         path = urlsplit(self.path).path
@@ -385,34 +514,32 @@ class Handler(BaseHTTPRequestHandler):
             # Counted before the answer goes out, so a client that reads /metrics next sees it;
             # still in flight until written, so draining never exits under an unsent answer.
             metrics.record(method, path, reply.status, time.perf_counter() - start, reply.instances)
-            self._send(reply.status, reply.body, reply.content_type)
+            self._send(reply)
         finally:
             metrics.finished()
 
     def _answer(self, method: str, path: str) -> Reply:
-        routes = {
-            ("GET", "/health"): self._health,
-            ("GET", "/metrics"): self._metrics,
-            ("POST", "/predict"): self._predict,
-        }
+        routes = self.server.routes
         try:
-            handler = routes.get((method, path))
-            if handler is None:
+            name = routes.get((method, path))
+            if name is None:
+                if method != "POST" and ("Content-Length" in self.headers or "Transfer-Encoding" in self.headers):
+                    self.close_connection = True  # an unread body would be parsed as the next request
                 allowed = [m for (m, p) in routes if p == path]
                 if allowed:
                     raise RequestError(
                         HTTPStatus.METHOD_NOT_ALLOWED,
                         "method_not_allowed",
                         f"{path} accepts {', '.join(allowed)}",
+                        {"Allow": ", ".join(allowed)},
                     )
-                raise RequestError(
-                    HTTPStatus.NOT_FOUND, "not_found", f"no such path {path}; try /health, /predict, /metrics"
-                )
-            return handler()
+                paths = ", ".join(sorted({p for (_, p) in routes}))
+                raise RequestError(HTTPStatus.NOT_FOUND, "not_found", f"no such path {path}; try {paths}")
+            return getattr(self, name)()  # type: ignore[no-any-return]
         except RequestError as exc:
-            return Reply.json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+            return Reply.json(exc.status, {"error": {"code": exc.code, "message": exc.message}}, headers=exc.headers)
         except Exception:  # a bug: answer 500 rather than drop the connection
-            log.exception("error answering %s %s", method, path)
+            log.exception("error answering %s %s", method, escape(path))
             return Reply.json(500, {"error": {"code": "internal", "message": "internal error"}})
 
     def _health(self) -> Reply:
@@ -440,7 +567,10 @@ class Handler(BaseHTTPRequestHandler):
         rows = parse_instances(body, model, settings.max_instances)
         if settings.debug_delay_seconds:
             time.sleep(settings.debug_delay_seconds)
-        results = model.predict(rows)
+        try:
+            results = model.predict(rows)
+        except OutOfRange as exc:
+            raise RequestError(HTTPStatus.UNPROCESSABLE_ENTITY, "out_of_range", str(exc)) from None
         payload = {
             "predictions": [label for label, _ in results],
             "probabilities": [[round(p, 6) for p in probs] for _, probs in results],
@@ -449,25 +579,29 @@ class Handler(BaseHTTPRequestHandler):
         return Reply.json(200, payload, instances=len(rows))
 
     def _read_body(self, limit: int) -> bytes:
-        raw = self.headers.get("Content-Length")
-        if raw is None:
-            self.close_connection = True  # chunked or unframed: we cannot find the next request
+        if "Transfer-Encoding" in self.headers:
+            self.close_connection = True  # chunked (or smuggled beside a Content-Length): we cannot frame it
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "length_required", "send a Content-Length, not chunks")
+        values = self.headers.get_all("Content-Length") or []
+        if not values:
+            self.close_connection = True  # unframed: we cannot find the next request
             raise RequestError(HTTPStatus.LENGTH_REQUIRED, "length_required", "send a Content-Length header")
-        try:
-            length = int(raw)
-            if length < 0:
-                raise ValueError
-        except ValueError:
+        raw = values[0].strip()
+        if len(values) > 1 or not (raw.isascii() and raw.isdigit()):  # int() would take "+1", "1_0", " 1"
             self.close_connection = True
-            raise RequestError(
-                HTTPStatus.BAD_REQUEST, "bad_content_length", f"Content-Length {raw!r} is not a size"
-            ) from None
+            shown = ", ".join(repr(v) for v in values)[:80]
+            raise RequestError(HTTPStatus.BAD_REQUEST, "bad_content_length", f"Content-Length {shown} is not a size")
+        length = int(raw)
         if length > limit:
             self.close_connection = True
             if length <= DISCARD_LIMIT:
                 # Read it away so closing does not reset the connection before the client reads our answer.
-                for offset in range(0, length, 65536):
-                    self.rfile.read(min(65536, length - offset))
+                try:
+                    for offset in range(0, length, 65536):
+                        if not self.rfile.read(min(65536, length - offset)):
+                            break
+                except TimeoutError:
+                    pass
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 "body_too_large",
@@ -480,40 +614,102 @@ class Handler(BaseHTTPRequestHandler):
                 if not chunk:
                     break
                 body += chunk
-        except TimeoutError:
+        except (TimeoutError, ConnectionError):
             pass
         if len(body) != length:  # the client stopped sending: the connection is out of sync
             self.close_connection = True
             raise RequestError(HTTPStatus.REQUEST_TIMEOUT, "incomplete_body", f"got {len(body)} of {length} bytes")
         return bytes(body)
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, reply: Reply) -> None:
+        # Reading is over: the deadline stops, and a client that does not read gets as long to take the answer.
+        self.reader.deadline = None
+        self.connection.settimeout(self.server.settings.request_deadline_seconds)
         if self.server.draining.is_set():
             self.close_connection = True  # clients reconnect to a task that is staying
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(reply.body)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server answers some malformed requests with a 5xx (505 for "HTTP/2.0"); they are the
+        # client's fault, and a target 5xx counts toward the rollback alarm.
+        if code >= 500:
+            code, explain = HTTPStatus.BAD_REQUEST, f"{message or ''} (HTTP {code})"
+        super().send_error(code, message, explain)
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        log.info("%s %s", self.address_string(), escape(format % args))
 
 
-class ModelServer(ThreadingHTTPServer):
-    daemon_threads = True  # idle keep-alive connections must not hold up exit; draining is explicit
+def escape(text: str) -> str:
+    """Control characters as \\xNN: what a client sent must not drive the terminal that shows the log."""
+    return text.translate(LOG_ESCAPES)
+
+
+class ModelServer(HTTPServer):
+    """An HTTP server with a fixed pool of worker threads, one connection each.
+
+    When every worker is busy, the accept loop waits (further connections queue in the kernel's
+    listen backlog, not in threads) and idle keep-alive connections give their workers up.
+    """
+
     # The default backlog of 5 drops connections when a load balancer opens many at once
     # (benchmarks/model_server.py measured 1-2 s tails from SYN retries).
     request_queue_size = 128
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        port: int,
+        routes: Mapping[tuple[str, str], str],
+        workers: int,
+        shared: ModelServer | None = None,
+    ) -> None:
         self.settings = settings
-        self.slot = ModelSlot()
-        self.metrics = Metrics()
-        self.draining = threading.Event()
-        super().__init__((settings.host, settings.port), Handler)
+        self.routes = routes
+        self.slot = shared.slot if shared else ModelSlot()
+        self.metrics = shared.metrics if shared else Metrics()
+        self.draining = shared.draining if shared else threading.Event()
+        self.saturated = threading.Event()  # the accept loop waits for a free worker
+        self._free = threading.Semaphore(workers)
+        self._connections: queue.SimpleQueue[tuple[socket.socket, Any]] = queue.SimpleQueue()
+        super().__init__((settings.host, port), Handler)
+        for i in range(workers):  # daemon: a request still running past the drain timeout cannot hold up exit
+            threading.Thread(target=self._work, name=f"worker-{port}-{i}", daemon=True).start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._free.acquire(blocking=False):
+            self.saturated.set()
+            while not self._free.acquire(timeout=IDLE_POLL_SECONDS):
+                if self.draining.is_set():
+                    self.shutdown_request(request)
+                    return
+            self.saturated.clear()
+        self._connections.put((request, client_address))
+
+    def _work(self) -> None:
+        while True:
+            request, client_address = self._connections.get()
+            try:
+                self.finish_request(request, client_address)
+            except Exception:  # noqa: BLE001 - as socketserver does: one connection's error never ends a worker
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
+                self._free.release()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that resets or vanishes mid-answer: one line, not a traceback on stderr.
+        exc = sys.exc_info()[1]
+        log.warning("connection from %s ended: %s", client_address[0], escape(repr(exc)))
 
 
 # --- process --------------------------------------------------------------------------------
@@ -521,18 +717,26 @@ class ModelServer(ThreadingHTTPServer):
 
 def serve(settings: Settings, stop: threading.Event) -> int:
     """Serve until `stop` is set, then drain; the return value is the exit code."""
-    server = ModelServer(settings)
+    server = ModelServer(settings, settings.port, SERVICE_ROUTES, settings.workers)
     host, port = server.server_address[:2]
-    log.info("listening on %s:%s", host, port)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True).start()
+    log.info("listening on %s:%s (%d workers)", host, port, settings.workers)
+    servers = [server]
+    try:
+        servers.append(ModelServer(settings, settings.metrics_port, METRICS_ROUTES, 2, shared=server))
+        log.info("metrics on %s:%s/metrics", host, servers[1].server_address[1])
+    except OSError as exc:  # e.g. two tasks on one host network: serving matters more than metrics
+        log.warning("no /metrics: cannot listen on %s:%s: %s", host, settings.metrics_port, exc)
+    for each in servers:
+        threading.Thread(target=each.serve_forever, kwargs={"poll_interval": 0.1}, name="accept", daemon=True).start()
     threading.Thread(target=server.slot.load, args=(settings,), name="model-loader", daemon=True).start()
 
     while not stop.wait(1.0):  # a timeout keeps the main thread responsive to signals
         pass
     log.info("stopping: no new connections, draining in-flight requests for up to %.1fs", settings.drain_seconds)
     server.draining.set()
-    server.shutdown()  # the accept loop ends...
-    server.server_close()  # ...and the listening socket closes: new connections are refused
+    for each in servers:
+        each.shutdown()  # the accept loop ends...
+        each.server_close()  # ...and the listening socket closes: new connections are refused
     left = server.metrics.wait_idle(settings.drain_seconds)
     if left:
         log.warning("drain timeout: %d requests still in flight are cut off", left)

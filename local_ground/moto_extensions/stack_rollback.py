@@ -181,7 +181,7 @@ class StackUpdate:
             if resource is not None and name not in self.old_resources:
                 try:
                     resource_map._delete_resource(resource, new_json[name])
-                except Exception:  # noqa: BLE001 - best effort, like DELETE_FAILED being ignored in cleanup
+                except Exception:  # noqa: BLE001 - best effort, like DELETE_FAILED being ignored in cleanup  # nosec B110
                     pass
         resource_map._template = self.old_template_dict
         resource_map.input_parameters = self.old_parameters

@@ -153,7 +153,9 @@ class RunningTask:
                 container.pull()
             set_status(self.record, "PENDING")
             for container in self.containers:
-                self.runtime.processes.run(container, {"PORT": str(self._ports[container.spec.name])})
+                self.runtime.processes.run(
+                    container, {"PORT": str(self._ports[container.spec.name]), "HOST": "127.0.0.1"}
+                )
             for container in self.containers:
                 if not container.wait_started(START_TIMEOUT):
                     break  # it exited at once: the controller sees the essential container exit
@@ -183,7 +185,7 @@ class RunningTask:
         self._on_change()
 
     def _register(self) -> None:
-        assert self.load_balancer is not None
+        assert self.load_balancer is not None  # nosec B101 # only tasks behind a load balancer register
         group_arn = self.load_balancer["targetGroupArn"]
         backend = elbv2_backends[self.runtime.account_id][self.runtime.region]
         group = backend.target_groups[group_arn]

@@ -14,11 +14,13 @@ import shutil
 import subprocess
 import tempfile
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import BuildError, PushError
+from pipeline.images.auth import private_folder, registry_host, write_private
 
 BUILDAH = "buildah"
 ROOT_ENV = "PIPELINE_BUILDAH_ROOT"
@@ -84,6 +86,31 @@ def build(
         return iidfile.read_text().strip().removeprefix("sha256:")
 
 
+@contextmanager
+def login(registry: str, username: str, password: str, tls_verify: bool = True) -> Iterator[Path]:
+    """An auth file logged in to `registry`, for `--authfile`; removed when the block ends.
+
+    The password goes through stdin (`--password-stdin`), never the command line, into a file in
+    a private folder (0700; the file 0600). A refused login raises PushError naming the registry.
+    """
+    _require_buildah(PushError)
+    with private_folder("pipeline-auth-") as folder:
+        authfile = folder / "auth.json"
+        write_private(authfile, "{}\n")
+        command = global_args() + [
+            "login",
+            "--authfile", str(authfile),
+            "--username", username,
+            "--password-stdin",
+            f"--tls-verify={'true' if tls_verify else 'false'}",
+            registry,
+        ]  # fmt: skip
+        done = subprocess.run(command, input=password, capture_output=True, text=True, env=_env(), check=False)
+        if done.returncode != 0:
+            raise _push_error(registry, done.stderr)
+        yield authfile
+
+
 def push(
     image: str,
     destination: str,
@@ -101,16 +128,17 @@ def push(
     ECS accept it, and a Docker-format build pushes it unchanged. `retries` and
     `retry_delay_s` cover network blips. buildah 1.28 makes 3 tries whatever `--retry` says and
     treats a 0 delay as its 2 s default, so tests pass a small positive delay instead.
+    The credentials reach buildah through a private auth file (see `login`), never its arguments.
     """
     _require_buildah(PushError)
     target = destination if "://" in destination else f"docker://{destination}"
-    with tempfile.TemporaryDirectory(prefix="pipeline-push-") as scratch:
-        digestfile = Path(scratch) / "digest"
+    with login(registry_host(destination), username, password, tls_verify) as authfile:
+        digestfile = authfile.parent / "digest"
         command = global_args() + [
             "push",
             "--format", manifest_format,
             "--digestfile", str(digestfile),
-            "--creds", f"{username}:{password}",
+            "--authfile", str(authfile),
             "--retry", str(retries),
             "--retry-delay", f"{max(1, round(retry_delay_s * 1000))}ms",
             f"--tls-verify={'true' if tls_verify else 'false'}",
@@ -182,7 +210,7 @@ def _stream(command: list[str], on_output: Callable[[str], None] | None) -> tupl
         bufsize=1,
         env=_env(),
     ) as process:
-        assert process.stdout is not None
+        assert process.stdout is not None  # nosec B101 # stdout=PIPE makes it a stream
         for raw in process.stdout:
             line = raw.rstrip("\n")
             tail.append(line)
@@ -204,7 +232,8 @@ def _push_error(destination: str, stderr: str) -> PushError:
     detail = _error_line(stderr.splitlines())
     lowered = stderr.lower()
     host = destination.split("://", 1)[-1].split("/", 1)[0]
-    if "unauthorized" in lowered or "authentication required" in lowered or _DENIED.search(lowered):
+    refused = ("unauthorized", "authentication required", "invalid username/password")  # the last from `login`
+    if any(word in lowered for word in refused) or _DENIED.search(lowered):
         return PushError(
             f"registry refused the credentials for {host}: {detail}",
             hint="get a fresh login (ECR tokens last 12 hours) for the right account and region",

@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.errors import PushError
 from pipeline.images import buildah
+from pipeline.images.auth import registry_host, split_creds
 
 _POLL = 0.01  # bounded polling of real processes only
 # Go's names for the signals that end a container, as `buildah run` reports them.
@@ -92,6 +94,7 @@ class ContainerProcess:
     def __init__(
         self, spec: ContainerSpec, working_name: str, log_path: Path, creds: str | None = None, tls_verify: bool = True
     ) -> None:
+        """`creds` (`user:password`) reach buildah through a private auth file, never its arguments."""
         self.spec = spec
         self.working_name = working_name
         self.log_path = log_path
@@ -113,8 +116,17 @@ class ContainerProcess:
             self.working_name,
             f"--tls-verify={'true' if self._tls_verify else 'false'}",
         ]
-        if self._creds:
-            command += ["--creds", self._creds]
+        if not self._creds:
+            self._from(command)
+            return
+        username, password = split_creds(self._creds)
+        try:
+            with buildah.login(registry_host(self.spec.image), username, password, self._tls_verify) as authfile:
+                self._from(command + ["--authfile", str(authfile)])
+        except PushError as error:  # the login itself was refused
+            raise ContainerError(f"CannotPullContainerError: {error}") from None
+
+    def _from(self, command: list[str]) -> None:
         done = subprocess.run(
             command + [self.spec.image],
             capture_output=True,

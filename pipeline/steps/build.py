@@ -74,20 +74,12 @@ class BuildxBuilder:
         return tag
 
     def push(self, image: str, destination: str, username: str, password: str, tls_verify: bool) -> str:
-        host = destination.split("/", 1)[0]
-        login = subprocess.run(
-            ["docker", "login", "--username", username, "--password-stdin", host],
-            input=password,
-            capture_output=True,
-            text=True,
-        )
-        if login.returncode != 0:
-            raise PushError(
-                f"registry {host} refused the credentials: {login.stderr.strip()}",
-                hint="Check the ECR permissions of the role in use.",
-            )
+        from pipeline.images.auth import docker_config, registry_host
+
         subprocess.run(["docker", "tag", image, destination], check=True, capture_output=True)
-        pushed = subprocess.run(["docker", "push", destination], capture_output=True, text=True)
+        # The token goes through stdin into a private DOCKER_CONFIG that is gone after the push.
+        with docker_config(registry_host(destination), username, password) as env:
+            pushed = subprocess.run(["docker", "push", destination], capture_output=True, text=True, env=env)
         if pushed.returncode != 0:
             raise PushError(
                 f"docker push {destination} failed: {pushed.stderr.strip().splitlines()[-1:]}",
@@ -151,7 +143,7 @@ def build_image(
 
 def _stream(command: list[str], echo: Echo) -> int:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert process.stdout is not None
+    assert process.stdout is not None  # nosec B101 # stdout=PIPE makes it a stream
     for line in process.stdout:
         echo(f"  | {line.rstrip()}")
     return process.wait()

@@ -139,7 +139,7 @@ class Engine:
                 raise DeployError(f"{err.message}{self._ecs_cause()}", hint=err.hint) from None
             self.report.changes = [c.line() for c in result.changes]
         stack = result.stack or cfn.describe_stack(ctx.clients.cloudformation, self.stack_name)
-        assert stack is not None
+        assert stack is not None  # nosec B101 # the deploy just created or found the stack
         self.report.url = stack.outputs.get("ServiceUrl", "")
         with self.phase("roll"):
             watcher = RolloutWatcher(

@@ -81,7 +81,7 @@ class SmokeTester:
             headers={"Content-Type": "application/json", "User-Agent": "ecs-model-pipeline-smoke"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.request_timeout) as response:  # nosec B310 # the service's own http(s) URL, from the stack outputs
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()

@@ -12,7 +12,7 @@ from troposphere.applicationautoscaling import (
     ScalingPolicy,
     TargetTrackingScalingPolicyConfiguration,
 )
-from troposphere.cloudwatch import Alarm, MetricDimension
+from troposphere.cloudwatch import Alarm, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.ec2 import SecurityGroup, SecurityGroupIngress, SecurityGroupRule
 from troposphere.ecs import (
     AwsvpcConfiguration,
@@ -372,17 +372,35 @@ def _add_alarms(t: Template, env: Environment, alb: LoadBalancer, target_group: 
         MetricDimension(Name="LoadBalancer", Value=GetAtt(alb, "LoadBalancerFullName")),
         MetricDimension(Name="TargetGroup", Value=GetAtt(target_group, "TargetGroupFullName")),
     ]
+    # A rate, not a count: anyone can send a handful of requests that fail, so the alarm counts a
+    # minute only once it has alarm_min_requests requests, and then fires on the share that failed.
+    service = env.service
+
+    def minute_sum(query_id: str, metric_name: str) -> MetricDataQuery:
+        metric = Metric(Namespace="AWS/ApplicationELB", MetricName=metric_name, Dimensions=dims)
+        return MetricDataQuery(
+            Id=query_id, MetricStat=MetricStat(Metric=metric, Period=60, Stat="Sum"), ReturnData=False
+        )
+
     errors = t.add_resource(
         Alarm(
             "TargetErrorsAlarm",
-            AlarmDescription=f"{env.name}: the model server answers 5xx",
-            Namespace="AWS/ApplicationELB",
-            MetricName="HTTPCode_Target_5XX_Count",
-            Dimensions=dims,
-            Statistic="Sum",
-            Period=60,
+            AlarmDescription=(
+                f"{env.name}: {service.alarm_5xx_percent:g}% or more of a minute's requests get a 5xx from the "
+                f"model server (minutes with fewer than {service.alarm_min_requests} requests do not count)"
+            ),
+            Metrics=[
+                minute_sum("errors", "HTTPCode_Target_5XX_Count"),
+                minute_sum("requests", "RequestCount"),
+                MetricDataQuery(
+                    Id="rate",
+                    Expression=(f"IF(requests >= {service.alarm_min_requests}, 100 * FILL(errors, 0) / requests, 0)"),
+                    Label="Target 5xx percent",
+                    ReturnData=True,
+                ),
+            ],
             EvaluationPeriods=1,
-            Threshold=env.service.alarm_5xx_count,
+            Threshold=service.alarm_5xx_percent,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
             TreatMissingData="notBreaching",
         )

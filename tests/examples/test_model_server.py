@@ -40,11 +40,14 @@ class Response:
 class Server:
     proc: subprocess.Popen[bytes]
     port: int
+    metrics_port: int
     log_path: Path
     _closed: list[bool] = field(default_factory=list)
 
-    def request(self, method: str, path: str, body: bytes | None = None, timeout: float = 10) -> Response:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+    def request(
+        self, method: str, path: str, body: bytes | None = None, timeout: float = 10, port: int | None = None
+    ) -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", port or self.port, timeout=timeout)
         try:
             headers = {"Content-Type": "application/json"} if body is not None else {}
             conn.request(method, path, body=body, headers=headers)
@@ -58,6 +61,18 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def metrics(self) -> Response:
+        return self.request("GET", "/metrics", port=self.metrics_port)
+
+    def raw(self, data: bytes, timeout: float = 10) -> bytes:
+        """Send bytes as they are; everything the server answers until it closes."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as conn:
+            conn.sendall(data)
+            raw = b""
+            while chunk := conn.recv(4096):
+                raw += chunk
+        return raw
 
 
 def free_port() -> int:
@@ -89,15 +104,15 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def _start(healthy: bool = True, **env: str) -> Server:
-        port = free_port()
+        port, metrics_port = free_port(), free_port()
         log_path = tmp_path / f"server-{port}.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
-        full_env.update({"PORT": str(port), "HOST": "127.0.0.1", **env})
+        full_env.update({"PORT": str(port), "METRICS_PORT": str(metrics_port), "HOST": "127.0.0.1", **env})
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
                 [sys.executable, str(SERVER)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
             )
-        server = Server(proc, port, log_path)
+        server = Server(proc, port, metrics_port, log_path)
         started.append(server)
         assert poll(lambda: listening(port) or proc.poll() is not None), "server did not listen"
         assert proc.poll() is None, f"server exited early:\n{server.log()}"
@@ -225,7 +240,7 @@ def test_body_over_the_limit_is_413_and_the_connection_closes(start: Callable[..
 
 
 def test_a_body_shorter_than_its_content_length_times_out_with_408(start: Callable[..., Server]) -> None:
-    server = start(MODEL_KEEPALIVE_SECONDS="1")
+    server = start(MODEL_REQUEST_DEADLINE_SECONDS="1")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as conn:
         conn.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         raw = b""
@@ -241,6 +256,149 @@ def test_unknown_path_is_404_and_wrong_method_405(start: Callable[..., Server]) 
     assert server.request("GET", "/nope").status == 404
     wrong = server.request("GET", "/predict")
     assert wrong.status == 405 and "POST" in wrong.json()["error"]["message"]
+
+
+# --- hostile clients: never a 5xx, never a stuck worker ---------------------------------------------
+
+HOSTILE_BODIES = [
+    pytest.param(b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}", "invalid_json", "nested too deeply", id="deep"),
+    pytest.param(b"[" * 100_000, "invalid_json", "nested too deeply", id="deep-unclosed"),
+    pytest.param(b'{"instances": [[1e308, 1e308, 1e308, 1e308]]}', "out_of_range", "instances[0][0]", id="huge"),
+    pytest.param(b'{"instances": [[1, 1, 1, -1e308]]}', "out_of_range", "between -1e+06 and 1e+06", id="huge-negative"),
+    pytest.param(b'{"instances": [[' + b"9" * 5000 + b", 1, 2, 3]]}", "invalid_json", "digits", id="long-int"),
+    pytest.param(b'{"instances": [[' + b"9" * 400 + b", 1, 2, 3]]}", "not_a_number", "finite", id="int-over-float"),
+    pytest.param(b'{"instances": [[-Infinity, 1, 2, 3]]}', "invalid_json", "Infinity", id="infinity"),
+    pytest.param(b'{"instances": [["\xc3\x28", 1, 2, 3]]}', "invalid_json", "utf-8", id="bad-utf8-in-string"),
+    pytest.param(
+        b'{"instances": [[' + b"[" * 900 + b"]" * 900 + b", 1, 2, 3]]}", "not_a_number", "a list", id="deep-cell"
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "code", "says"), HOSTILE_BODIES)
+def test_hostile_bodies_get_422_and_no_traceback(
+    start: Callable[..., Server], body: bytes, code: str, says: str
+) -> None:
+    server = start()
+
+    resp = server.request("POST", "/predict", body)
+
+    assert resp.status == 422, resp.body
+    error = resp.json()["error"]
+    assert error["code"] == code and says in error["message"], error
+    assert b"NaN" not in resp.body and "Traceback" not in server.log()
+
+
+RAW_REQUESTS = [
+    pytest.param(b"GET /health HTTP/2.0\r\n\r\n", "400", id="http2-version"),  # http.server: 505
+    pytest.param(b"BREW /health HTTP/1.1\r\nConnection: close\r\n\r\n", "405", id="unknown-method"),  # 501
+    pytest.param(b"M-SEARCH * HTTP/1.1\r\nConnection: close\r\n\r\n", "400", id="method-not-a-name"),
+    pytest.param(b"POST /predict HTTP/1.1\r\nContent-Length: 1_0\r\n\r\n0123456789", "400", id="length-1_0"),
+    pytest.param(b"POST /predict HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}", "400", id="length-plus"),
+    pytest.param(
+        b"POST /predict HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}", "400", id="two-lengths"
+    ),
+    pytest.param(
+        b"POST /predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+        "411",
+        id="chunked",
+    ),
+    pytest.param(b"POST /predict HTTP/1.1\r\nContent-Length: 50\r\n\r\n", "408", id="length-no-body"),
+    pytest.param(
+        b"POST /predict HTTP/1.1\r\nConnection: close\r\nContent-Length: 3\r\n\r\n\xff\xfe\xfd", "422", id="not-utf8"
+    ),
+]
+
+
+@pytest.mark.parametrize(("data", "status"), RAW_REQUESTS)
+def test_malformed_requests_get_4xx(start: Callable[..., Server], data: bytes, status: str) -> None:
+    server = start(MODEL_REQUEST_DEADLINE_SECONDS="1")
+
+    answer = server.raw(data)
+
+    if answer.startswith(b"HTTP/"):
+        assert answer.split(b" ", 2)[1].decode() == status, answer
+    else:  # http.server answers an unusable version line without a status line (as HTTP/0.9)
+        assert f"Error code: {status}".encode() in answer, answer
+    assert server.request("GET", "/health").status == 200  # and the server is fine afterwards
+
+
+def _threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def test_slow_clients_hold_no_more_than_the_worker_pool_and_only_until_the_deadline(
+    start: Callable[..., Server],
+) -> None:
+    server = start(MODEL_WORKERS="4", MODEL_REQUEST_DEADLINE_SECONDS="1")
+    idle_threads = _threads(server.proc.pid)
+    slow = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(40)]
+    try:
+        for _ in range(3):  # slowloris: a byte at a time, well inside any per-read timeout
+            for conn in slow:
+                conn.sendall(b"P")
+            time.sleep(0.3)
+        assert _threads(server.proc.pid) <= idle_threads  # a fixed pool: no thread per connection
+        # Each worker is freed at its connection's deadline, so an honest client gets through.
+        began = time.monotonic()
+        assert server.request("GET", "/health", timeout=30).status == 200
+        assert time.monotonic() - began < 20
+    finally:
+        for conn in slow:
+            conn.close()
+
+
+def test_idle_keep_alive_connections_give_their_worker_up_when_others_wait(start: Callable[..., Server]) -> None:
+    server = start(MODEL_WORKERS="2")  # keep-alive stays 75 s: only saturation frees these workers
+    idle = []
+    for _ in range(2):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        conn.request("GET", "/health")
+        assert conn.getresponse().read()
+        idle.append(conn)
+    try:
+        assert server.request("GET", "/health", timeout=5).status == 200
+    finally:
+        for conn in idle:
+            conn.close()
+
+
+def test_log_lines_escape_control_characters(start: Callable[..., Server]) -> None:
+    server = start()
+
+    server.raw(b"GET /\x1b]0;owned\x07\x1b[2J HTTP/1.1\r\nConnection: close\r\n\r\n")
+
+    assert poll(lambda: "owned" in server.log())
+    assert "\x1b" not in server.log() and "\x07" not in server.log()
+    assert "/\\x1b]0;owned\\x07\\x1b[2J" in server.log()
+
+
+def test_metrics_are_only_on_their_own_port(start: Callable[..., Server]) -> None:
+    server = start()
+    assert server.request("GET", "/metrics").status == 404  # the port the load balancer routes
+    assert server.metrics().status == 200
+    assert server.request("POST", "/predict", b"{}", port=server.metrics_port).status == 404
+
+
+def test_a_taken_metrics_port_costs_the_metrics_not_the_service(start: Callable[..., Server]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        server = start(METRICS_PORT=str(taken.getsockname()[1]))
+        assert server.predict({"instances": [SETOSA]}).status == 200
+        assert "no /metrics: cannot listen" in server.log()
+
+
+def test_health_reason_names_no_file_paths(start: Callable[..., Server], tmp_path: Path) -> None:
+    missing = tmp_path / "secret-folder" / "model.json"
+    server = start(healthy=False, MODEL_PATH=str(missing))
+
+    assert poll(lambda: server.request("GET", "/health").json()["status"] == "failed")
+
+    reason = server.request("GET", "/health").json()["reason"]
+    assert reason == "the model artifact cannot be read; see the server log"
+    assert str(missing) in server.log()  # the operator still sees where
 
 
 # --- metrics ---------------------------------------------------------------------------------------
@@ -266,7 +424,7 @@ def test_metrics_are_prometheus_text_with_counts_latency_and_gauges(start: Calla
     server.predict({"instances": [SETOSA, VIRGINICA]})
     server.predict({"instances": [[1, 2]]})
 
-    resp = server.request("GET", "/metrics")
+    resp = server.metrics()
 
     assert resp.status == 200 and resp.headers["content-type"].startswith("text/plain; version=0.0.4")
     samples = parse_metrics(resp.body.decode())
@@ -289,7 +447,7 @@ def test_metrics_are_prometheus_text_with_counts_latency_and_gauges(start: Calla
 
 
 def in_flight(server: Server) -> float:
-    return parse_metrics(server.request("GET", "/metrics").body.decode())["model_server_in_flight_requests"]
+    return parse_metrics(server.metrics().body.decode())["model_server_in_flight_requests"]
 
 
 def slow_request_started(server: Server) -> bool:
@@ -457,25 +615,29 @@ def test_the_image_builds_on_the_local_base_and_serves_as_a_non_root_user(
     tag = f"localhost/iris-example:test-{os.getpid()}"
     buildah.build(EXAMPLE, EXAMPLE / "Dockerfile", tag, {"BASE_IMAGE": base.name})
     config = buildah.inspect_config(tag)
-    assert config["User"] == "65532:65532" and "8080/tcp" in config["ExposedPorts"]
+    assert config["User"] == "65532:65532" and {"8080/tcp", "9090/tcp"} <= set(config["ExposedPorts"])
     assert config["Cmd"] == ["python3", "/app/server.py"]
 
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     container = subprocess.run(
         buildah.global_args() + ["from", tag], capture_output=True, text=True, check=True
     ).stdout.strip()
     run = subprocess.Popen(
-        buildah.global_args() + ["run", "--isolation", "chroot", "--env", f"PORT={port}", container, "--", *config["Cmd"]],
+        buildah.global_args() + [
+            "run", "--isolation", "chroot", "--env", f"PORT={port}", "--env", f"METRICS_PORT={metrics_port}",
+            "--env", "HOST=127.0.0.1", container, "--", *config["Cmd"],
+        ],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        server = Server(run, port, tmp_path_factory.mktemp("log") / "unused.log")
+        server = Server(run, port, metrics_port, tmp_path_factory.mktemp("log") / "unused.log")
         assert poll(lambda: listening(port) or run.poll() is not None, timeout=20) and run.poll() is None
         assert poll(lambda: server.request("GET", "/health").status == 200, timeout=10)
         assert server.predict({"instances": [SETOSA, VIRGINICA]}).json()["predictions"] == [
             "setosa",
             "virginica",
         ]
+        assert server.metrics().status == 200 and server.request("GET", "/metrics").status == 404
         python = _server_process(run.pid)
         assert python is not None
         assert Path(f"/proc/{python}/status").read_text().count("\t65532\t") >= 2  # Uid: and Gid: lines

@@ -194,3 +194,56 @@ def test_the_bridge_plugs_into_local_aws_as_an_extension(healthy_image: Any) -> 
             [detail] = ecr.describe_images(repositoryName="app")["imageDetails"]
             assert detail["imageDigest"] == digest
         assert not bridge.installed
+
+
+# --- no spelling slips past ECR's rules ------------------------------------------------------------
+
+
+def _manifest_put(bridge: EcrRegistryBridge, path: str, authorization: str, manifest: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(
+        f"{bridge.url}{path}",
+        data=manifest,
+        method="PUT",
+        headers={"Authorization": authorization, "Content-Type": V2S2},
+    )
+    try:
+        with _NO_PROXY.open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_each_bypass_of_tag_immutability_is_refused(
+    ecr: Any, bridge: EcrRegistryBridge, repository: str, healthy_image: Any
+) -> None:
+    first = _push(ecr, healthy_image.tag, repository, "1.0.0")
+    registry = bridge.registry
+    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    original = urllib.request.Request(
+        f"{registry.url}/v2/{repository}/manifests/1.0.0", headers={"Authorization": f"Basic {token}", "Accept": V2S2}
+    )
+    with _NO_PROXY.open(original, timeout=5) as response:
+        manifest = json.dumps(json.loads(response.read()), indent=1).encode()  # same blobs, another digest
+
+    attempts = {
+        "lowercase scheme": (f"/v2/{repository}/manifests/1.0.0", f"basic {token}", 400),
+        "uppercase scheme": (f"/v2/{repository}/manifests/1.0.0", f"BASIC {token}", 400),
+        "encoded tag": (f"/v2/{repository}/manifests/1%2E0%2E0", f"Basic {token}", 400),
+        "encoded path": (f"/v2/{repository.replace('/', '%2F')}/manifests/1.0.0", f"Basic {token}", 400),
+        "odd spacing": (f"/v2/{repository}/manifests/1.0.0", f"Basic  {token}", 401),
+    }
+    for name, (path, authorization, status) in attempts.items():
+        got, body = _manifest_put(bridge, path, authorization, manifest)
+        assert got == status, (name, got, body)
+        assert ("TAG_INVALID" if status == 400 else "UNAUTHORIZED") in body, (name, body)
+
+    details = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(first, ["1.0.0"])]
+    assert _registry_digest(registry, repository, "1.0.0") == first  # the registry's tag never moved
+
+
+def test_a_lowercase_scheme_is_a_login_as_the_registry_sees_it(bridge: EcrRegistryBridge) -> None:
+    token = base64.b64encode(f"{bridge.username}:{bridge.password}".encode()).decode()
+    assert bridge.is_logged_in(f"basic {token}") and bridge.is_logged_in(f"BaSiC {token}")
+    assert not bridge.is_logged_in(f"Basic {token}=") and not bridge.is_logged_in(f"Bearer {token}")
+    assert not bridge.is_logged_in(None)

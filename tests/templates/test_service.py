@@ -28,8 +28,14 @@ def test_service_rolls_back_on_circuit_breaker_and_alarms(settings: config.Setti
     alarm_refs = {a["Ref"] for a in deploy["Alarms"]["AlarmNames"]}
     alarms = resources(t, "AWS::CloudWatch::Alarm")
     assert alarm_refs == set(alarms)
-    metrics = {a["Properties"]["MetricName"] for a in alarms.values()}
-    assert metrics == {"HTTPCode_Target_5XX_Count", "TargetResponseTime"}
+    metrics = {
+        m.get("MetricName") or q["MetricStat"]["Metric"]["MetricName"]
+        for a in alarms.values()
+        for m in [a["Properties"]]
+        for q in a["Properties"].get("Metrics", [{"MetricStat": {"Metric": m}}])
+        if "MetricStat" in q
+    }
+    assert metrics == {"HTTPCode_Target_5XX_Count", "RequestCount", "TargetResponseTime"}
     assert svc["DesiredCount"] == 2
     assert svc["LoadBalancers"][0]["ContainerPort"] == 8080
     assert svc["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"

@@ -155,15 +155,19 @@ def test_rollback_alarms_watch_both_target_groups(settings: config.Settings) -> 
     watched = {r["Ref"] for r in service_of(t)["DeploymentConfiguration"]["Alarms"]["AlarmNames"]}
     assert watched == set(alarms)
 
-    def target_group(alarm: dict[str, Any]) -> str:
-        (dim,) = [d for d in alarm["Dimensions"] if d["Name"] == "TargetGroup"]
+    def target_group(dimensions: list[dict[str, Any]]) -> str:
+        (dim,) = [d for d in dimensions if d["Name"] == "TargetGroup"]
         return str(dim["Value"]["Fn::GetAtt"][0])
 
     by_metric: dict[str, set[str]] = {}
     for alarm in alarms.values():
-        by_metric.setdefault(alarm["MetricName"], set()).add(target_group(alarm))
+        # A plain alarm names one metric; a metric-math alarm (the 5xx rate) reads several.
+        metrics = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m] or [alarm]
+        for metric in metrics:
+            by_metric.setdefault(metric["MetricName"], set()).add(target_group(metric["Dimensions"]))
     assert by_metric == {
         "HTTPCode_Target_5XX_Count": {"TargetGroup", "AlternateTargetGroup"},
+        "RequestCount": {"TargetGroup", "AlternateTargetGroup"},
         "TargetResponseTime": {"TargetGroup", "AlternateTargetGroup"},
     }
     twin, original = alarms["AlternateTargetLatencyAlarm"], alarms["TargetLatencyAlarm"]
