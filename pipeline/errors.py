@@ -11,12 +11,19 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 ├── DeployError               a stack create/update failed or rolled back
 ├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
 ├── SmokeTestError            the service answered wrongly through its URL
+├── ReleaseFailed             a release or rollback failed; carries its report (what ran, what serves now)
+├── Interrupted               Ctrl-C while AWS works: says what state the stack or service is in (exit 130)
 ├── GitHubError               recording to GitHub failed
 ├── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
 └── MissingExtraError         a command needs an optional extra that is not installed (exit 2)
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.steps.release import ReleaseReport
 
 
 class PipelineError(Exception):
@@ -82,6 +89,27 @@ class RolloutError(PipelineError):
 
 class SmokeTestError(PipelineError):
     pass
+
+
+class ReleaseFailed(PipelineError):
+    """A release or rollback failed after it changed something; `report` says what ran and what serves now."""
+
+    def __init__(self, report: ReleaseReport) -> None:
+        back = f"; {report.environment} is back on {report.restored_version}" if report.restored_version else ""
+        super().__init__(
+            f"{report.kind} of {report.version} to {report.environment} failed: {report.cause}{back}",
+            hint="The failure is recorded; fix the model and tag a new version."
+            if report.kind == "release"
+            else "Nothing else was changed.",
+        )
+        self.report = report
+
+
+class Interrupted(PipelineError):
+    """Ctrl-C while CloudFormation or ECS works: they carry on without us. The message says what state
+    the stack or service was in when we stopped watching."""
+
+    exit_code = 130
 
 
 class GitHubError(PipelineError):
