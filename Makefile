@@ -25,12 +25,13 @@ $(CHECKOV):
 	.tools/checkov/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 
 # Static checks first (seconds), then two workers, one test file each at a time: files that share
-# a local ground stay together. (pytest-randomly is installed; `-p no:randomly` until the order-dependent tests are fixed.)
+# a local ground stay together. pytest-randomly shuffles the order on every run (the seed is printed;
+# `-p randomly --randomly-seed=N` replays one): no test depends on another having run.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n 2 --dist loadfile -p no:randomly
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 demo: setup
 	$(BIN)/pipeline demo

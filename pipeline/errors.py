@@ -7,6 +7,7 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 │   ├── CredentialsError      no usable AWS credentials
 │   └── StackBusyError        a stack is mid-operation and cannot take another
 ├── BuildError                an image build or pre-push check failed
+├── ContainerError            a container could not be pulled or started (ECS: CannotPullContainerError, ...)
 ├── PushError                 pushing the image failed (auth, immutable tag, ...)
 ├── DeployError               a stack create/update failed or rolled back
 ├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
@@ -73,6 +74,10 @@ class StackBusyError(AwsError):
 
 class BuildError(PipelineError):
     pass
+
+
+class ContainerError(PipelineError):
+    """The container could not be pulled or started (ECS: CannotPullContainerError and friends)."""
 
 
 class PushError(PipelineError):

@@ -7,9 +7,9 @@ An environment names its strategy in pipeline.toml (`delivery.strategy`); the re
                        traffic, for a strategy that shifts traffic in steps) or it fails
     (smoke test through the service URL)
     promote(rollout)   the checks passed: shift production traffic / continue a paused deployment
-    stop(rollout)      the release failed or was interrupted while the deployment was in flight:
-                       stop it or roll its traffic back; before the previous digest is redeployed
-    state(rollout)     one line of what the deployment is doing now (for Ctrl-C messages)
+    stop(rollout)      the watch or the smoke test failed while the deployment was in flight: stop it or
+                       shift its traffic back, before the previous digest is deployed again
+(Ctrl-C stops nothing: the user asked the pipeline to stop, and CloudFormation and ECS carry on.)
 
 A new strategy is a subclass registered under its name with `@register("name")`, plus its name in
 `pipeline.config.STRATEGIES` (settings accept only names the pipeline knows); the release flow is
@@ -23,11 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipeline.aws import ecs as ecs_api
 from pipeline.config import Environment
 from pipeline.errors import ConfigError
-from pipeline.steps.interrupt import read_now
-from pipeline.steps.roll import RolloutResult, deployments_line
+from pipeline.steps.roll import RolloutResult
 
 if TYPE_CHECKING:
     from pipeline.steps.context import Context
@@ -74,14 +72,6 @@ class RolloutStrategy(ABC):
     def stop(self, rollout: Rollout) -> str:
         """Stop or roll back the in-flight deployment; returns what was done ("" for nothing)."""
         return ""
-
-    def state(self, rollout: Rollout) -> str:
-        """The service's deployments right now, in one line (best effort, bounded)."""
-        ecs = self.ctx.clients_for(self.env.name).ecs
-        return read_now(
-            lambda: deployments_line(ecs_api.describe_service(ecs, rollout.cluster, rollout.service)),
-            f"the deployments of {rollout.service}",
-        )
 
 
 StrategyFactory = Callable[["Context", Environment], RolloutStrategy]

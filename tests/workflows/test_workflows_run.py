@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -203,17 +204,29 @@ def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
     return result
 
 
-def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, release_runner: Runner) -> None:
+@dataclass(frozen=True)
+class Released:
+    result: Any  # the release.yml run of v1.2.0
+    running: dict[str, str]  # environment -> version, read right after that run
+
+
+@pytest.fixture(scope="module")
+def released(ground: Any, release_runner: Runner) -> Released:
+    """Tags v1.1.0 then v1.2.0 pushed and released through release.yml, once for the module."""
     release_tag(ground, release_runner, "v1.1.0")
     result = release_tag(ground, release_runner, "v1.2.0")
+    return Released(result, {env: running_version(ground, env) for env in ("staging", "production")})
 
+
+def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, released: Released) -> None:
+    result = released.result
     assert [j.job_id for j in result.jobs.values()] == ["staging", "production"]
     assert (result.jobs["staging"].environment, result.jobs["production"].environment) == ("staging", "production")
     for job in result.jobs.values():
         statuses = [s.status for s in job.steps]
         assert statuses[-2:] == ["substituted", "success"], job.steps  # install, then the release itself
         assert set(statuses[:-2]) == {"skipped"}  # the uses: steps
-    assert running_version(ground, "staging") == running_version(ground, "production") == "1.2.0"
+    assert released.running == {"staging": "1.2.0", "production": "1.2.0"}
 
     github = ground.github.state()
     for environment in ("staging", "production"):
@@ -249,10 +262,16 @@ def test_a_tag_that_is_not_a_version_does_not_trigger_a_release() -> None:
     assert not is_triggered(workflow, Event("push", "refs/heads/main", {}))
 
 
-def test_rollback_dispatched_with_previous_and_with_a_version(ground: Any, release_runner: Runner) -> None:
-    if running_version(ground, "staging") != "1.2.0":
-        pytest.skip("needs the releases of the test before")
+def test_rollback_dispatched_with_previous_and_with_a_version(
+    ground: Any, release_runner: Runner, released: Released
+) -> None:
     rollback = WORKFLOWS / "rollback.yml"
+    for environment in ("staging", "production"):  # what this test starts from, whatever ran before it
+        if running_version(ground, environment) != "1.2.0":
+            result = release_runner.run(
+                rollback, Event.dispatch({"environment": environment, "version": "1.2.0"}, REPOSITORY)
+            )
+            assert result.succeeded, result.log()
     result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "previous"}, REPOSITORY))
     assert result.succeeded, result.log()
     assert result.jobs["rollback"].environment == "staging"
