@@ -104,6 +104,7 @@ class Engine:
         self.strategy = ctx.strategy(environment)
         self.echo = ctx.echo
         self.current_phase = ""
+        self.deploy_started = False  # Ctrl-C before it changed nothing in AWS
         self.in_flight: Rollout | None = None  # the deployment the last stack update started
 
     @contextmanager
@@ -115,6 +116,8 @@ class Engine:
         try:
             yield
             ok = True
+        except KeyboardInterrupt:
+            raise self.interrupted() from None
         finally:
             seconds = self.ctx.clock.now() - start
             self.report.phases.append(Phase(name, start, seconds, ok))
@@ -130,6 +133,7 @@ class Engine:
     def deploy(self, image: PushedImage) -> Rollout:
         """Update the service stack to run `image` (by digest); returns the ECS deployment it started."""
         body = self.ctx.committed_template(names.template_file("service", self.env.name))
+        self.deploy_started = True
         with self.phase("deploy"):
             try:
                 result = self.ctx.deployer(self.env.name).deploy(
@@ -183,7 +187,7 @@ class Engine:
                 self.echo(done)
 
     def interrupted(self) -> Interrupted:
-        """Ctrl-C outside a wait that reports it itself: say what the stack and the service are doing now."""
+        """Ctrl-C in a phase whose wait does not report it itself: say what the stack and service do now."""
 
         def now() -> str:
             stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
@@ -198,9 +202,10 @@ class Engine:
             return line
 
         during = f" during {self.current_phase}" if self.current_phase else ""
+        after = "CloudFormation and ECS carry on by themselves" if self.deploy_started else "no deployment was started"
         return Interrupted(
             f"interrupted{during} of {self.report.kind} {self.report.version} to {self.env.name} "
-            f"({read_now(now, f'the status of {self.stack_name}')}); CloudFormation and ECS carry on by themselves",
+            f"({read_now(now, f'the status of {self.stack_name}')}); {after}",
             hint=f"Run `pipeline status {self.env.name}` to see where it stands.",
         )
 

@@ -3,13 +3,11 @@ polls it on a fake clock, against ECS in moto (whose deployments stay IN_PROGRES
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from pipeline.aws.ecs import Deployment, ServiceState
 from pipeline.clock import FakeClock
@@ -134,15 +132,6 @@ def test_require_completed_raises_for_anything_else(outcome: RolloutOutcome, mes
 
 
 # --- the watcher, against ECS in moto -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def ecs_client(url: str, **config: Any) -> Any:
