@@ -137,12 +137,13 @@ def _echo(line: str) -> None:
 
 def _run_and_report(chain: Callable[[], Any], summary: Path | None) -> None:
     """Run a release or rollback; print its report (and the job summary) whether it succeeds or not."""
-    from pipeline.errors import ReleaseFailed
+    from pipeline.errors import Interrupted, ReleaseFailed
 
     try:
         report = chain()
-    except ReleaseFailed as failed:
-        _report(failed.report, summary)
+    except (ReleaseFailed, Interrupted) as failed:
+        if failed.report is not None:
+            _report(failed.report, summary)
         raise
     _report(report, summary)
 

@@ -112,9 +112,10 @@ class ReleaseFailed(PipelineError):
 
 class Interrupted(PipelineError):
     """Ctrl-C while CloudFormation or ECS works: they carry on without us. The message says what state
-    the stack or service was in when we stopped watching."""
+    the stack or service was in when we stopped watching; `report` is set when a release was running."""
 
     exit_code = 130
+    report: ReleaseReport | None = None
 
 
 class GitHubError(PipelineError):

@@ -50,7 +50,7 @@ def mermaid_gantt(report: ReleaseReport) -> str:
 
 
 def markdown_summary(report: ReleaseReport) -> str:
-    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌"}[report.outcome.value]
+    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌", "interrupted": "⏹️"}[report.outcome.value]
     lines = [
         f"## {icon} {report.kind} {report.version} to {report.environment}: {report.outcome.value}",
         "",

@@ -40,6 +40,7 @@ class ReleaseOutcome(Enum):
     RELEASED = "released"
     ROLLED_BACK = "rolled back"  # failed, and the previous version serves again
     FAILED = "failed"  # failed with nothing to go back to
+    INTERRUPTED = "interrupted"  # Ctrl-C (or a cancelled job): AWS carries on without us
 
 
 @dataclass(frozen=True)
@@ -304,6 +305,8 @@ def _ship(
     except (Interrupted, KeyboardInterrupt) as stop:
         interrupted = stop if isinstance(stop, Interrupted) else engine.interrupted()
         report.cause = interrupted.message
+        report.outcome = ReleaseOutcome.INTERRUPTED
+        interrupted.report = report
         what = f"{report.kind} of {report.version} interrupted (Ctrl-C) during {engine.current_phase or 'start'}"
         _record_finish(ctx, deployment_id, "error", report, f"{what}; AWS carries on")
         raise interrupted from None

@@ -18,6 +18,7 @@ from pipeline.clock import WallClock
 from pipeline.config import Settings
 from pipeline.errors import CredentialsError, InputError, Interrupted, PushError, ReleaseFailed, StackBusyError
 from pipeline.github import GitHubRecorder
+from pipeline.report import markdown_summary
 from pipeline.steps import strategy
 from pipeline.steps.build import BuildahBuilder, build_image
 from pipeline.steps.context import Context
@@ -291,6 +292,10 @@ def test_ctrl_c_during_a_rollback_says_what_the_stack_does_and_records_an_error(
     stack = f"{settings.app.name}-service-staging"
     assert f"interrupted while waiting for {stack} to deploy ({stack} is UPDATE_" in str(stopped.value)
     assert "CloudFormation carries on" in str(stopped.value)
+    report = stopped.value.report
+    assert report is not None and report.outcome is ReleaseOutcome.INTERRUPTED
+    assert [(p.name, p.ok) for p in report.phases] == [("deploy", False)]
+    assert markdown_summary(report).startswith("## ⏹️ rollback 1.0.0 to staging: interrupted\n")
     github = GitHubRecorder.from_environ(os.environ)
     assert github is not None
     newest = github.deployments("staging", 1)[0]
@@ -329,3 +334,30 @@ def test_a_rollout_strategy_registered_by_a_test_runs_a_release(
     task_definition = next(o["OutputValue"] for o in deployed["Outputs"] if o["OutputKey"] == "TaskDefinitionArn")
     assert calls == [("watch", task_definition), ("promote", task_definition)]
     assert "no-op: nothing to promote" in lines
+
+
+def test_the_single_step_commands_run_the_engine_steps(
+    bootstrapped: Any, second_releases: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pipeline deploy | roll | smoke` are the release's own steps, one at a time."""
+    from pipeline import cli
+
+    settings = bootstrapped.settings
+    runs(settings, "staging", "1.1.0")
+    monkeypatch.setattr(cli, "_settings", lambda _path: settings)  # the project's settings, not ./pipeline.toml
+
+    def pipeline(*args: str) -> str:
+        with pytest.raises(SystemExit) as exited:
+            cli.run(cli.cli, list(args))
+        out = capsys.readouterr()
+        assert exited.value.code == 0, out.err
+        return out.out
+
+    deployed = pipeline("deploy", "staging", "1.0.0")
+    assert "==> deploy" in deployed and "<== deploy done" in deployed
+    assert f"{settings.app.name}-service-staging: runs 1.0.0 (sha256:" in deployed
+    assert status(context(settings, github=False), "staging").version == "1.0.0"
+    rolled = pipeline("roll", "staging")
+    assert "==> roll" in rolled and "rollout completed in" in rolled
+    smoked = pipeline("smoke", "staging")
+    assert "==> smoke" in smoked and "smoke test passed" in smoked
