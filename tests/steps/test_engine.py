@@ -19,7 +19,16 @@ def context(settings: Settings, moto_url: str, monkeypatch: pytest.MonkeyPatch) 
     return Context(settings, FakeClock(), lambda _line: None)
 
 
+STACK = "iris-classifier-service-staging"
+
+
+def no_stack(context: Context) -> None:
+    """The module's moto holds what other tests made: start without the service stack."""
+    context.clients_for("staging").cloudformation.delete_stack(StackName=STACK)
+
+
 def test_ctrl_c_before_a_deploy_says_nothing_was_started(context: Context) -> None:
+    no_stack(context)
     engine = Engine(context, "staging", ReleaseReport("release", "staging", "1.2.0"))
     with pytest.raises(Interrupted) as stopped, engine.phase("build"):
         raise KeyboardInterrupt
@@ -32,8 +41,9 @@ def test_ctrl_c_before_a_deploy_says_nothing_was_started(context: Context) -> No
 
 
 def test_ctrl_c_after_a_deploy_says_the_stack_status(context: Context) -> None:
+    no_stack(context)
     context.clients_for("staging").cloudformation.create_stack(
-        StackName="iris-classifier-service-staging",
+        StackName=STACK,
         TemplateBody='{"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}',
     )
     engine = Engine(context, "staging", ReleaseReport("rollback", "staging", "1.0.0"))
