@@ -63,10 +63,11 @@ def run_demo(root: Path, echo: Echo) -> int:
     from local_ground.python_base import ensure_python_base
     from pipeline.clock import WallClock
     from pipeline.github import GitHubRecorder
+    from pipeline.report import ReleaseReport
     from pipeline.steps.build import BuildahBuilder
     from pipeline.steps.context import Context
     from pipeline.steps.history import history, status
-    from pipeline.steps.release import ReleaseReport, release, rollback
+    from pipeline.steps.release import release, rollback
     from pipeline.templates import stack_specs
 
     for tool in ("buildah", "docker-registry"):

@@ -358,8 +358,9 @@ def push(version: str, config_path: Path | None) -> None:
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
 def deploy(environment: str, version: str, config_path: Path | None, wait: bool) -> None:
     """Deploy VERSION (already in ECR) to ENVIRONMENT's stack, by digest; no rollout check."""
+    from pipeline.report import ReleaseReport
     from pipeline.steps.push import find_release
-    from pipeline.steps.release import Engine, ReleaseReport
+    from pipeline.steps.release import Engine
     from pipeline.steps.version import parse_version
 
     number = parse_version(version)
@@ -377,7 +378,8 @@ def deploy(environment: str, version: str, config_path: Path | None, wait: bool)
 @CONFIG_OPTION
 def roll(environment: str, config_path: Path | None) -> None:
     """Watch ENVIRONMENT's ECS rollout (with its strategy) until it completes, fails or times out."""
-    from pipeline.steps.release import Engine, ReleaseReport
+    from pipeline.report import ReleaseReport
+    from pipeline.steps.release import Engine
 
     ctx = _context(config_path, environment=environment)
     engine = Engine(ctx, environment, ReleaseReport("roll", environment, ""))
@@ -390,7 +392,8 @@ def roll(environment: str, config_path: Path | None) -> None:
 @CONFIG_OPTION
 def smoke(environment: str, config_path: Path | None) -> None:
     """Smoke-test ENVIRONMENT through its URL: the health path, then a sample prediction."""
-    from pipeline.steps.release import Engine, ReleaseReport
+    from pipeline.report import ReleaseReport
+    from pipeline.steps.release import Engine
 
     ctx = _context(config_path, environment=environment)
     engine = Engine(ctx, environment, ReleaseReport("smoke", environment, ""))

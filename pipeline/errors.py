@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline.steps.release import ReleaseReport
+    from pipeline.report import ReleaseReport
 
 
 class PipelineError(Exception):

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 
 from pipeline.aws import cloudformation as cfn
 from pipeline.aws import ecr as ecr_api
@@ -25,6 +24,7 @@ from pipeline.errors import (
     RolloutError,
     SmokeTestError,
 )
+from pipeline.report import Phase, ReleaseOutcome, ReleaseReport
 from pipeline.steps.context import Context
 from pipeline.steps.deploy import refuse_busy
 from pipeline.steps.interrupt import read_now
@@ -34,39 +34,6 @@ from pipeline.steps.smoke import SmokeResult
 from pipeline.steps.strategy import Rollout
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
-
-
-class ReleaseOutcome(Enum):
-    RELEASED = "released"
-    ROLLED_BACK = "rolled back"  # failed, and the previous version serves again
-    FAILED = "failed"  # failed with nothing to go back to
-    INTERRUPTED = "interrupted"  # Ctrl-C (or a cancelled job): AWS carries on without us
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    start: float
-    seconds: float
-    ok: bool
-
-
-@dataclass
-class ReleaseReport:
-    kind: str  # release | rollback
-    environment: str
-    version: str
-    digest: str = ""
-    url: str = ""
-    outcome: ReleaseOutcome = ReleaseOutcome.FAILED
-    cause: str = ""
-    restored_version: str = ""
-    changes: list[str] = field(default_factory=list)
-    phases: list[Phase] = field(default_factory=list)
-
-    @property
-    def seconds(self) -> float:
-        return sum(p.seconds for p in self.phases)
 
 
 @dataclass(frozen=True)

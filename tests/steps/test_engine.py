@@ -7,8 +7,9 @@ import pytest
 from pipeline.clock import FakeClock
 from pipeline.config import Settings
 from pipeline.errors import Interrupted
+from pipeline.report import ReleaseReport
 from pipeline.steps.context import Context
-from pipeline.steps.release import Engine, ReleaseReport
+from pipeline.steps.release import Engine
 
 
 @pytest.fixture()

@@ -18,13 +18,13 @@ from pipeline.clock import WallClock
 from pipeline.config import Settings
 from pipeline.errors import CredentialsError, InputError, Interrupted, PushError, ReleaseFailed, StackBusyError
 from pipeline.github import GitHubRecorder
-from pipeline.report import markdown_summary
+from pipeline.report import ReleaseOutcome, ReleaseReport, markdown_summary
 from pipeline.steps import strategy
 from pipeline.steps.build import BuildahBuilder, build_image
 from pipeline.steps.context import Context
 from pipeline.steps.history import history, status
 from pipeline.steps.push import PushedImage, push_image
-from pipeline.steps.release import ReleaseOutcome, ReleaseReport, release, rollback
+from pipeline.steps.release import release, rollback
 from pipeline.steps.roll import RolloutOutcome, RolloutResult
 from pipeline.templates import stack_specs
 
