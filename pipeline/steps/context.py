@@ -81,6 +81,7 @@ class Context:
             timeout=timeout,
             wait_if_busy=self.wait_if_busy,
             poll=self.poll,
+            environment=env,
         )
 
     def watcher(self, env: str) -> RolloutWatcher:
@@ -88,7 +89,9 @@ class Context:
 
         clients = self.clients_for(env)
         timeout = float(self.environment(env).service.rollout_timeout)
-        return RolloutWatcher(clients.ecs, clients.elbv2, self.clock, self.echo, timeout=timeout, poll=self.poll)
+        return RolloutWatcher(
+            clients.ecs, clients.elbv2, self.clock, self.echo, timeout=timeout, poll=self.poll, environment=env
+        )
 
     def smoke_tester(self) -> SmokeTester:
         from pipeline.steps.smoke import SmokeTester

@@ -51,6 +51,7 @@ class Deployer:
     wait_if_busy: bool = False
     role_arn: str | None = None
     poll: float = POLL_SECONDS
+    environment: str = ""  # the environment whose service stack this is (named in hints); "" for shared stacks
     _seen_events: set[str] = field(default_factory=set)
     _doing: str = "be ready for an update"  # what the current wait is for, named in the Ctrl-C message
 
@@ -73,9 +74,10 @@ class Deployer:
             after = "no update was started"
         else:
             after = "CloudFormation carries on and will finish or roll back by itself"
+        look = f"Run `pipeline status {self.environment}`" if self.environment else "Look at it in the console"
         return Interrupted(
             f"interrupted while waiting for {stack_name} to {self._doing} ({now}); {after}",
-            hint=f"Run `pipeline status ENVIRONMENT` to see where {stack_name} stands; no second update was started.",
+            hint=f"{look} to see where {stack_name} stands; no second update was started.",
         )
 
     def _deploy(self, stack_name: str, body: str, parameters: dict[str, str], *, execute: bool) -> DeployResult:

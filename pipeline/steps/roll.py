@@ -86,6 +86,7 @@ class RolloutWatcher:
     echo: Echo = print
     timeout: float = 900.0
     poll: float = 5.0
+    environment: str = "ENVIRONMENT"  # named in the Ctrl-C hint
 
     def wait(
         self, cluster: str, service: str, task_definition: str, target_group_arn: str | None = None
@@ -123,7 +124,7 @@ class RolloutWatcher:
         return Interrupted(
             f"interrupted while watching the rollout of {service} ({now}); ECS carries on, "
             "and its circuit breaker rolls back a failing deployment by itself",
-            hint="Run `pipeline status ENVIRONMENT` to see where it stands.",
+            hint=f"Run `pipeline status {self.environment}` to see where it stands.",
         )
 
     def _progress(

@@ -119,6 +119,7 @@ def test_ctrl_c_while_waiting_for_a_busy_stack_says_its_status(cf: Any, monkeypa
     assert str(stopped.value).startswith(
         "interrupted while waiting for busy to settle (busy is UPDATE_IN_PROGRESS); CloudFormation carries on"
     )
+    assert stopped.value.hint == "Look at it in the console to see where busy stands; no second update was started."
 
 
 def test_ctrl_c_before_an_update_started_says_so(cf: Any) -> None:

@@ -197,10 +197,11 @@ def test_the_watcher_reports_a_deployment_that_is_gone(ecs_service: tuple[Any, s
 
 def test_ctrl_c_while_watching_says_what_the_deployments_do(ecs_service: tuple[Any, str, str]) -> None:
     ecs, cluster, task_definition = ecs_service
-    watcher = RolloutWatcher(ecs, None, CtrlC(), lambda _line: None)
+    watcher = RolloutWatcher(ecs, None, CtrlC(), lambda _line: None, environment="staging")
     with pytest.raises(Interrupted) as stopped:
         watcher.wait(cluster, "app", task_definition)
     assert stopped.value.exit_code == 130
+    assert stopped.value.hint == "Run `pipeline status staging` to see where it stands."
     assert str(stopped.value).startswith(
         f"interrupted while watching the rollout of app (PRIMARY {cluster}-app:1 IN_PROGRESS 0/1 running); "
         "ECS carries on"

@@ -64,9 +64,11 @@ def test_the_step_objects_are_built_from_the_environment(settings: Settings) -> 
     built = Context(elsewhere, FakeClock(), lambda _line: None, poll=0.5, wait_if_busy=True)
     deployer = built.deployer("production")
     assert (deployer.cf.meta.region_name, deployer.poll, deployer.wait_if_busy) == ("eu-west-1", 0.5, True)
+    assert deployer.environment == "production", "named in the Ctrl-C hint"
     assert deployer.timeout == settings.environment("production").service.rollout_timeout + 600
     assert built.deployer().cf.meta.region_name == "us-east-1", "the shared stacks live in app.region"
     watcher = built.watcher("production")
     assert (watcher.ecs.meta.region_name, watcher.elbv2.meta.region_name) == ("eu-west-1", "eu-west-1")
+    assert watcher.environment == "production"
     assert watcher.timeout == settings.environment("production").service.rollout_timeout
     assert built.smoke_tester().poll == 0.5
