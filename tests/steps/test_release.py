@@ -1,7 +1,7 @@
 """The release engine end to end, against the local AWS (real tasks, health checks, load balancer),
 the local registry behind ECR and the local GitHub. The ground is shared by the module (it is slow to
 start); each test establishes what it needs (the releases it builds on, what each environment runs)
-through the fixtures and `runs()`, so the tests pass in any order."""
+through the fixtures, `runs()` and `switch()`, so the tests pass in any order."""
 
 from __future__ import annotations
 
@@ -96,6 +96,16 @@ def runs(settings: Settings, environment: str, version: str) -> None:
     assert status(context(settings, github=False), environment).version == version
 
 
+def switch(settings: Settings, environment: str) -> tuple[str, str]:
+    """(what `environment` runs, the other released version): a test deploys the other one, so it changes
+    something real without first undoing what the test before it left."""
+    now = status(context(settings, github=False), environment).version
+    if now not in ("1.0.0", "1.1.0"):
+        runs(settings, environment, "1.1.0")
+        now = "1.1.0"
+    return now, "1.0.0" if now == "1.1.0" else "1.1.0"
+
+
 def settle(stack: str) -> str:
     """Wait for a stack operation started outside the pipeline (CloudFormation runs it in the background)."""
     cf = aws("cloudformation")
@@ -153,15 +163,15 @@ def test_rollback_previous_brings_the_old_version_back_without_a_build(bootstrap
 
 
 def test_a_release_whose_tasks_fail_health_checks_is_rolled_back(bootstrapped: Any, second_releases: Any) -> None:
-    runs(bootstrapped.settings, "staging", "1.1.0")
+    before, _ = switch(bootstrapped.settings, "staging")
     broken = bootstrapped.with_image("model-broken")
     with pytest.raises(ReleaseFailed) as failed:
         release(context(broken), "staging", "v1.2.0")
     report = failed.value.report
-    assert report.outcome is ReleaseOutcome.ROLLED_BACK and report.restored_version == "1.1.0"
+    assert report.outcome is ReleaseOutcome.ROLLED_BACK and report.restored_version == before
     assert "Circuit Breaker was triggered" in str(failed.value)
     assert "task stopped: Task failed ELB health checks" in str(failed.value)
-    assert status(context(bootstrapped.settings), "staging").version == "1.1.0"
+    assert status(context(bootstrapped.settings), "staging").version == before
     github = GitHubRecorder.from_environ(os.environ)
     assert github is not None
     newest = github.deployments("staging", 1)[0]
@@ -240,7 +250,7 @@ def test_a_stack_in_progress_is_refused(bootstrapped: Any, second_releases: Any,
 def test_throttling_in_deploy_and_roll_does_not_fail_a_release(
     bootstrapped: Any, second_releases: Any, ground: Any
 ) -> None:
-    runs(bootstrapped.settings, "staging", "1.1.0")
+    _, other = switch(bootstrapped.settings, "staging")
     retried: list[str] = []
 
     def counting_clients(region: str) -> Clients:
@@ -257,7 +267,7 @@ def test_throttling_in_deploy_and_roll_does_not_fail_a_release(
     ground.aws.inject_throttling("cloudformation", "DescribeStacks", 3)
     ground.aws.inject_throttling("cloudformation", "DescribeChangeSet", 2)
     ground.aws.inject_throttling("ecs", "DescribeServices", 3)
-    report = rollback(context(bootstrapped.settings, make_clients=counting_clients), "staging", "1.0.0")
+    report = rollback(context(bootstrapped.settings, make_clients=counting_clients), "staging", other)
     assert report.outcome is ReleaseOutcome.RELEASED
     assert {"DescribeStacks", "DescribeChangeSet", "DescribeServices"} <= set(retried), retried
 
@@ -282,12 +292,12 @@ def test_ctrl_c_during_a_rollback_says_what_the_stack_does_and_records_an_error(
     bootstrapped: Any, second_releases: Any
 ) -> None:
     settings = bootstrapped.settings
-    runs(settings, "staging", "1.1.0")
+    _, other = switch(settings, "staging")
     lines: list[str] = []
     ctx = context(settings, lines)
     ctx.clock = InterruptOnce(lines, "executing update")
     with pytest.raises(Interrupted) as stopped:
-        rollback(ctx, "staging", "1.0.0")
+        rollback(ctx, "staging", other)
     assert stopped.value.exit_code == 130
     stack = f"{settings.app.name}-service-staging"
     assert f"interrupted while waiting for {stack} to deploy ({stack} is UPDATE_" in str(stopped.value)
@@ -295,11 +305,11 @@ def test_ctrl_c_during_a_rollback_says_what_the_stack_does_and_records_an_error(
     report = stopped.value.report
     assert report is not None and report.outcome is ReleaseOutcome.INTERRUPTED
     assert [(p.name, p.ok) for p in report.phases] == [("deploy", False)]
-    assert markdown_summary(report).startswith("## ⏹️ rollback 1.0.0 to staging: interrupted\n")
+    assert markdown_summary(report).startswith(f"## ⏹️ rollback {other} to staging: interrupted\n")
     github = GitHubRecorder.from_environ(os.environ)
     assert github is not None
     newest = github.deployments("staging", 1)[0]
-    assert (newest.version, newest.state) == ("1.0.0", "error")
+    assert (newest.version, newest.state) == (other, "error")
     assert settle(stack) == "UPDATE_COMPLETE", "CloudFormation finished the update on its own"
 
 
@@ -325,9 +335,9 @@ def test_a_rollout_strategy_registered_by_a_test_runs_a_release(
         bootstrapped.settings,
         environments=tuple(chosen if e.name == "staging" else e for e in bootstrapped.settings.environments),
     )
-    runs(bootstrapped.settings, "staging", "1.1.0")
+    _, other = switch(bootstrapped.settings, "staging")
     lines: list[str] = []
-    report = rollback(context(settings, lines), "staging", "1.0.0")
+    report = rollback(context(settings, lines), "staging", other)
     assert report.outcome is ReleaseOutcome.RELEASED
     assert [p.name for p in report.phases] == ["deploy", "roll", "smoke"]
     deployed = aws("cloudformation").describe_stacks(StackName=f"{settings.app.name}-service-staging")["Stacks"][0]
@@ -343,7 +353,7 @@ def test_the_single_step_commands_run_the_engine_steps(
     from pipeline import cli
 
     settings = bootstrapped.settings
-    runs(settings, "staging", "1.1.0")
+    _, other = switch(settings, "staging")
     monkeypatch.setattr(cli, "_settings", lambda _path: settings)  # the project's settings, not ./pipeline.toml
 
     def pipeline(*args: str) -> str:
@@ -353,10 +363,10 @@ def test_the_single_step_commands_run_the_engine_steps(
         assert exited.value.code == 0, out.err
         return out.out
 
-    deployed = pipeline("deploy", "staging", "1.0.0")
+    deployed = pipeline("deploy", "staging", other)
     assert "==> deploy" in deployed and "<== deploy done" in deployed
-    assert f"{settings.app.name}-service-staging: runs 1.0.0 (sha256:" in deployed
-    assert status(context(settings, github=False), "staging").version == "1.0.0"
+    assert f"{settings.app.name}-service-staging: runs {other} (sha256:" in deployed
+    assert status(context(settings, github=False), "staging").version == other
     rolled = pipeline("roll", "staging")
     assert "==> roll" in rolled and "rollout completed in" in rolled
     smoked = pipeline("smoke", "staging")
