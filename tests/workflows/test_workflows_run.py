@@ -208,6 +208,7 @@ def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
 class Released:
     result: Any  # the release.yml run of v1.2.0
     running: dict[str, str]  # environment -> version, read right after that run
+    github: dict[str, Any]  # the local GitHub's state right after that run (later runs mark deployments inactive)
 
 
 @pytest.fixture(scope="module")
@@ -215,7 +216,8 @@ def released(ground: Any, release_runner: Runner) -> Released:
     """Tags v1.1.0 then v1.2.0 pushed and released through release.yml, once for the module."""
     release_tag(ground, release_runner, "v1.1.0")
     result = release_tag(ground, release_runner, "v1.2.0")
-    return Released(result, {env: running_version(ground, env) for env in ("staging", "production")})
+    running = {env: running_version(ground, env) for env in ("staging", "production")}
+    return Released(result, running, ground.github.state())
 
 
 def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, released: Released) -> None:
@@ -228,7 +230,7 @@ def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, released:
         assert set(statuses[:-2]) == {"skipped"}  # the uses: steps
     assert released.running == {"staging": "1.2.0", "production": "1.2.0"}
 
-    github = ground.github.state()
+    github = released.github
     for environment in ("staging", "production"):
         ours = [
             d
