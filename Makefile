@@ -25,13 +25,17 @@ $(CHECKOV):
 	.tools/checkov/bin/python -m pip install -q 'checkov==$(CHECKOV_VERSION)'
 
 # Static checks first (seconds), then two workers, one test file each at a time: files that share
-# a local ground stay together. pytest-randomly shuffles the order on every run (the seed is printed;
-# `-p randomly --randomly-seed=N` replays one): no test depends on another having run.
+# a local ground stay together. pytest-randomly shuffles the order on every run, so no test can lean
+# on another having run; `make test SEED=N` replays the order of the run that printed N.
+ifndef SEED
+SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	@echo "test order: --randomly-seed=$(SEED) (make test SEED=$(SEED) replays it)"
+	$(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED)
 
 demo: setup
 	$(BIN)/pipeline demo
