@@ -74,8 +74,7 @@ def deployments_line(state: ecs_api.ServiceState) -> str:
 class RolloutResult:
     outcome: RolloutOutcome
     seconds: float
-    state: ecs_api.ServiceState | None = None  # the last reading of the service, when watched
-    cause: str = ""
+    cause: str = ""  # why it rolled back or timed out
 
 
 @dataclass
@@ -100,9 +99,9 @@ class RolloutWatcher:
                 decision = decide(state, task_definition, elapsed, self.timeout)
                 if decision.outcome is RolloutOutcome.ROLLED_BACK:
                     cause = self.explain(cluster, service, state, task_definition) or decision.cause
-                    return RolloutResult(decision.outcome, elapsed, state, cause)
+                    return RolloutResult(decision.outcome, elapsed, cause)
                 if decision.outcome is RolloutOutcome.TIMED_OUT:
-                    return RolloutResult(decision.outcome, elapsed, state, decision.cause)
+                    return RolloutResult(decision.outcome, elapsed, decision.cause)
                 ours = state.deployment_for(task_definition)
                 assert ours is not None  # decide() returns ROLLED_BACK without it
                 line = self._progress(state, ours, target_group_arn, elapsed)
@@ -110,7 +109,7 @@ class RolloutWatcher:
                     self.echo(line)
                     last_line = line
                 if decision.outcome is RolloutOutcome.COMPLETED:
-                    return RolloutResult(decision.outcome, elapsed, state)
+                    return RolloutResult(decision.outcome, elapsed)
                 self.clock.sleep(self.poll)
         except KeyboardInterrupt:
             raise self.interrupted(cluster, service) from None
