@@ -371,3 +371,44 @@ def test_the_single_step_commands_run_the_engine_steps(
     assert "==> roll" in rolled and "rollout completed in" in rolled
     smoked = pipeline("smoke", "staging")
     assert "==> smoke" in smoked and "smoke test passed" in smoked
+
+
+def test_a_strategy_that_fails_the_rollout_is_stopped_before_the_previous_version_returns(
+    bootstrapped: Any, second_releases: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The failure path of the strategy hooks: watch fails, stop is asked to act on the deployment in
+    flight, then the previous digest is deployed again (watched and promoted by the same strategy)."""
+    calls: list[tuple[str, str]] = []
+
+    class RefusesFirstStrategy(strategy.RolloutStrategy):
+        def watch(self, rollout: strategy.Rollout) -> RolloutResult:
+            calls.append(("watch", rollout.task_definition))
+            if len(calls) == 1:
+                return RolloutResult(RolloutOutcome.ROLLED_BACK, 0.0, "refused by the test strategy")
+            return RolloutResult(RolloutOutcome.COMPLETED, 0.0)
+
+        def stop(self, rollout: strategy.Rollout) -> str:
+            calls.append(("stop", rollout.task_definition))
+            return "stopped by the test strategy"
+
+        def promote(self, rollout: strategy.Rollout) -> str:
+            calls.append(("promote", rollout.task_definition))
+            return ""
+
+    monkeypatch.setitem(strategy.REGISTRY, "refuses-first", RefusesFirstStrategy)
+    staging = bootstrapped.settings.environment("staging")
+    chosen = replace(staging, delivery=replace(staging.delivery, strategy="refuses-first"))
+    settings = replace(
+        bootstrapped.settings,
+        environments=tuple(chosen if e.name == "staging" else e for e in bootstrapped.settings.environments),
+    )
+    before, other = switch(bootstrapped.settings, "staging")
+    lines: list[str] = []
+    with pytest.raises(ReleaseFailed, match="refused by the test strategy") as failed:
+        rollback(context(settings, lines), "staging", other)
+    report = failed.value.report
+    assert (report.outcome, report.restored_version) == (ReleaseOutcome.ROLLED_BACK, before)
+    assert [name for name, _ in calls] == ["watch", "stop", "watch", "promote"]
+    assert calls[0][1] == calls[1][1] != calls[2][1] == calls[3][1], "stopped ours, then watched the old one"
+    assert "stopped by the test strategy" in lines
+    assert status(context(settings, github=False), "staging").version == before
