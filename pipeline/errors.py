@@ -4,14 +4,18 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 ├── ConfigError               pipeline.toml or a command argument is wrong (exit 2)
 │   └── ConfigProblems        every problem of one settings file, on one line
 ├── InputError                a bad command-line value: version, environment, ... (exit 2)
+│   └── GoldenSetError        the model gate's golden set is not one {request, expected} object a line
 ├── AwsError                  an AWS call failed; carries the operation and the AWS error code
 │   ├── CredentialsError      no usable AWS credentials
 │   └── StackBusyError        a stack is mid-operation and cannot take another
 ├── BuildError                an image build or pre-push check failed
+├── ContainerError            a container could not be pulled or started (ECS: CannotPullContainerError, ...)
 ├── PushError                 pushing the image failed (auth, immutable tag, ...)
 ├── DeployError               a stack create/update failed or rolled back
 ├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
 ├── SmokeTestError            the service answered wrongly through its URL
+├── ReleaseFailed             a release or rollback failed; carries its report (what ran, what serves now)
+├── Interrupted               Ctrl-C while AWS works: says what state the stack or service is in (exit 130)
 ├── GitHubError               recording to GitHub failed
 ├── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
 └── MissingExtraError         a command needs an optional extra that is not installed (exit 2)
@@ -20,6 +24,10 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.report import ReleaseReport
 
 
 class PipelineError(Exception):
@@ -72,6 +80,10 @@ class BuildError(PipelineError):
     pass
 
 
+class ContainerError(PipelineError):
+    """The container could not be pulled or started (ECS: CannotPullContainerError and friends)."""
+
+
 class PushError(PipelineError):
     pass
 
@@ -86,6 +98,28 @@ class RolloutError(PipelineError):
 
 class SmokeTestError(PipelineError):
     pass
+
+
+class ReleaseFailed(PipelineError):
+    """A release or rollback failed after it changed something; `report` says what ran and what serves now."""
+
+    def __init__(self, report: ReleaseReport) -> None:
+        back = f"; {report.environment} is back on {report.restored_version}" if report.restored_version else ""
+        super().__init__(
+            f"{report.kind} of {report.version} to {report.environment} failed: {report.cause}{back}",
+            hint="The failure is recorded; fix the model and tag a new version."
+            if report.kind == "release"
+            else "Nothing else was changed.",
+        )
+        self.report = report
+
+
+class Interrupted(PipelineError):
+    """Ctrl-C while CloudFormation or ECS works: they carry on without us. The message says what state
+    the stack or service was in when we stopped watching; `report` is set when a release was running."""
+
+    exit_code = 130
+    report: ReleaseReport | None = None
 
 
 class GitHubError(PipelineError):
@@ -124,3 +158,10 @@ class ConfigProblems(ConfigError):
         listed = "; ".join(p.one_line().rstrip(".") for p in self.problems)
         end = "" if listed.endswith("?") else "."
         return f"{self.source}: {len(self.problems)} problems: {listed}{end}"
+
+
+class GoldenSetError(InputError):
+    """The golden set file is not one {"request": ..., "expected": ...} object a line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint='Write {"request": ..., "expected": ...} per line.')

@@ -18,13 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pipeline.errors import GoldenSetError
+
 if TYPE_CHECKING:
     from pipeline.clock import Clock
     from pipeline.config import GateSettings, Settings
-
-
-class GoldenSetError(ValueError):
-    """The golden set file is not one {"request": ..., "expected": ...} object a line."""
 
 
 @dataclass(frozen=True)

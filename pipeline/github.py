@@ -207,8 +207,11 @@ class GitHubRecorder:
 
     # -- deployments ----------------------------------------------------------------------------
 
-    def start_deployment(self, environment: str, version: str, ref: str, digest: str, description: str) -> int:
-        """Create a deployment of `ref` to `environment` and mark it in progress; returns its id."""
+    def start_deployment(
+        self, environment: str, version: str, ref: str, digest: str, description: str, *, production: bool = False
+    ) -> int:
+        """Create a deployment of `ref` to `environment` and mark it in progress; returns its id.
+        `production` is the environment's `delivery.github_release` (the one users are served from)."""
         with self._calling(f"creating a deployment of {version} to {environment}", "deployments: write"):
             deployment = self._repo.create_deployment(
                 ref=ref,
@@ -219,7 +222,7 @@ class GitHubRecorder:
                 environment=environment,
                 description=description[:_DESCRIPTION_MAX],
                 transient_environment=False,
-                production_environment=environment == "production",
+                production_environment=production,
             )
             self._status(deployment, "in_progress", description, environment_url="")
             return int(deployment.id)

@@ -1,11 +1,43 @@
-"""How a release or rollback reads: a table on the terminal, Markdown (with a Mermaid gantt of its phases) for GitHub."""
+"""What a release or rollback did (its report, phase by phase), and how it reads: a table on the
+terminal, Markdown (with a Mermaid gantt of its phases) for GitHub."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from enum import Enum
 
-if TYPE_CHECKING:
-    from pipeline.steps.release import ReleaseReport
+
+class ReleaseOutcome(Enum):
+    RELEASED = "released"
+    ROLLED_BACK = "rolled back"  # failed, and the previous version serves again
+    FAILED = "failed"  # failed with nothing to go back to
+    INTERRUPTED = "interrupted"  # Ctrl-C (or a cancelled job): AWS carries on without us
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    start: float
+    seconds: float
+    ok: bool
+
+
+@dataclass
+class ReleaseReport:
+    kind: str  # release | rollback
+    environment: str
+    version: str
+    digest: str = ""
+    url: str = ""
+    outcome: ReleaseOutcome = ReleaseOutcome.FAILED
+    cause: str = ""
+    restored_version: str = ""
+    changes: list[str] = field(default_factory=list)
+    phases: list[Phase] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return sum(p.seconds for p in self.phases)
 
 
 def report_table(report: ReleaseReport) -> str:
@@ -50,7 +82,7 @@ def mermaid_gantt(report: ReleaseReport) -> str:
 
 
 def markdown_summary(report: ReleaseReport) -> str:
-    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌"}[report.outcome.value]
+    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌", "interrupted": "⏹️"}[report.outcome.value]
     lines = [
         f"## {icon} {report.kind} {report.version} to {report.environment}: {report.outcome.value}",
         "",

@@ -68,3 +68,35 @@ def test_help_on_every_command(project_root: Path) -> None:
     assert {"release", "rollback", "status", "history", "synth", "lint", "bootstrap", "diff"} <= set(commands)
     for command in commands:
         assert run(command, "--help", cwd=project_root).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("raised", "line"),
+    [
+        (
+            "Interrupted",
+            "error: interrupted while waiting for app-service-staging to deploy "
+            "(app-service-staging is UPDATE_IN_PROGRESS). Run `pipeline status staging`.",
+        ),
+        ("KeyboardInterrupt", "interrupted"),
+    ],
+)
+def test_ctrl_c_exits_130_with_one_line(raised: str, line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import click
+
+    from pipeline.cli import run
+    from pipeline.errors import Interrupted
+
+    @click.command()
+    def stopped() -> None:
+        if raised == "Interrupted":
+            raise Interrupted(
+                "interrupted while waiting for app-service-staging to deploy (app-service-staging is UPDATE_IN_PROGRESS)",
+                hint="Run `pipeline status staging`.",
+            )
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exited:
+        run(stopped, [])
+    assert exited.value.code == 130
+    assert capsys.readouterr().err.strip() == line

@@ -83,7 +83,7 @@ def test_a_malformed_repository_is_a_github_error() -> None:
 
 def test_start_creates_a_deployment_in_progress(github: LocalGitHub, recorder: GitHubRecorder) -> None:
     deployment_id = recorder.start_deployment(
-        "production", "v1.0.0", ref="v1.0.0", digest="sha256:abc", description="release v1.0.0"
+        "production", "v1.0.0", ref="v1.0.0", digest="sha256:abc", description="release v1.0.0", production=True
     )
     [deployment] = github.state()["deployments"]
     assert deployment["id"] == deployment_id

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.errors import PushError
+from pipeline.errors import ContainerError, PushError
 from pipeline.images import buildah
 from pipeline.images.auth import registry_host, split_creds
 
@@ -41,10 +41,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-class ContainerError(Exception):
-    """The container could not be pulled or started (ECS: CannotPullContainerError and friends)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ from typing import Any
 
 from pipeline.aws import cloudformation as cfn
 from pipeline.clock import Clock
-from pipeline.errors import DeployError, PipelineError, StackBusyError
+from pipeline.errors import DeployError, Interrupted, StackBusyError
+from pipeline.steps.interrupt import read_now
 
 Echo = Callable[[str], None]
 POLL_SECONDS = 5.0
@@ -50,13 +51,41 @@ class Deployer:
     wait_if_busy: bool = False
     role_arn: str | None = None
     poll: float = POLL_SECONDS
+    environment: str = ""  # the environment whose service stack this is (named in hints); "" for shared stacks
     _seen_events: set[str] = field(default_factory=set)
+    _doing: str = "be ready for an update"  # what the current wait is for, named in the Ctrl-C message
 
     def deploy(self, stack_name: str, body: str, parameters: dict[str, str], *, execute: bool = True) -> DeployResult:
+        self._doing = "be ready for an update"
+        try:
+            return self._deploy(stack_name, body, parameters, execute=execute)
+        except KeyboardInterrupt:
+            raise self.interrupted(stack_name) from None
+
+    def interrupted(self, stack_name: str) -> Interrupted:
+        """Ctrl-C: CloudFormation carries on without us; say in what state the stack is right now."""
+
+        def status() -> str:
+            stack = cfn.describe_stack(self.cf, stack_name)
+            return f"{stack_name} is {stack.status}" if stack else f"{stack_name} does not exist"
+
+        now = read_now(status, f"the status of {stack_name}")
+        if self._doing in ("be ready for an update", "create the change set"):
+            after = "no update was started"
+        else:
+            after = "CloudFormation carries on and will finish or roll back by itself"
+        look = f"Run `pipeline status {self.environment}`" if self.environment else "Look at it in the console"
+        return Interrupted(
+            f"interrupted while waiting for {stack_name} to {self._doing} ({now}); {after}",
+            hint=f"{look} to see where {stack_name} stands; no second update was started.",
+        )
+
+    def _deploy(self, stack_name: str, body: str, parameters: dict[str, str], *, execute: bool) -> DeployResult:
         started = self.clock.now()
         stack = self._ready_stack(stack_name)
         change_type = "CREATE" if stack is None else "UPDATE"
         name = f"pipeline-{int(time.time() * 1000)}"
+        self._doing = "create the change set"
         change_set_id = cfn.create_change_set(self.cf, stack_name, name, body, parameters, change_type, self.role_arn)
         change_set = self._wait_change_set(stack_name, change_set_id)
         if change_set.has_no_changes:
@@ -144,14 +173,12 @@ class Deployer:
             self.clock.sleep(min(self.poll, 2.0))
 
     def _wait_stack(self, stack_name: str, what: str, allow_gone: bool = False) -> cfn.Stack:
+        self._doing = what
         deadline = self.clock.now() + self.timeout
         while True:
-            try:
-                stack = cfn.describe_stack(self.cf, stack_name)
-                if stack is not None:
-                    self._stream_events(stack_name)
-            except KeyboardInterrupt:
-                raise Interrupted(stack_name, what) from None
+            stack = cfn.describe_stack(self.cf, stack_name)
+            if stack is not None:
+                self._stream_events(stack_name)
             if stack is None:
                 if allow_gone:
                     return cfn.Stack(stack_name, "", "DELETE_COMPLETE", "", {}, {})
@@ -165,10 +192,7 @@ class Deployer:
                     f"{stack_name} still {stack.status} after {int(self.timeout)}s",
                     hint="CloudFormation goes on by itself; check `pipeline status` later.",
                 )
-            try:
-                self.clock.sleep(self.poll)
-            except KeyboardInterrupt:
-                raise Interrupted(stack_name, what) from None
+            self.clock.sleep(self.poll)
 
     def _mark_old_events_seen(self, stack_name: str, stack: cfn.Stack | None) -> None:
         if stack is not None:
@@ -199,16 +223,4 @@ def refuse_busy(stack: cfn.Stack | None) -> None:
         raise StackBusyError(
             f"{stack.name} is {stack.status}: another operation is running",
             hint="Wait for it to finish (or pass --wait); two updates are never stacked.",
-        )
-
-
-class Interrupted(PipelineError):
-    """Ctrl-C while CloudFormation works: it carries on without us; say so and how to look."""
-
-    exit_code = 130
-
-    def __init__(self, stack_name: str, what: str) -> None:
-        super().__init__(
-            f"interrupted while waiting for {stack_name} to {what}; CloudFormation carries on and will finish or roll back by itself",
-            hint=f"Run `pipeline status` to see where {stack_name} stands; no second update was started.",
         )

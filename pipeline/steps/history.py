@@ -49,7 +49,7 @@ class HistoryEntry:
 def status(ctx: Context, env: str) -> Status:
     ctx.environment(env)
     name = ctx.service_stack(env)
-    stack = cfn.describe_stack(ctx.clients.cloudformation, name)
+    stack = cfn.describe_stack(ctx.clients_for(env).cloudformation, name)
     if stack is None:
         raise InputError(
             f"{env} is not deployed: stack {name} does not exist", hint=f"Run `pipeline release VERSION --env {env}`."
@@ -57,7 +57,9 @@ def status(ctx: Context, env: str) -> Status:
     image = stack.parameters.get("ImageUri", "")
     service = None
     if "ClusterName" in stack.outputs:
-        service = ecs_api.describe_service(ctx.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
+        service = ecs_api.describe_service(
+            ctx.clients_for(env).ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"]
+        )
     primary = service.primary if service else None
     return Status(
         environment=env,
@@ -86,7 +88,7 @@ def history(ctx: Context, env: str, limit: int = 10) -> list[HistoryEntry]:
 def stack_history(ctx: Context, env: str) -> list[HistoryEntry]:
     """Active task definition revisions of the environment's family, newest first."""
     family = f"{ctx.settings.app.name}-{env}"
-    ecs = ctx.clients.ecs
+    ecs = ctx.clients_for(env).ecs
     with aws_call(f"list task definitions of {family}"):
         arns = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC").get(
             "taskDefinitionArns", []

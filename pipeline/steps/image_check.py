@@ -33,7 +33,8 @@ class BuildahContainer:
     """The image run as a task runs it (`pipeline.images.container`), on the host network."""
 
     def __init__(self, image: str, env: dict[str, str]) -> None:
-        from pipeline.images.container import ContainerError, ContainerProcess, ContainerSpec
+        from pipeline.errors import ContainerError
+        from pipeline.images.container import ContainerProcess, ContainerSpec
 
         self._scratch = tempfile.TemporaryDirectory(prefix="pipeline-check-")
         self.container = ContainerProcess(

@@ -10,50 +10,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from enum import Enum
+from dataclasses import dataclass
 
 from pipeline.aws import cloudformation as cfn
-from pipeline.errors import DeployError, InputError, PipelineError, RolloutError, SmokeTestError
+from pipeline.aws import ecr as ecr_api
+from pipeline.aws import ecs as ecs_api
+from pipeline.errors import (
+    DeployError,
+    InputError,
+    Interrupted,
+    PipelineError,
+    ReleaseFailed,
+    RolloutError,
+    SmokeTestError,
+)
+from pipeline.report import Phase, ReleaseOutcome, ReleaseReport
 from pipeline.steps.context import Context
-from pipeline.steps.deploy import Deployer, refuse_busy
+from pipeline.steps.deploy import refuse_busy
+from pipeline.steps.interrupt import read_now
 from pipeline.steps.push import PushedImage, digest_of, find_release, push_image
-from pipeline.steps.roll import RolloutOutcome, RolloutWatcher, explain_rolled_back
-from pipeline.steps.smoke import SmokeTester
+from pipeline.steps.roll import RolloutResult, deployments_line, explain_rolled_back, require_completed
+from pipeline.steps.smoke import SmokeResult
+from pipeline.steps.strategy import Rollout
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
-
-
-class ReleaseOutcome(Enum):
-    RELEASED = "released"
-    ROLLED_BACK = "rolled back"  # failed, and the previous version serves again
-    FAILED = "failed"  # failed with nothing to go back to
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    start: float
-    seconds: float
-    ok: bool
-
-
-@dataclass
-class ReleaseReport:
-    kind: str  # release | rollback
-    environment: str
-    version: str
-    digest: str = ""
-    url: str = ""
-    outcome: ReleaseOutcome = ReleaseOutcome.FAILED
-    cause: str = ""
-    restored_version: str = ""
-    changes: list[str] = field(default_factory=list)
-    phases: list[Phase] = field(default_factory=list)
-
-    @property
-    def seconds(self) -> float:
-        return sum(p.seconds for p in self.phases)
 
 
 @dataclass(frozen=True)
@@ -68,20 +48,8 @@ class Running:
         return digest_of(self.image_uri)
 
 
-class ReleaseFailed(PipelineError):
-    def __init__(self, report: ReleaseReport) -> None:
-        back = f"; {report.environment} is back on {report.restored_version}" if report.restored_version else ""
-        super().__init__(
-            f"{report.kind} of {report.version} to {report.environment} failed: {report.cause}{back}",
-            hint="The failure is recorded; fix the model and tag a new version."
-            if report.kind == "release"
-            else "Nothing else was changed.",
-        )
-        self.report = report
-
-
 def running_version(ctx: Context, env: str) -> Running | None:
-    stack = cfn.describe_stack(ctx.clients.cloudformation, ctx.service_stack(env))
+    stack = cfn.describe_stack(ctx.clients_for(env).cloudformation, ctx.service_stack(env))
     if (
         stack is None
         or stack.status in ("REVIEW_IN_PROGRESS", "ROLLBACK_COMPLETE")
@@ -92,23 +60,32 @@ def running_version(ctx: Context, env: str) -> Running | None:
 
 
 class Engine:
-    """Runs one release or rollback against one environment."""
+    """The steps against one environment, each a timed phase: release and rollback chain them, and the
+    single-step commands (`pipeline deploy | roll | smoke`) call them one at a time."""
 
-    def __init__(self, ctx: Context, environment: str, report: ReleaseReport) -> None:
+    def __init__(self, ctx: Context, environment: str, report: ReleaseReport | None = None) -> None:
         self.ctx = ctx
         self.env = ctx.environment(environment)
-        self.report = report
+        self.report = report or ReleaseReport("step", self.env.name, "")
         self.stack_name = ctx.service_stack(environment)
+        self.clients = ctx.clients_for(environment)
+        self.strategy = ctx.strategy(environment)
         self.echo = ctx.echo
+        self.current_phase = ""
+        self.deploy_started = False  # Ctrl-C before it changed nothing in AWS
+        self.in_flight: Rollout | None = None  # the deployment the last stack update started
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
         start = self.ctx.clock.now()
+        self.current_phase = name
         self.echo(f"==> {name}")
         ok = False
         try:
             yield
             ok = True
+        except KeyboardInterrupt:
+            raise self.interrupted() from None
         finally:
             seconds = self.ctx.clock.now() - start
             self.report.phases.append(Phase(name, start, seconds, ok))
@@ -117,57 +94,95 @@ class Engine:
     def refuse_if_busy(self) -> None:
         """Before anything changes: a stack mid-operation is refused (or waited for, with --wait)."""
         if not self.ctx.wait_if_busy:
-            refuse_busy(cfn.describe_stack(self.ctx.clients.cloudformation, self.stack_name))
+            refuse_busy(cfn.describe_stack(self.clients.cloudformation, self.stack_name))
 
-    def deploy_image(self, image: PushedImage) -> None:
-        """deploy + roll + smoke for one digest; raises on the first failure."""
-        ctx = self.ctx
-        body = ctx.committed_template(names.template_file("service", self.env.name))
-        deployer = Deployer(
-            ctx.clients.cloudformation,
-            ctx.clock,
-            ctx.echo,
-            timeout=float(self.env.service.rollout_timeout) + 600,
-            wait_if_busy=ctx.wait_if_busy,
-            poll=ctx.poll,
-            role_arn=names.execution_role_arn(ctx.settings, self.env.name),
-        )
+    # --- the steps --------------------------------------------------------------------------------
+
+    def deploy(self, image: PushedImage) -> Rollout:
+        """Update the service stack to run `image` (by digest); returns the ECS deployment it started."""
+        body = self.ctx.committed_template(names.template_file("service", self.env.name))
+        self.deploy_started = True
         with self.phase("deploy"):
             try:
-                result = deployer.deploy(self.stack_name, body, {"ImageUri": image.image_uri, "Version": image.version})
+                result = self.ctx.deployer(self.env.name).deploy(
+                    self.stack_name, body, {"ImageUri": image.image_uri, "Version": image.version}
+                )
             except DeployError as err:
                 raise DeployError(f"{err.message}{self._ecs_cause()}", hint=err.hint) from None
             self.report.changes = [c.line() for c in result.changes]
-        stack = result.stack or cfn.describe_stack(ctx.clients.cloudformation, self.stack_name)
+        stack = result.stack or cfn.describe_stack(self.clients.cloudformation, self.stack_name)
         assert stack is not None  # nosec B101 # the deploy just created or found the stack
         self.report.url = stack.outputs.get("ServiceUrl", "")
+        self.in_flight = Rollout.from_outputs(self.env.name, stack.outputs)
+        return self.in_flight
+
+    def rollout(self) -> Rollout:
+        """The deployment the service stack last started, from its outputs; refused when never deployed."""
+        stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+        if stack is None or "ServiceUrl" not in stack.outputs:
+            raise PipelineError(
+                f"{self.env.name} is not deployed", hint=f"Run `pipeline release VERSION --env {self.env.name}`."
+            )
+        self.report.url = stack.outputs["ServiceUrl"]
+        self.in_flight = Rollout.from_outputs(self.env.name, stack.outputs)
+        return self.in_flight
+
+    def roll(self, rollout: Rollout) -> RolloutResult:
+        """Wait for the ECS deployment as the environment's strategy does it; raises unless it completed."""
         with self.phase("roll"):
-            watcher = RolloutWatcher(
-                ctx.clients.ecs,
-                ctx.clients.elbv2,
-                ctx.clock,
-                ctx.echo,
-                timeout=float(self.env.service.rollout_timeout),
-                poll=ctx.poll,
-            )
-            rollout = watcher.wait(
-                stack.outputs["ClusterName"],
-                stack.outputs["ServiceName"],
-                stack.outputs["TaskDefinitionArn"],
-                stack.outputs.get("TargetGroupArn"),
-            )
-            if rollout.outcome is not RolloutOutcome.COMPLETED:
-                raise RolloutError(f"rollout {rollout.outcome.value}: {rollout.cause}")
+            result = self.strategy.watch(rollout)
+            require_completed(result, rollout.service)
+            return result
+
+    def smoke(self, rollout: Rollout) -> SmokeResult:
         with self.phase("smoke"):
-            tester = SmokeTester(ctx.clock, ctx.echo, poll=ctx.poll)
-            tester.run(self.report.url, self.env.service.health_check_path, ctx.settings.smoke)
+            return self.ctx.smoke_tester().run(rollout.url, self.env.service.health_check_path, self.ctx.settings.smoke)
+
+    def deploy_image(self, image: PushedImage) -> None:
+        """deploy + roll + smoke for one digest, then let the strategy promote it; raises on the first failure."""
+        rollout = self.deploy(image)
+        self.roll(rollout)
+        self.smoke(rollout)
+        promoted = self.strategy.promote(rollout)
+        if promoted:
+            self.echo(promoted)
+
+    def stop_in_flight(self) -> None:
+        """After a failure: let the strategy stop or roll back the deployment still in flight."""
+        if self.in_flight is not None:
+            done = self.strategy.stop(self.in_flight)
+            if done:
+                self.echo(done)
+
+    def interrupted(self) -> Interrupted:
+        """Ctrl-C in a phase whose wait does not report it itself: say what the stack and service do now."""
+
+        def now() -> str:
+            stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+            if stack is None:
+                return f"{self.stack_name} does not exist"
+            line = f"{self.stack_name} is {stack.status}"
+            if "ClusterName" in stack.outputs:
+                state = ecs_api.describe_service(
+                    self.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"]
+                )
+                line += f"; service: {deployments_line(state)}"
+            return line
+
+        during = f" during {self.current_phase}" if self.current_phase else ""
+        after = "CloudFormation and ECS carry on by themselves" if self.deploy_started else "no deployment was started"
+        return Interrupted(
+            f"interrupted{during} of {self.report.kind} {self.report.version} to {self.env.name} "
+            f"({read_now(now, f'the status of {self.stack_name}')}); {after}",
+            hint=f"Run `pipeline status {self.env.name}` to see where it stands.",
+        )
 
     def _ecs_cause(self) -> str:
         """When CloudFormation rolled back because ECS failed the deployment, say what ECS saw."""
-        stack = cfn.describe_stack(self.ctx.clients.cloudformation, self.stack_name)
+        stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
         if stack is None or "ClusterName" not in stack.outputs:
             return ""
-        cause = explain_rolled_back(self.ctx.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
+        cause = explain_rolled_back(self.clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
         return f" (ECS: {cause})" if cause else ""
 
 
@@ -180,7 +195,6 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
     engine.refuse_if_busy()
     previous = running_version(ctx, env.name)
     ecr = ctx.clients.ecr
-    from pipeline.aws import ecr as ecr_api
 
     existing = ecr_api.image_by_tag(ecr, ctx.repository, version)
     if existing is not None and env.delivery.build:
@@ -236,20 +250,33 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
 def _ship(
     ctx: Context, engine: Engine, image: PushedImage, restore_to: Running | None, ref: str, *, done: str, failed: str
 ) -> None:
-    """Record a GitHub deployment, then deploy + roll + smoke; on failure put `restore_to` back and say why."""
+    """Record a GitHub deployment, then deploy + roll + smoke; on failure put `restore_to` back and say why.
+    Ctrl-C at any point marks the deployment `error` and ends with Interrupted (exit 130)."""
     report = engine.report
     deployment_id = _record_start(ctx, engine.env.name, image.version, ref, image.digest)
     try:
-        engine.deploy_image(image)
-    except (DeployError, RolloutError, SmokeTestError) as err:
-        report.cause = err.message
-        _restore(ctx, engine, restore_to, report)
-        _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
-        raise ReleaseFailed(report) from None
-    except PipelineError as err:
-        report.cause = err.message
-        _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
-        raise
+        try:
+            engine.deploy_image(image)
+        except (DeployError, RolloutError, SmokeTestError) as err:
+            report.cause = err.message
+            engine.stop_in_flight()
+            _restore(ctx, engine, restore_to, report)
+            _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
+            raise ReleaseFailed(report) from None
+        except Interrupted:
+            raise
+        except PipelineError as err:
+            report.cause = err.message
+            _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
+            raise
+    except (Interrupted, KeyboardInterrupt) as stop:
+        interrupted = stop if isinstance(stop, Interrupted) else engine.interrupted()
+        report.cause = interrupted.message
+        report.outcome = ReleaseOutcome.INTERRUPTED
+        interrupted.report = report
+        what = f"{report.kind} of {report.version} interrupted (Ctrl-C) during {engine.current_phase or 'start'}"
+        _record_finish(ctx, deployment_id, "error", report, f"{what}; AWS carries on")
+        raise interrupted from None
     report.outcome = ReleaseOutcome.RELEASED
     _record_finish(ctx, deployment_id, "success", report, done)
 
@@ -282,6 +309,8 @@ def _restore(ctx: Context, engine: Engine, previous: Running | None, report: Rel
         try:
             with engine.phase("rollback"):
                 engine.deploy_image(image)
+        except Interrupted:
+            raise
         except PipelineError as err:
             report.outcome = ReleaseOutcome.FAILED
             report.cause += f"; the automatic rollback failed too: {err.message}"
@@ -312,7 +341,8 @@ def _previous_version(ctx: Context, env: str, current: Running | None) -> str:
 def _record_start(ctx: Context, env: str, version: str, ref: str, digest: str) -> int | None:
     if ctx.github is None:
         return None
-    return ctx.github.start_deployment(env, version, ref, digest, f"deploying {version}")
+    production = ctx.environment(env).delivery.github_release
+    return ctx.github.start_deployment(env, version, ref, digest, f"deploying {version}", production=production)
 
 
 def _record_finish(

@@ -15,23 +15,66 @@ from typing import Any
 
 from pipeline.aws import ecs as ecs_api
 from pipeline.clock import Clock
-from pipeline.errors import PipelineError, RolloutError
+from pipeline.errors import Interrupted, RolloutError
+from pipeline.steps.interrupt import read_now
 
 Echo = Callable[[str], None]
 
 
 class RolloutOutcome(Enum):
+    IN_PROGRESS = "in progress"  # keep watching
     COMPLETED = "completed"
     ROLLED_BACK = "rolled back"
     TIMED_OUT = "timed out"
 
 
 @dataclass(frozen=True)
+class Decision:
+    outcome: RolloutOutcome
+    cause: str = ""  # why it rolled back or timed out, from the service state alone
+
+
+def decide(state: ecs_api.ServiceState, task_definition: str, elapsed: float, timeout: float) -> Decision:
+    """The rollout check, as the official ECS deploy action makes it, on one reading of the service.
+
+    Ours FAILED, gone, or no longer PRIMARY: the circuit breaker rolled back. Ours PRIMARY and
+    COMPLETED with no other deployment left: done. Otherwise keep waiting, until `timeout`.
+    """
+    ours = state.deployment_for(task_definition)
+    primary = state.primary
+    if ours is None:
+        return Decision(RolloutOutcome.ROLLED_BACK, "the new deployment is no longer in the service")
+    if ours.rollout_state == "FAILED":
+        return Decision(RolloutOutcome.ROLLED_BACK, ours.rollout_reason or "the new deployment FAILED")
+    if primary is not None and primary.task_definition != task_definition:
+        return Decision(RolloutOutcome.ROLLED_BACK, f"ECS made {short_name(primary.task_definition)} PRIMARY again")
+    if ours.status == "PRIMARY" and ours.rollout_state == "COMPLETED" and len(state.deployments) == 1:
+        return Decision(RolloutOutcome.COMPLETED)
+    if elapsed > timeout:
+        return Decision(RolloutOutcome.TIMED_OUT, f"not stable after {int(timeout)}s")
+    return Decision(RolloutOutcome.IN_PROGRESS)
+
+
+def short_name(task_definition: str) -> str:
+    """family:revision from a task definition ARN."""
+    return task_definition.rsplit("/", 1)[-1]
+
+
+def deployments_line(state: ecs_api.ServiceState) -> str:
+    """The service's deployments in one line, e.g. `PRIMARY app:4 IN_PROGRESS 1/2 running, ACTIVE app:3 ...`."""
+    if not state.deployments:
+        return f"service {state.name} has no deployment"
+    return ", ".join(
+        f"{d.status} {short_name(d.task_definition)} {d.rollout_state or 'starting'} {d.running}/{d.desired} running"
+        for d in state.deployments
+    )
+
+
+@dataclass(frozen=True)
 class RolloutResult:
     outcome: RolloutOutcome
     seconds: float
-    state: ecs_api.ServiceState
-    cause: str = ""
+    cause: str = ""  # why it rolled back or timed out
 
 
 @dataclass
@@ -42,45 +85,46 @@ class RolloutWatcher:
     echo: Echo = print
     timeout: float = 900.0
     poll: float = 5.0
+    environment: str = "ENVIRONMENT"  # named in the Ctrl-C hint
 
     def wait(
         self, cluster: str, service: str, task_definition: str, target_group_arn: str | None = None
     ) -> RolloutResult:
         started = self.clock.now()
         last_line = ""
-        while True:
-            try:
+        try:
+            while True:
                 state = ecs_api.describe_service(self.ecs, cluster, service)
                 elapsed = self.clock.now() - started
+                decision = decide(state, task_definition, elapsed, self.timeout)
+                if decision.outcome is RolloutOutcome.ROLLED_BACK:
+                    cause = self.explain(cluster, service, state, task_definition) or decision.cause
+                    return RolloutResult(decision.outcome, elapsed, cause)
+                if decision.outcome is RolloutOutcome.TIMED_OUT:
+                    return RolloutResult(decision.outcome, elapsed, decision.cause)
                 ours = state.deployment_for(task_definition)
-                primary = state.primary
-                if (
-                    ours is None
-                    or ours.rollout_state == "FAILED"
-                    or (primary and primary.task_definition != task_definition)
-                ):
-                    return RolloutResult(
-                        RolloutOutcome.ROLLED_BACK,
-                        elapsed,
-                        state,
-                        self.explain(cluster, service, state, task_definition),
-                    )
+                assert ours is not None  # decide() returns ROLLED_BACK without it
                 line = self._progress(state, ours, target_group_arn, elapsed)
                 if line != last_line:
                     self.echo(line)
                     last_line = line
-                if ours.status == "PRIMARY" and ours.rollout_state == "COMPLETED" and len(state.deployments) == 1:
-                    return RolloutResult(RolloutOutcome.COMPLETED, elapsed, state)
-                if elapsed > self.timeout:
-                    return RolloutResult(
-                        RolloutOutcome.TIMED_OUT, elapsed, state, f"not stable after {int(self.timeout)}s"
-                    )
+                if decision.outcome is RolloutOutcome.COMPLETED:
+                    return RolloutResult(decision.outcome, elapsed)
                 self.clock.sleep(self.poll)
-            except KeyboardInterrupt:
-                raise PipelineError(
-                    f"interrupted while watching the rollout of {service}; ECS carries on, and its circuit breaker rolls back a failing deployment by itself",
-                    hint="Run `pipeline status` to see where it stands.",
-                ) from None
+        except KeyboardInterrupt:
+            raise self.interrupted(cluster, service) from None
+
+    def interrupted(self, cluster: str, service: str) -> Interrupted:
+        """Ctrl-C while watching: say what the service's deployments are doing right now."""
+        now = read_now(
+            lambda: deployments_line(ecs_api.describe_service(self.ecs, cluster, service)),
+            f"the deployments of {service}",
+        )
+        return Interrupted(
+            f"interrupted while watching the rollout of {service} ({now}); ECS carries on, "
+            "and its circuit breaker rolls back a failing deployment by itself",
+            hint=f"Run `pipeline status {self.environment}` to see where it stands.",
+        )
 
     def _progress(
         self, state: ecs_api.ServiceState, ours: ecs_api.Deployment, target_group_arn: str | None, elapsed: float
@@ -117,7 +161,7 @@ class RolloutWatcher:
             if reason and reason not in seen:
                 seen.add(reason)
                 reasons.append(f"task stopped: {reason}")
-        return "; ".join(reasons[:3]) or "the new deployment is no longer in the service (rolled back)"
+        return "; ".join(reasons[:3])
 
 
 def explain_rolled_back(ecs: Any, cluster: str, service: str) -> str:

@@ -10,7 +10,7 @@ from moto.server import ThreadedMotoServer
 
 from pipeline.aws import cloudformation as cfn
 from pipeline.clock import FakeClock
-from pipeline.errors import AwsError, StackBusyError
+from pipeline.errors import AwsError, Interrupted, StackBusyError
 from pipeline.steps.deploy import Deployer, DeployOutcome
 
 
@@ -53,10 +53,11 @@ def test_create_then_no_changes_then_update(cf: Any) -> None:
     again = deployer(cf, lines).deploy("queue-stack", queue_template(30), {})
     assert again.outcome is DeployOutcome.NO_CHANGES
     assert cfn.describe_stack(cf, "queue-stack").status == "CREATE_COMPLETE"
+    # moto lists every stack's change sets whatever StackName says: keep this stack's only.
     left = [
         c
         for c in cf.list_change_sets(StackName="queue-stack")["Summaries"]
-        if c["ExecutionStatus"] != "EXECUTE_COMPLETE"
+        if c["StackName"] == "queue-stack" and c["ExecutionStatus"] != "EXECUTE_COMPLETE"
     ]
     assert left == [], "the empty change set is deleted"
 
@@ -99,3 +100,36 @@ def test_change_set_failure_is_reported(cf: Any) -> None:
     # AWS refuses at create_change_set, moto at execute: either way one clear line.
     with pytest.raises(AwsError, match="change set (for|of) bad-stack: ValidationError: .*Size"):
         deployer(cf, []).deploy("bad-stack", json.dumps(template), {})
+
+
+class CtrlC(FakeClock):
+    def sleep(self, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_while_waiting_for_a_busy_stack_says_its_status(cf: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto settles stacks at once, so the stack in progress is a stand-in; the message reads it again."""
+    busy = cfn.Stack("busy", "id", "UPDATE_IN_PROGRESS", "", {}, {})
+    monkeypatch.setattr(cfn, "describe_stack", lambda _cf, _name: busy)
+    monkeypatch.setattr(cfn, "stack_events", lambda _cf, _name: [])
+    waiting = Deployer(cf, CtrlC(), echo=lambda _line: None, wait_if_busy=True)
+    with pytest.raises(Interrupted) as stopped:
+        waiting.deploy("busy", queue_template(30), {})
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value).startswith(
+        "interrupted while waiting for busy to settle (busy is UPDATE_IN_PROGRESS); CloudFormation carries on"
+    )
+    assert stopped.value.hint == "Look at it in the console to see where busy stands; no second update was started."
+
+
+def test_ctrl_c_before_an_update_started_says_so(cf: Any) -> None:
+    """Ctrl-C before the change set is executed (here: while its changes are printed) starts no update."""
+    stack = "interrupted-stack"
+
+    def ctrl_c(_line: str) -> None:
+        raise KeyboardInterrupt
+
+    deployer(cf, []).deploy(stack, queue_template(30), {})
+    with pytest.raises(Interrupted) as stopped:
+        Deployer(cf, FakeClock(), echo=ctrl_c).deploy(stack, queue_template(60), {})
+    assert f"({stack} is CREATE_COMPLETE); no update was started" in str(stopped.value)

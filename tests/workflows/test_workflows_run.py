@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -189,8 +190,9 @@ def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.Tem
     pipeline_cli(["synth"], workspace, operator)
     pipeline_cli(["bootstrap"], workspace, operator)  # once per account, by an operator (README)
     outputs = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-ci-access")["Stacks"][0]["Outputs"]
-    deploy_role = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "DeployRoleArn")
-    # The repository variables the README asks for.
+    # The variables the README asks for. Each environment has its own deploy role (an environment
+    # variable on GitHub); this runner skips `uses:` steps, so the role is not assumed here.
+    deploy_role = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "DeployRoleArnStaging")
     vars_ = {"AWS_REGION": "us-east-1", "AWS_DEPLOY_ROLE_ARN": deploy_role}
     return make_runner(
         ground, buildah_root, workspace, workspace.parent / f"{workspace.name}-runner", SUBSTITUTED_INSTALL, vars_
@@ -204,10 +206,24 @@ def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
     return result
 
 
-def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, release_runner: Runner) -> None:
+@dataclass(frozen=True)
+class Released:
+    result: Any  # the release.yml run of v1.2.0
+    running: dict[str, str]  # environment -> version, read right after that run
+    github: dict[str, Any]  # the local GitHub's state right after that run (later runs mark deployments inactive)
+
+
+@pytest.fixture(scope="module")
+def released(ground: Any, release_runner: Runner) -> Released:
+    """Tags v1.1.0 then v1.2.0 pushed and released through release.yml, once for the module."""
     release_tag(ground, release_runner, "v1.1.0")
     result = release_tag(ground, release_runner, "v1.2.0")
+    running = {env: running_version(ground, env) for env in ("staging", "production")}
+    return Released(result, running, ground.github.state())
 
+
+def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, released: Released) -> None:
+    result = released.result
     assert [j.job_id for j in result.jobs.values()] == ["staging", "production"]
     assert (result.jobs["staging"].environment, result.jobs["production"].environment) == ("staging", "production")
     for job in result.jobs.values():
@@ -217,9 +233,9 @@ def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, release_r
         assert install < credentials, "the lock is installed before the AWS role is assumed"
         assert statuses[-1] == "success", job.steps  # the release itself
         assert set(statuses[:install] + statuses[install + 1 : -1]) == {"skipped"}  # the uses: steps
-    assert running_version(ground, "staging") == running_version(ground, "production") == "1.2.0"
+    assert released.running == {"staging": "1.2.0", "production": "1.2.0"}
 
-    github = ground.github.state()
+    github = released.github
     for environment in ("staging", "production"):
         ours = [
             d
@@ -253,10 +269,16 @@ def test_a_tag_that_is_not_a_version_does_not_trigger_a_release() -> None:
     assert not is_triggered(workflow, Event("push", "refs/heads/main", {}))
 
 
-def test_rollback_dispatched_with_previous_and_with_a_version(ground: Any, release_runner: Runner) -> None:
-    if running_version(ground, "staging") != "1.2.0":
-        pytest.skip("needs the releases of the test before")
+def test_rollback_dispatched_with_previous_and_with_a_version(
+    ground: Any, release_runner: Runner, released: Released
+) -> None:
     rollback = WORKFLOWS / "rollback.yml"
+    for environment in ("staging", "production"):  # what this test starts from, whatever ran before it
+        if running_version(ground, environment) != "1.2.0":
+            result = release_runner.run(
+                rollback, Event.dispatch({"environment": environment, "version": "1.2.0"}, REPOSITORY)
+            )
+            assert result.succeeded, result.log()
     result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "previous"}, REPOSITORY))
     assert result.succeeded, result.log()
     assert result.jobs["rollback"].environment == "staging"
