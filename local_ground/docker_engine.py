@@ -181,7 +181,7 @@ class DockerEngine:
         self._interfaces_before = _interfaces()
         self._run_docker_existed = _RUN_DOCKER.exists()
         # A short path: the socket path must fit in sun_path (108 bytes).
-        self.root = Path(tempfile.mkdtemp(prefix="pipeline-docker-", dir="/tmp"))
+        self.root = Path(tempfile.mkdtemp(prefix="pipeline-docker-", dir="/tmp"))  # nosec B108 # mkdtemp: private 0700 folder
         (self.config / "cli-plugins").mkdir(parents=True)
         (self.config / "cli-plugins" / "docker-buildx").symlink_to(plugin)
         # buildah reads DOCKER_CONFIG too and fails when its config.json is missing.
@@ -240,7 +240,7 @@ class DockerEngine:
         return (marked or lines or ["empty log"])[-1]
 
     def _wait_until_up(self) -> None:
-        assert self.process is not None
+        assert self.process is not None  # nosec B101 # started just before
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not ping(self.socket):
             if self.process.poll() is not None:

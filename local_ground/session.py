@@ -66,7 +66,7 @@ def running(root: Path, echo: Echo) -> Iterator[dict[str, str]]:
         time_scale=TIME_SCALE,
         progress=lambda line: echo(line),
     ) as ground:
-        assert ground.github is not None
+        assert ground.github is not None  # nosec B101 # started by LocalGround
         tags = git_tags(root)
         for tag in tags:
             ground.github.create_tag(tag.name, tag.sha)
@@ -191,7 +191,7 @@ def up_detached(root: Path, echo: Echo, *, timeout: float = DETACHED_START_SECON
         state = read_state(root)
         if state is not None:
             environ = state["environ"]
-            assert isinstance(environ, dict)
+            assert isinstance(environ, dict)  # nosec B101 # written by serve_until_stopped
             echo(f"local ground up in the background (pid {process.pid}); `pipeline local down` stops it")
             print_exports(environ, echo)
             return {str(k): str(v) for k, v in environ.items()}
@@ -212,7 +212,7 @@ def down(root: Path, echo: Echo, *, timeout: float = 30.0) -> bool:
         echo(f"no local ground runs for {root}")
         return False
     pid = state["pid"]
-    assert isinstance(pid, int)
+    assert isinstance(pid, int)  # nosec B101 # read_state checked it
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:

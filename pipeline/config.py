@@ -368,7 +368,7 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
     gate = _gate(problems, gate_raw, root) if gate_raw is not None else None
     if problems:
         raise ConfigProblems(source, problems.found)
-    assert app is not None and image is not None and service is not None and smoke is not None
+    assert app is not None and image is not None and service is not None and smoke is not None  # nosec B101 # no problem found means each was parsed
     return Settings(app, image, service, smoke, tuple(e for e in environments if e is not None), root, gate)
 
 

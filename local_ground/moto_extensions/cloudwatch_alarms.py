@@ -25,8 +25,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from moto.cloudformation import parsing
-from moto.cloudwatch.models import Alarm, CloudWatchBackend, cloudwatch_backends
+from moto.cloudwatch.models import (
+    Alarm,
+    CloudWatchBackend,
+    Dimension,
+    Metric,
+    MetricDataQuery,
+    MetricStat,
+    cloudwatch_backends,
+)
 
+from . import metric_math
 from ._base import Extension, Patch, as_int
 from .timescale import scaled
 
@@ -91,6 +100,7 @@ class AlarmResource:
             unit=p.get("Unit"),
             actions_enabled=p.get("ActionsEnabled", True) in (True, "true", "True"),
             treat_missing_data=p.get("TreatMissingData"),
+            metric_data_queries=[_query(q) for q in p.get("Metrics") or []],
         )
         return cls(alarm)
 
@@ -109,6 +119,25 @@ class AlarmResource:
 
     def delete(self, account_id: str, region_name: str) -> None:
         _backend(account_id, region_name).delete_alarms([self.alarm.name])
+
+
+def _query(q: dict[str, Any]) -> MetricDataQuery:
+    """One entry of an alarm's Metrics (metric math), as moto's API model holds it."""
+    stat = q.get("MetricStat")
+    metric_stat = None
+    if stat:
+        m = stat["Metric"]
+        dimensions = [Dimension(d["Name"], d["Value"]) for d in m.get("Dimensions") or []]
+        metric = Metric(m["MetricName"], m["Namespace"], dimensions)
+        metric_stat = MetricStat(metric, str(stat["Period"]), stat["Stat"], stat.get("Unit", ""))
+    return MetricDataQuery(
+        q["Id"],
+        q.get("Label", ""),
+        str(q.get("Period", "")),
+        str(q.get("ReturnData", True)),
+        q.get("Expression"),
+        metric_stat,
+    )
 
 
 class CloudWatchAlarmsFromTemplates(Extension):
@@ -158,13 +187,21 @@ def _breaches(value: float, alarm: Alarm) -> bool:
 
 def _datapoints(backend: CloudWatchBackend, alarm: Alarm) -> list[list[float]]:
     """The values of the last EvaluationPeriods periods (oldest first), periods scaled."""
-    period = timedelta(seconds=scaled(float(alarm.period or 60)))
+    return _windows(
+        backend, alarm.namespace, alarm.metric_name, alarm.dimensions, alarm.period, alarm.evaluation_periods
+    )
+
+
+def _windows(
+    backend: CloudWatchBackend, namespace: str, metric_name: str, dimensions: Any, period_s: Any, count: Any
+) -> list[list[float]]:
+    period = timedelta(seconds=scaled(float(period_s or 60)))
     now = datetime.now(UTC)
-    wanted = {(d.name, d.value) for d in alarm.dimensions}
-    windows: list[list[float]] = [[] for _ in range(int(alarm.evaluation_periods))]
+    wanted = {(d.name, d.value) for d in dimensions}
+    windows: list[list[float]] = [[] for _ in range(int(count))]
     start = now - period * len(windows)
     for datum in list(backend.metric_data):
-        if datum.namespace != alarm.namespace or datum.name != alarm.metric_name:
+        if datum.namespace != namespace or datum.name != metric_name:
             continue
         if {(d.name, d.value) for d in datum.dimensions} != wanted or not hasattr(datum, "value"):
             continue
@@ -174,10 +211,45 @@ def _datapoints(backend: CloudWatchBackend, alarm: Alarm) -> list[list[float]]:
     return windows
 
 
+_STATS: dict[str, Callable[[list[float]], float]] = {
+    "Sum": sum,
+    "Average": lambda v: sum(v) / len(v),
+    "Maximum": max,
+    "Minimum": min,
+    "SampleCount": lambda v: float(len(v)),
+}
+
+
+def _math_values(backend: CloudWatchBackend, alarm: Alarm) -> list[float | None]:
+    """A metric math alarm's expression value per period (oldest first); None where it has no datapoint."""
+    periods = int(alarm.evaluation_periods)
+    series: dict[str, list[list[float]]] = {}
+    for q in alarm.metric_data_queries:
+        if q.metric_stat is not None:
+            m = q.metric_stat.metric
+            series[q.id] = _windows(backend, m.namespace, m.metric_name, m.dimensions, q.metric_stat.period, periods)
+    stats = {q.id: q.metric_stat.stat for q in alarm.metric_data_queries if q.metric_stat is not None}
+    out: list[float | None] = []
+    for index in range(periods):
+
+        def per_query(q: Any, index: int = index) -> float | None:
+            window = series[q.id][index]
+            return _STATS[stats[q.id]](window) if window else None
+
+        expression, values = metric_math.query_values(alarm.metric_data_queries, per_query)
+        out.append(metric_math.evaluate(expression, values))
+    return out
+
+
 def evaluate(backend: CloudWatchBackend, alarm: Alarm) -> str:
-    """OK or ALARM, from the metric data, as CloudWatch evaluates a metric alarm."""
+    """OK or ALARM, from the metric data, as CloudWatch evaluates a metric (or metric math) alarm."""
     missing_breaches = alarm.treat_missing_data == "breaching"
     breaching = 0
+    if alarm.metric_data_queries:
+        for value in _math_values(backend, alarm):
+            breaching += _breaches(value, alarm) if value is not None else missing_breaches
+        needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods)
+        return "ALARM" if breaching >= needed else "OK"
     for values in _datapoints(backend, alarm):
         breaching += _breaches(_statistic(values, alarm), alarm) if values else missing_breaches
     needed = int(alarm.datapoints_to_alarm or alarm.evaluation_periods)
@@ -217,12 +289,16 @@ class CloudWatchAlarmsEvaluateMetrics(Extension):
             for account in list(cloudwatch_backends.keys()):
                 for backend in list(cloudwatch_backends[account].values()):
                     for alarm in list(backend.alarms.values()):
-                        if alarm.metric_name and alarm.period:  # metric alarms with data to evaluate
+                        # metric alarms with data to evaluate, and metric math alarms
+                        if (alarm.metric_name and alarm.period) or alarm.metric_data_queries:
                             self._update(backend, alarm)
 
     @staticmethod
     def _update(backend: CloudWatchBackend, alarm: Alarm) -> None:
-        if not any(d.name == alarm.metric_name for d in list(backend.metric_data)):
+        names = {alarm.metric_name} | {
+            q.metric_stat.metric.metric_name for q in alarm.metric_data_queries if q.metric_stat is not None
+        }
+        if not any(d.name in names for d in list(backend.metric_data)):
             return  # no data ever published: the state stays as created or as SetAlarmState set it
         state = evaluate(backend, alarm)
         if state != alarm.state_value:

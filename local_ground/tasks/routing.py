@@ -24,7 +24,7 @@ from typing import Any
 
 DEFAULT_IDLE_TIMEOUT = 60.0
 VALID_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
-_RNG = random.Random()
+_RNG = random.Random()  # nosec B311 # weighted routing picks a target group, no secret
 
 
 @dataclass(frozen=True)

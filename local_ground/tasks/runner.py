@@ -48,14 +48,16 @@ def publish_target_metrics(
     account_id: str, region: str, balancer_arn: str, group_arn: str, status: int, seconds: float
 ) -> None:
     """What an ALB reports to CloudWatch (namespace AWS/ApplicationELB) for one response of a target:
-    TargetResponseTime, and HTTPCode_Target_5XX_Count when the target answered 5xx (ALB reports the
-    count metrics only when non-zero). "CloudWatch metrics for your Application Load Balancer"."""
+    RequestCount and TargetResponseTime, and HTTPCode_Target_5XX_Count when the target answered 5xx
+    (ALB reports the count metrics only when non-zero). "CloudWatch metrics for your Application Load
+    Balancer"; the 5xx rate alarm divides the two counts."""
     dimensions = [
         {"Name": "LoadBalancer", "Value": balancer_arn.split(":loadbalancer/")[-1]},
         {"Name": "TargetGroup", "Value": group_arn.split(":")[-1]},
     ]
     data: list[dict[str, Any]] = [
-        {"MetricName": "TargetResponseTime", "Value": seconds, "Unit": "Seconds", "Dimensions": dimensions}
+        {"MetricName": "TargetResponseTime", "Value": seconds, "Unit": "Seconds", "Dimensions": dimensions},
+        {"MetricName": "RequestCount", "Value": 1.0, "Unit": "Count", "Dimensions": dimensions},
     ]
     if 500 <= status <= 599:
         data.append(

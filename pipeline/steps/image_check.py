@@ -68,7 +68,20 @@ class DockerContainer:
 
     def __init__(self, image: str, port: int) -> None:
         run = subprocess.run(
-            ["docker", "run", "--detach", "--init", "--network", "host", "--env", f"PORT={port}", image],
+            # HOST: on the host network the candidate listens on loopback only, never on every interface.
+            [
+                "docker",
+                "run",
+                "--detach",
+                "--init",
+                "--network",
+                "host",
+                "--env",
+                f"PORT={port}",
+                "--env",
+                "HOST=127.0.0.1",
+                image,
+            ],
             capture_output=True,
             text=True,
         )

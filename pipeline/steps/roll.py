@@ -103,7 +103,7 @@ class RolloutWatcher:
                 if decision.outcome is RolloutOutcome.TIMED_OUT:
                     return RolloutResult(decision.outcome, elapsed, decision.cause)
                 ours = state.deployment_for(task_definition)
-                assert ours is not None  # decide() returns ROLLED_BACK without it
+                assert ours is not None  # nosec B101 # decide() returns ROLLED_BACK without it
                 line = self._progress(state, ours, target_group_arn, elapsed)
                 if line != last_line:
                     self.echo(line)

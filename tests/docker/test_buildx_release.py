@@ -14,7 +14,6 @@ import boto3
 import pytest
 
 from pipeline.aws import ecr as ecr_api
-from pipeline.aws.clients import Clients
 from pipeline.clock import WallClock
 from pipeline.github import GitHubRecorder
 from pipeline.steps.build import BuildxBuilder
@@ -58,7 +57,8 @@ def test_buildx_push_by_digest_lands_in_ecr_with_the_engines_digest(bootstrapped
     lines: list[str] = []
     pushed = push_image(ecr, builder, local, repository, "0.9.0", lines.append)
 
-    host = ecr_api.login(ecr).host
+    registry = ecr_api.login(ecr)
+    host = registry.host
     engine_digests = json.loads(
         subprocess.run(
             ["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", local],
@@ -70,6 +70,9 @@ def test_buildx_push_by_digest_lands_in_ecr_with_the_engines_digest(bootstrapped
     assert in_ecr["imageDigest"] == pushed.digest
     # The digest is what deploys use: it pulls by digest into an engine that no longer has the image.
     subprocess.run(["docker", "image", "rm", local, f"{host}/{repository}:0.9.0"], capture_output=True, check=True)
+    # The push logged in to a private DOCKER_CONFIG it removed afterwards; a puller logs in on its own.
+    login = ["docker", "login", "--username", registry.username, "--password-stdin", host]
+    subprocess.run(login, input=registry.password, capture_output=True, text=True, check=True)
     pulled = subprocess.run(["docker", "pull", f"{host}/{repository}@{pushed.digest}"], capture_output=True, text=True)
     assert pulled.returncode == 0, pulled.stderr
     assert f"Digest: {pushed.digest}" in pulled.stdout
@@ -79,7 +82,6 @@ def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project) -> 
     lines: list[str] = []
     ctx = Context(
         bootstrapped.settings,
-        Clients("us-east-1"),
         WallClock(),
         lines.append,
         github=GitHubRecorder.from_environ(os.environ),
@@ -90,7 +92,7 @@ def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project) -> 
     assert [p.name for p in report.phases] == ["build", "check", "push", "deploy", "roll", "smoke"]
     assert any(line.startswith("building localhost/iris-classifier:1.0.0 with buildx") for line in lines), lines
     assert any(line.startswith("checked localhost/iris-classifier:1.0.0: healthy after") for line in lines)
-    now = status(Context(bootstrapped.settings, Clients("us-east-1"), WallClock(), lines.append), "staging")
+    now = status(Context(bootstrapped.settings, WallClock(), lines.append), "staging")
     assert (now.version, now.digest) == ("1.0.0", report.digest)
     assert now.running == now.desired > 0, "the tasks run the image Buildx built, pulled from the registry"
 
