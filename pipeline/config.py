@@ -80,6 +80,7 @@ class ImageSettings:
     context: str = "."
     dockerfile: str = "Dockerfile"
     builder: str = "auto"
+    build_args: tuple[tuple[str, str], ...] = ()  # --build-arg NAME=VALUE for every build, e.g. BASE_IMAGE
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,9 @@ def parse(raw: Mapping[str, Any], root: Path = Path(".")) -> Settings:
     _only_keys("", raw, {"app", "image", "service", "smoke", "environments"})
     app = _section(AppSettings, "app", _table(raw, "app", required=True))
     _check_app(app)
-    image = _section(ImageSettings, "image", _table(raw, "image"))
+    image_raw = _table(raw, "image")
+    image = _section(ImageSettings, "image", {k: v for k, v in image_raw.items() if k != "build_args"})
+    image = replace(image, build_args=_build_args(_table(image_raw, "build_args", prefix="image")))
     if image.builder not in BUILDERS:
         raise ConfigError(
             "image.builder", f"unknown builder {image.builder!r}", hint=f"Use one of: {', '.join(BUILDERS)}."
@@ -294,6 +297,18 @@ def _environment(name: str, raw: Mapping[str, Any], base: ServiceSettings) -> En
             hint=f"Use one of: {', '.join(STRATEGIES)}.",
         )
     return Environment(name, service, network, certificate, tuple(sorted(variables.items())), delivery)
+
+
+def _build_args(raw: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    for key, value in raw.items():
+        name = f"image.build_args.{key}"
+        if not ENV_VAR.match(key):
+            raise ConfigError(name, "not a valid build argument name", hint="Use letters, digits and _.")
+        if key == "MODEL_VERSION":
+            raise ConfigError(name, "set by the pipeline from the version released", hint="Remove it.")
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be a string, got {type(value).__name__}", hint='Quote the value, e.g. "1".')
+    return tuple(sorted(raw.items()))
 
 
 def _check_app(app: AppSettings) -> None:
