@@ -10,6 +10,7 @@ uvicorn and onnxruntime running in the tasks behind the local load balancer.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -46,6 +47,8 @@ def buildah_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     for tool in ("buildah", "debootstrap"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed; the local Python base image needs it")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap needs root to make the local Python base image")
     with test_images.buildah_store(tmp_path_factory.mktemp("buildah")) as root:
         yield root
 
