@@ -24,6 +24,7 @@ SCRIPTS = (
     ("strategies", "modeled AWS release and rollback per strategy (goal: rollback by traffic shift at most 10 s)"),
     ("model_server", "example model server throughput and latency, the autoscaling target it implies"),
     ("release", "full releases on the local ground, phase by phase (goal: without build under 10 s)"),
+    ("example_images", "both example images: build time, size, cold start to the first healthy answer"),
 )
 TIMEOUT = 300.0
 

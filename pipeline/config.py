@@ -112,6 +112,7 @@ class ImageSettings:
     context: str = "."
     dockerfile: str = "Dockerfile"
     builder: str = "auto"
+    build_args: tuple[tuple[str, str], ...] = ()  # --build-arg NAME=VALUE for every build, e.g. BASE_IMAGE
 
 
 @dataclass(frozen=True)
@@ -347,9 +348,12 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
     app = _section(problems, AppSettings, "app", app_raw) if app_raw is not None else None
     if app is not None:
         _check_app(problems, app)
-    image = _section(problems, ImageSettings, "image", _table(problems, raw, "image") or {})
+    image_raw = _table(problems, raw, "image") or {}
+    image = _section(problems, ImageSettings, "image", {k: v for k, v in image_raw.items() if k != "build_args"})
     if image is not None:
         _check_image(problems, image, root)
+        build_args = _table(problems, image_raw, "build_args", prefix="image")
+        image = replace(image, build_args=_build_args(problems, build_args or {}))
     service = _section(problems, ServiceSettings, "service", _table(problems, raw, "service") or {})
     if service is not None:
         _check_service(problems, "service", service)
@@ -471,6 +475,18 @@ def _check_delivery(problems: Problems, prefix: str, delivery: Delivery) -> None
         problems.add(
             f"{prefix}.strategy", f"unknown strategy {delivery.strategy!r}", _choice_hint(delivery.strategy, STRATEGIES)
         )
+
+
+def _build_args(problems: Problems, raw: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    for key, value in raw.items():
+        name = f"image.build_args.{key}"
+        if not ENV_VAR.match(key):
+            problems.add(name, "not a valid build argument name", "Use letters, digits and _.")
+        elif key == "MODEL_VERSION":
+            problems.add(name, "set by the pipeline from the version released", "Remove it.")
+        if not isinstance(value, str):
+            problems.add(name, f"must be a string, got {type(value).__name__}", 'Quote the value, e.g. "1".')
+    return tuple(sorted((k, str(v)) for k, v in raw.items()))
 
 
 def _check_app(problems: Problems, app: AppSettings) -> None:

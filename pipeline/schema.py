@@ -47,6 +47,7 @@ DESCRIPTIONS = {
     "service.alarm_min_requests": "Requests a minute below which the 5xx rate never alarms.",
     "service.alarm_latency_p99": "p99 target response time in seconds that rolls a deployment back.",
     "smoke.path": "Path of the sample request sent through the load balancer after a rollout.",
+    "image.build_args": "Build arguments for every image build (e.g. BASE_IMAGE); MODEL_VERSION is the pipeline's.",
     "smoke.method": "POST the sample request to the path, or GET the path (a service with no sample request).",
     "smoke.request": "Sample request body, a JSON document written as a string.",
     "smoke.expect_keys": "Keys the JSON response must contain.",
@@ -195,6 +196,16 @@ def _field(key: str, f: Field[Any], *, with_default: bool) -> dict[str, Any]:
         schema = {"description": DESCRIPTIONS[key], "type": "number", "not": {"maximum": 0}}
     elif type_name in ("str", "str | None"):
         schema = _string(key)
+    elif type_name == "tuple[tuple[str, str], ...]":  # a table of strings, e.g. image.build_args
+        schema = {
+            "description": DESCRIPTIONS[key],
+            "type": "object",
+            "propertyNames": {"pattern": config.ENV_VAR.pattern, "not": {"enum": ["MODEL_VERSION"]}},
+            "additionalProperties": {"type": "string"},
+        }
+        if with_default:
+            schema["default"] = {}
+        return schema
     elif type_name == "tuple[str, ...]":
         items: dict[str, Any] = {"type": "string"}
         schema = {"description": DESCRIPTIONS[key], "type": "array", "items": items}

@@ -137,7 +137,7 @@ def build_image(
         )
     tag = local_tag(settings, version)
     echo(f"building {tag} with {builder.name} from {context}")
-    args = {"MODEL_VERSION": version, **(build_args or {})}
+    args = {"MODEL_VERSION": version, **dict(settings.image.build_args), **(build_args or {})}
     return builder.build(context, dockerfile, tag, args, echo)
 
 
