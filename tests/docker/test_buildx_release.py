@@ -4,6 +4,7 @@ whole release with `builder = "auto"`, which picks Buildx because the engine ans
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -24,6 +25,7 @@ from pipeline.steps.push import push_image
 from pipeline.steps.release import ReleaseOutcome, release
 from pipeline.templates import stack_specs
 from tests.projects import Project, make_project
+from tests.steps.test_secrets_off_command_lines import CommandLineWatch
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +89,17 @@ def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project) -> 
         github=GitHubRecorder.from_environ(os.environ),
         poll=0.05,
     )
-    report = release(ctx, "staging", "v1.0.0")
+    ecr = boto3.client("ecr", region_name="us-east-1")
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    secrets = {
+        "ECR token": token,
+        "registry password": base64.b64decode(token).decode().split(":", 1)[1],
+        "GitHub token": os.environ["GITHUB_TOKEN"],
+    }
+    with CommandLineWatch(secrets) as watch:  # what any local user reads in /proc/PID/cmdline
+        report = release(ctx, "staging", "v1.0.0")
+    assert not watch.leaks, f"secrets on command lines: {watch.leaks}"
+    assert any(seen[0] == "docker" and "login" in seen for seen in watch.seen), "the watch saw docker login"
     assert report.outcome is ReleaseOutcome.RELEASED
     assert [p.name for p in report.phases] == ["build", "check", "push", "deploy", "roll", "smoke"]
     assert any(line.startswith("building localhost/iris-classifier:1.0.0 with buildx") for line in lines), lines

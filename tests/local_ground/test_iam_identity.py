@@ -344,7 +344,10 @@ def test_credentials_of_another_account_are_refused_before_anything_changes(
     before = [(s["StackName"], s["StackStatus"]) for s in cf.describe_stacks()["Stacks"]]
 
     ctx = Context(
-        settings, Clients(REGION, session=session, account=settings.app.account), WallClock(), lambda _l: None
+        settings,
+        WallClock(),
+        lambda _l: None,
+        make_clients=lambda region: Clients(region, session=session, account=settings.app.account),
     )
     with pytest.raises(CredentialsError) as caught:
         release(ctx, "staging", "v9.9.9")
@@ -411,7 +414,7 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
     done = pipeline_cli(["deploy", "staging", "7.0.0"], session)
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"{stack}: ROLLBACK_COMPLETE (its first create failed); deleting the empty stack" in done.stdout
-    assert f"{stack}: created" in done.stdout
+    assert f"{stack}: runs 7.0.0" in done.stdout and f"{stack}: executing create" in done.stdout
     described = cf.describe_stacks(StackName=stack)["Stacks"][0]
     assert described["StackStatus"] == "CREATE_COMPLETE"
     assert described["RoleARN"] == names.execution_role_arn(settings, "staging")

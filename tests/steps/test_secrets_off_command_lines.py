@@ -2,8 +2,8 @@
 
 A thread reads every process's /proc/PID/cmdline (what any local user, or a container sharing the
 host's process list, can read) for the whole release on the local ground, and fails on the ECR
-token, the registry password or the GitHub token. The buildah path; the Docker path's login is
-covered in tests/images/test_auth.py.
+token, the registry password or the GitHub token. The buildah path; the Docker path runs the same
+watch through a release with Buildx on a real engine (tests/docker/test_buildx_release.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.aws.clients import Clients
 from pipeline.clock import WallClock
 from pipeline.github import GitHubRecorder
 from pipeline.steps.build import BuildahBuilder
@@ -80,7 +79,6 @@ def test_a_release_puts_no_token_or_password_on_any_command_line(ground: Any, pr
             deployer.deploy(spec.stack_name, (project.root / "cloudformation" / spec.file_name).read_text(), {})
     context = Context(
         project.settings,
-        Clients("us-east-1"),
         WallClock(),
         lambda _: None,
         github=GitHubRecorder.from_environ(os.environ),
