@@ -8,7 +8,7 @@ import base64
 import json
 import os
 import subprocess
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -80,7 +80,17 @@ def test_buildx_push_by_digest_lands_in_ecr_with_the_engines_digest(bootstrapped
     assert f"Digest: {pushed.digest}" in pulled.stdout
 
 
-def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project) -> None:
+@dataclass
+class BuildxRelease:
+    report: Any
+    lines: list[str]
+    leaks: list[tuple[str, str]]
+    logged_in: bool
+
+
+@pytest.fixture(scope="module")
+def buildx_release(bootstrapped: Project) -> BuildxRelease:
+    """One release of v1.0.0 through Buildx, watched for secrets; the tests below read what it did."""
     lines: list[str] = []
     ctx = Context(
         bootstrapped.settings,
@@ -98,8 +108,14 @@ def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project) -> 
     }
     with CommandLineWatch(secrets) as watch:  # what any local user reads in /proc/PID/cmdline
         report = release(ctx, "staging", "v1.0.0")
-    assert not watch.leaks, f"secrets on command lines: {watch.leaks}"
-    assert any(seen[0] == "docker" and "login" in seen for seen in watch.seen), "the watch saw docker login"
+    logged_in = any(seen[0] == "docker" and "login" in seen for seen in watch.seen)
+    return BuildxRelease(report, lines, watch.leaks, logged_in)
+
+
+def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project, buildx_release: BuildxRelease) -> None:
+    report, lines = buildx_release.report, buildx_release.lines
+    assert not buildx_release.leaks, f"secrets on command lines: {buildx_release.leaks}"
+    assert buildx_release.logged_in, "the watch saw docker login"
     assert report.outcome is ReleaseOutcome.RELEASED
     assert [p.name for p in report.phases] == ["build", "check", "push", "deploy", "roll", "smoke"]
     assert any(line.startswith("building localhost/iris-classifier:1.0.0 with buildx") for line in lines), lines
@@ -109,12 +125,12 @@ def test_a_release_through_buildx_on_the_local_ground(bootstrapped: Project) -> 
     assert now.running == now.desired > 0, "the tasks run the image Buildx built, pulled from the registry"
 
 
-def test_the_engine_holds_no_container_after_the_release(docker_environ: dict[str, str]) -> None:
+def test_the_engine_holds_no_container_after_the_release(buildx_release: BuildxRelease) -> None:
     listed = subprocess.run(["docker", "ps", "--all", "--quiet"], capture_output=True, text=True, check=True)
     assert listed.stdout == ""
 
 
-def test_tasks_pulled_the_pushed_digest(bootstrapped: Project) -> None:
+def test_tasks_pulled_the_pushed_digest(bootstrapped: Project, buildx_release: BuildxRelease) -> None:
     definition = aws("ecs").describe_task_definition(taskDefinition=f"{bootstrapped.settings.app.name}-staging")
     image = definition["taskDefinition"]["containerDefinitions"][0]["image"]
     tagged = aws("ecr").describe_images(repositoryName=bootstrapped.settings.app.name, imageIds=[{"imageTag": "1.0.0"}])
