@@ -17,7 +17,9 @@ depends on them:
 - a `success` status marks earlier successful deployments of the same environment `inactive`
   (`auto_inactive`), except for production and transient environments;
 - creating a release for a tag that has one gives 422 `already_exists`; a release for a missing
-  tag creates the tag at `target_commitish`.
+  tag creates the tag at `target_commitish`;
+- Actions' ID token endpoint: `id_token_request(**claims)` gives a job's ACTIONS_ID_TOKEN_REQUEST_URL
+  and bearer token; a GET with `audience=` answers `{"value": JWT}` signed by the local OIDC issuer.
 
 All state is in memory behind one lock; `LocalGitHub.state()` hands tests a deep copy.
 """
@@ -28,6 +30,7 @@ import copy
 import hashlib
 import json
 import re
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -47,6 +50,8 @@ DEPLOYMENT_STATES = frozenset({"error", "failure", "inactive", "in_progress", "q
 DEFAULT_PER_PAGE = 30
 MAX_PER_PAGE = 100
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+# Where a job with `id-token: write` requests its ID token (ACTIONS_ID_TOKEN_REQUEST_URL).
+JOB_OIDC_PATH = "/_actions/id-token"
 _HANDLER_TIMEOUT_S = 5.0  # a client that connects and sends nothing cannot hold __exit__ forever
 
 
@@ -121,6 +126,9 @@ class GitHubApp:
         self.comments: dict[int, JSON] = {}
         self.request_log: list[tuple[str, str, int]] = []
         self.oidc = OidcIssuer()  # GitHub Actions' ID token issuer (local_ground/iam/oidc.py)
+        # ACTIONS_ID_TOKEN_REQUEST_TOKEN -> the job's claims (OidcIssuer.claims keywords, audience aside)
+        self.id_token_jobs: dict[str, dict[str, Any]] = {}
+        self.issued_id_tokens: list[dict[str, Any]] = []  # the claims of every token handed to a job
         self.failures: list[tuple[int, str | None]] = []  # (status, method) to answer next
         self._routes: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = []
         for method, pattern, handler in (
@@ -170,6 +178,8 @@ class GitHubApp:
             return Response(200, self.oidc.discovery())
         if method == "GET" and path == "/.well-known/jwks":
             return Response(200, self.oidc.jwks())
+        if method == "GET" and path == JOB_OIDC_PATH:
+            return self._job_id_token(query, authorization)
         scheme, _, presented = authorization.partition(" ")
         caller = self.callers.get(presented.strip()) if scheme.lower() in ("token", "bearer") else None
         if caller is None:
@@ -194,6 +204,18 @@ class GitHubApp:
                 args = [unquote(group) for group in match.groups()]
                 return handler(request, *args)
         raise _not_found()
+
+    def _job_id_token(self, query: str, authorization: str) -> Response:
+        """ACTIONS_ID_TOKEN_REQUEST_URL: a job's ID token, for the bearer of its request token; the
+        audience is the `audience` parameter, else GitHub's default (the owner's URL)."""
+        scheme, _, presented = authorization.partition(" ")
+        job = self.id_token_jobs.get(presented.strip()) if scheme.lower() == "bearer" else None
+        if job is None:
+            raise HttpError(401, "Bad credentials")
+        audience = dict(parse_qsl(query)).get("audience") or f"https://github.com/{self.owner}"
+        claims = self.oidc.claims(f"{self.owner}/{self.name}", audience=audience, **job)
+        self.issued_id_tokens.append(claims)
+        return Response(200, {"count": 2000, "value": self.oidc.sign(claims)})
 
     @staticmethod
     def _json_body(raw: bytes) -> JSON:
@@ -874,6 +896,23 @@ class LocalGitHub:
     @property
     def oidc(self) -> OidcIssuer:
         return self._app.oidc
+
+    def id_token_request(self, **claims: Any) -> tuple[str, str]:
+        """What a job with `id-token: write` gets: (ACTIONS_ID_TOKEN_REQUEST_URL,
+        ACTIONS_ID_TOKEN_REQUEST_TOKEN); a GET of the URL (plus `&audience=AUD`) with
+        `Authorization: Bearer TOKEN` answers `{"value": ID_TOKEN}` with these claims."""
+        app = self._app
+        app.oidc.claims(self.repository, **claims)  # unknown keywords fail here, not at the request
+        request_token = secrets.token_urlsafe(24)
+        with app._lock:
+            app.id_token_jobs[request_token] = dict(claims)
+        return f"{app.base_url}{JOB_OIDC_PATH}?api-version=2.0", request_token
+
+    def issued_id_tokens(self) -> list[dict[str, Any]]:
+        """The claims of every ID token jobs requested, oldest first."""
+        app = self._app
+        with app._lock:
+            return copy.deepcopy(app.issued_id_tokens)
 
     def add_user(self, login: str) -> str:
         """A person with a token of their own (a PAT: GET /user answers `login`); returns the token."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
@@ -59,3 +60,23 @@ def test_discovery_and_jwks_verify_a_token(github: LocalGitHub) -> None:
 def test_subject_follows_githubs_rule(github: LocalGitHub, claims: dict[str, str], subject: str) -> None:
     token = github.id_token(**claims)
     assert jwt.decode(token, options={"verify_signature": False})["sub"] == subject
+
+
+def test_a_job_requests_its_token_as_actions_core_does(github: LocalGitHub) -> None:
+    url, request_token = github.id_token_request(event_name="push", ref="refs/tags/v1.4.0", environment="staging")
+
+    def request(query: str, bearer: str) -> dict[str, object]:
+        sent = urllib.request.Request(f"{url}{query}", headers={"Authorization": f"Bearer {bearer}"})
+        with urllib.request.urlopen(sent, timeout=5) as answer:
+            document: dict[str, object] = json.loads(answer.read())
+        return document
+
+    token = str(request("&audience=sts.amazonaws.com", request_token)["value"])
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert (claims["sub"], claims["aud"]) == ("repo:acme/iris-classifier:environment:staging", "sts.amazonaws.com")
+    assert github.issued_id_tokens()[-1] == claims
+    default = jwt.decode(str(request("", request_token)["value"]), options={"verify_signature": False})
+    assert default["aud"] == "https://github.com/acme", "GitHub's default audience is the owner's URL"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        request("&audience=sts.amazonaws.com", github.token)  # GITHUB_TOKEN is not a job's ID token request token
+    assert refused.value.code == 401

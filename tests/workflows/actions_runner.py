@@ -10,10 +10,19 @@ What it does, as GitHub does it:
 - a `workflow_dispatch` refuses missing inputs and choices outside `options`; a push only triggers
   the workflow when the tag matches its `tags` filter.
 
-What it does not do: `uses:` steps are skipped (and logged), except that an action whose effect on the
-job environment the caller describes (`action_effects`, e.g. configure-aws-credentials exporting AWS
-credentials) has that effect. A `run:` text listed in `substitutions` is checked to be exactly that
-text and is not executed; the caller says why. `${{ }}` expressions are evaluated for the few forms
+- `vars` as GitHub resolves them: the repository's, overridden by the job's environment's
+  (`environment_vars`), so `${{ vars.AWS_DEPLOY_ROLE_ARN }}` is each environment's own role;
+- a job whose `permissions` grant `id-token: write` gets ACTIONS_ID_TOKEN_REQUEST_URL and
+  ACTIONS_ID_TOKEN_REQUEST_TOKEN (from `id_token_request`, given the job's claims: event, ref,
+  environment, workflow), and `aws-actions/configure-aws-credentials` does what the real action does
+  with `role-to-assume`: it requests the job's ID token (audience sts.amazonaws.com) from that URL,
+  calls STS AssumeRoleWithWebIdentity at AWS_ENDPOINT_URL with `role-duration-seconds`, checks the
+  session with GetCallerIdentity and exports AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+  AWS_SESSION_TOKEN, AWS_REGION and AWS_DEFAULT_REGION to the later steps. A refusal fails the step
+  with the action's "Could not assume role with OIDC: MESSAGE" (the real action retries first).
+
+What it does not do: other `uses:` steps are skipped (and logged). A `run:` text listed in
+`substitutions` is checked to be exactly that text and is not executed; the caller says why. `${{ }}` expressions are evaluated for the few forms
 the workflows use; anything else raises WorkflowError instead of guessing.
 
 GITHUB_TOKEN is not in the default environment (GitHub does not put it there either): a step gets it
@@ -26,13 +35,18 @@ import json
 import os
 import re
 import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 # Longest a step may run here, whatever the job's timeout-minutes says.
 STEP_TIMEOUT_CAP = 300.0
@@ -355,9 +369,121 @@ def _needs(job: dict[str, Any]) -> list[str]:
     return [needs] if isinstance(needs, str) else list(needs)
 
 
+# --- actions the runner runs ------------------------------------------------------------------------
+
+
+class ActionFailed(Exception):
+    """The action failed its step (core.setFailed), with this message."""
+
+
+@dataclass
+class ActionOutcome:
+    exports: dict[str, str]  # what the action adds to the environment of the job's later steps
+    log: str = ""
+
+
+# (the step's evaluated `with:`, the environment the action's process sees) -> its outcome
+Action = Callable[[dict[str, str], dict[str, str]], ActionOutcome]
+
+STS_AUDIENCE = "sts.amazonaws.com"
+ROLE_SESSION_NAME = "GitHubActions"  # the action's default role-session-name
+
+
+def _job_id_token(env: dict[str, str], audience: str) -> str:
+    """@actions/core getIDToken: GET ACTIONS_ID_TOKEN_REQUEST_URL&audience=AUD with the request token."""
+    url, bearer = env.get("ACTIONS_ID_TOKEN_REQUEST_URL"), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    if not url or not bearer:
+        raise ActionFailed(
+            "Credentials could not be loaded, please check your action inputs: Could not load credentials from "
+            "any providers (no ACTIONS_ID_TOKEN_REQUEST_URL: the job lacks `permissions: id-token: write`)"
+        )
+    separator = "&" if "?" in url else "?"
+    request = urllib.request.Request(
+        f"{url}{separator}{urllib.parse.urlencode({'audience': audience})}",
+        headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # nosec B310 # the runner's own token URL
+            token = json.loads(answer.read()).get("value")
+    except (urllib.error.URLError, ValueError) as error:
+        raise ActionFailed(f"Error message: Failed to get ID Token. {error}") from None
+    if not token:
+        raise ActionFailed("Error message: Response json body do not have ID Token field")
+    return str(token)
+
+
+def configure_aws_credentials(inputs: dict[str, str], env: dict[str, str]) -> ActionOutcome:
+    """aws-actions/configure-aws-credentials with `role-to-assume` through GitHub's OIDC provider."""
+    unsupported = set(inputs) - {
+        "role-to-assume",
+        "aws-region",
+        "role-duration-seconds",
+        "role-session-name",
+        "audience",
+    }
+    if unsupported:
+        raise WorkflowError(f"configure-aws-credentials: inputs this runner does not implement: {sorted(unsupported)}")
+    region, role = inputs.get("aws-region", ""), inputs.get("role-to-assume", "")
+    if not region:
+        raise ActionFailed("Input required and not supplied: aws-region")
+    if not role:
+        raise WorkflowError("configure-aws-credentials without role-to-assume: only the OIDC path is implemented here")
+    duration = int(inputs.get("role-duration-seconds") or 3600)
+    log = ["Assuming role with OIDC"]
+    token = _job_id_token(env, inputs.get("audience") or STS_AUDIENCE)
+    endpoint = env.get("AWS_ENDPOINT_URL") or None
+    try:
+        sts = boto3.client("sts", region_name=region, endpoint_url=endpoint)
+        credentials = sts.assume_role_with_web_identity(
+            RoleArn=role,
+            RoleSessionName=inputs.get("role-session-name") or ROLE_SESSION_NAME,
+            WebIdentityToken=token,
+            DurationSeconds=duration,
+        )["Credentials"]
+        session = {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+        caller = boto3.client("sts", region_name=region, endpoint_url=endpoint, **session).get_caller_identity()
+    except ClientError as error:
+        detail = error.response.get("Error", {})
+        raise ActionFailed(
+            f"Could not assume role with OIDC: {detail.get('Message', error)} ({detail.get('Code', '?')})"
+        ) from None
+    except BotoCoreError as error:
+        raise ActionFailed(f"Could not assume role with OIDC: {error}") from None
+    log.append(f"Authenticated as assumedRoleId {caller['Arn']}")
+    exports = {
+        "AWS_ACCESS_KEY_ID": session["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": session["aws_secret_access_key"],
+        "AWS_SESSION_TOKEN": session["aws_session_token"],
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+    return ActionOutcome(exports, "\n".join(log))
+
+
+BUILTIN_ACTIONS: dict[str, Action] = {"aws-actions/configure-aws-credentials": configure_aws_credentials}
+
+
+def _permissions(workflow: dict[str, Any], job: dict[str, Any]) -> dict[str, str]:
+    """The job's GITHUB_TOKEN permissions: its own block, else the workflow's (id-token none by default)."""
+    granted = job.get("permissions", workflow.get("permissions"))
+    if granted in ("write-all", "read-all"):
+        level = granted.split("-", 1)[0]
+        return {"id-token": level}
+    if isinstance(granted, dict):
+        return {str(k): str(v) for k, v in granted.items()}
+    if granted is None:
+        return {}
+    raise WorkflowError(f"permissions: {granted!r} not understood")
+
+
 # --- the runner ------------------------------------------------------------------------------------
 
-ActionEffect = Callable[[dict[str, str]], dict[str, str]]
+# keywords of LocalGitHub.id_token_request: the job's claims -> (request URL, request token)
+IdTokenRequest = Callable[..., tuple[str, str]]
 
 
 @dataclass
@@ -368,12 +494,16 @@ class Runner:
     api_url: str
     token: str
     machine_env: dict[str, str]
-    vars: dict[str, str] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)  # the repository's variables
+    # GitHub environment -> its variables (they override the repository's in that environment's jobs)
+    environment_vars: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     # exact `run:` text -> why it is not executed here
     substitutions: dict[str, str] = field(default_factory=dict)
-    # action name without @ref -> the environment variables it exports, from its evaluated `with:`
-    action_effects: dict[str, ActionEffect] = field(default_factory=dict)
+    # for jobs with `id-token: write`: their ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN (None: the job gets none)
+    id_token_request: IdTokenRequest | None = None
+    # action name without @ref -> what runs for it; any other `uses:` is skipped
+    actions: dict[str, Action] = field(default_factory=lambda: dict(BUILTIN_ACTIONS))
     echo: Callable[[str], None] = print
 
     def run(self, workflow_path: Path, event: Event) -> WorkflowResult:
@@ -412,7 +542,7 @@ class Runner:
                 self.echo(f"[{job_id}] skipped: a needed job did not succeed")
                 continue
             results[job_id] = self._run_job(
-                workflow_path.stem, job_id, job, event, event_path, ctx, workflow_env, run_dir, used
+                workflow_path, workflow, job_id, job, event, event_path, ctx, workflow_env, run_dir, used
             )
         unused = set(self.substitutions) - used
         if unused and all(r.status == "success" for r in results.values()):
@@ -423,7 +553,8 @@ class Runner:
 
     def _run_job(
         self,
-        workflow_name: str,
+        workflow_path: Path,
+        workflow: dict[str, Any],
         job_id: str,
         job: dict[str, Any],
         event: Event,
@@ -444,11 +575,29 @@ class Runner:
         concurrency = job.get("concurrency")
         if concurrency:  # evaluated so that every expression in the file is one this runner understands
             interpolate(concurrency.get("group") if isinstance(concurrency, dict) else concurrency, ctx)
+        # From here on the job runs in its environment: that environment's variables win.
+        ctx = Contexts(
+            ctx.github,
+            ctx.event,
+            ctx.inputs,
+            {**ctx.vars, **self.environment_vars.get(result.environment, {})},
+            ctx.secrets,
+        )
         timeout = min(STEP_TIMEOUT_CAP, float(job.get("timeout-minutes", 360)) * 60)
         job_dir = run_dir / job_id
         job_dir.mkdir()
         exported: dict[str, str] = {}
+        runner_env: dict[str, str] = {}
+        if _permissions(workflow, job).get("id-token") == "write" and self.id_token_request is not None:
+            url, request_token = self.id_token_request(
+                event_name=event.name,
+                ref=event.ref,
+                environment=result.environment or None,
+                workflow=f".github/workflows/{workflow_path.name}",
+            )
+            runner_env = {"ACTIONS_ID_TOKEN_REQUEST_URL": url, "ACTIONS_ID_TOKEN_REQUEST_TOKEN": request_token}
         job_env = {k: interpolate(v, ctx) for k, v in (job.get("env") or {}).items()}
+        workflow_name = workflow_path.stem
         self.echo(f"[{job_id}] {result.name}" + (f" (environment {result.environment})" if result.environment else ""))
         failed = False
         for index, step in enumerate(job.get("steps", [])):
@@ -469,13 +618,29 @@ class Runner:
             if "uses" in step:
                 action = str(step["uses"]).split("@", 1)[0]
                 inputs = {k: interpolate(v, ctx) for k, v in (step.get("with") or {}).items()}
-                effect = self.action_effects.get(action)
-                if effect is not None:
-                    exported.update(effect(inputs))
-                    note = "uses: not run here; its effect on the job environment is simulated"
-                else:
-                    note = "uses: not run here"
-                result.steps.append(StepResult(job_id, name, "skipped", note=note))
+                run_action = self.actions.get(action)
+                if run_action is None:
+                    result.steps.append(StepResult(job_id, name, "skipped", note="uses: not run here"))
+                    continue
+                self.echo(f"[{job_id}] > {name}")
+                action_env = {
+                    **self.machine_env,
+                    **runner_env,
+                    **exported,
+                    **workflow_env,
+                    **job_env,
+                    **{k: interpolate(v, ctx) for k, v in (step.get("env") or {}).items()},
+                }
+                try:
+                    outcome = run_action(inputs, action_env)
+                except ActionFailed as failure:
+                    self.echo(f"[{job_id}] ! {name} failed: {failure}")
+                    result.steps.append(StepResult(job_id, name, "failure", 1, f"Error: {failure}"))
+                    failed = True
+                    continue
+                self.echo(outcome.log)
+                exported.update(outcome.exports)
+                result.steps.append(StepResult(job_id, name, "success", 0, outcome.log))
                 continue
             if "run" not in step:
                 raise WorkflowError(f"job {job_id} step {name!r} has neither run nor uses")
@@ -501,6 +666,7 @@ class Runner:
                 f.touch()
             env = {
                 **self.machine_env,
+                **runner_env,
                 "CI": "true",
                 "GITHUB_ACTIONS": "true",
                 "GITHUB_WORKFLOW": workflow_name,

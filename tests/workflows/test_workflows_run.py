@@ -7,9 +7,16 @@ gives them, against the local ground (AWS running real tasks, the registry behin
 - lint.yml on a pull request: passes on the project and comments the template changes; fails at
   `synth --check` when a template is stale and at `lint` when a template is broken.
 
-`uses:` steps are not run (actions/checkout's effect is the workspace this test prepares;
-configure-aws-credentials' effect, the AWS variables, is simulated). Three `run:` texts are not run
-either, each checked to be exactly the documented command (see SUBSTITUTED below).
+Identity as on GitHub and AWS: the runner machine has no AWS credentials, only the way to the local
+AWS (AWS_ENDPOINT_URL). configure-aws-credentials runs as the real action does: the job's ID token
+(its event, ref and environment) from ACTIONS_ID_TOKEN_REQUEST_URL, AssumeRoleWithWebIdentity on the
+local STS (which checks the token and the role's trust policy), and only that session for the later
+steps; `vars.AWS_DEPLOY_ROLE_ARN` is each GitHub environment's own deploy role. A tag-push job
+without `environment:` is refused at that step.
+
+Other `uses:` steps are not run (actions/checkout's effect is the workspace this test prepares).
+Three `run:` texts are not run either, each checked to be exactly the documented command (see
+SUBSTITUTED below).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from actions_runner import (
     Contexts,
     Event,
@@ -130,10 +138,12 @@ def ground(buildah_root: Path) -> Iterator[Any]:
 
 def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
     """The runner machine: python and pipeline on PATH (what setup-python and the install give), the
-    local buildah store, and the poll interval matching the ground's time scale."""
+    local buildah store, the poll interval matching the ground's time scale, and the way to the local
+    AWS (its endpoint; no credentials: a job has only what configure-aws-credentials assumes)."""
     base = clean_environ()
     env = {
         **base,
+        "AWS_ENDPOINT_URL": ground.environ()["AWS_ENDPOINT_URL"],
         "PATH": f"{VENV_BIN}:{base.get('PATH', '/usr/bin:/bin')}",
         "PIPELINE_BUILDAH_ROOT": str(buildah_root),
         "PIPELINE_POLL_SECONDS": ground.environ()["PIPELINE_POLL_SECONDS"],
@@ -145,16 +155,16 @@ def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
 
 
 def make_runner(
-    ground: Any, buildah_root: Path, workspace: Path, temp: Path, substitutions: dict[str, str], vars_: dict[str, str]
+    ground: Any,
+    buildah_root: Path,
+    workspace: Path,
+    temp: Path,
+    substitutions: dict[str, str],
+    vars_: dict[str, str],
+    environment_vars: dict[str, dict[str, str]] | None = None,
 ) -> Runner:
-    aws = {k: v for k, v in ground.environ().items() if k.startswith("AWS_")}
-
-    def configure_aws_credentials(inputs: dict[str, str]) -> dict[str, str]:
-        # The action assumes `role-to-assume` through OIDC and exports credentials and region.
-        assert inputs.get("role-to-assume", "").startswith("arn:aws:iam::"), inputs
-        assert inputs.get("aws-region"), inputs
-        return {**aws, "AWS_REGION": inputs["aws-region"], "AWS_DEFAULT_REGION": inputs["aws-region"]}
-
+    machine = machine_env(ground, buildah_root)
+    assert not {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"} & set(machine)
     temp.mkdir(parents=True, exist_ok=True)
     return Runner(
         workspace=workspace,
@@ -162,10 +172,11 @@ def make_runner(
         repository=REPOSITORY,
         api_url=ground.github.base_url,
         token=ground.github.token,
-        machine_env=machine_env(ground, buildah_root),
+        machine_env=machine,
         vars=vars_,
+        environment_vars=environment_vars or {},
         substitutions=substitutions,
-        action_effects={"aws-actions/configure-aws-credentials": configure_aws_credentials},
+        id_token_request=ground.github.id_token_request,
     )
 
 
@@ -189,14 +200,29 @@ def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.Tem
     operator = {**machine_env(ground, buildah_root), **ground.environ()}
     pipeline_cli(["synth"], workspace, operator)
     pipeline_cli(["bootstrap"], workspace, operator)  # once per account, by an operator (README)
-    outputs = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-ci-access")["Stacks"][0]["Outputs"]
-    # The variables the README asks for. Each environment has its own deploy role (an environment
-    # variable on GitHub); this runner skips `uses:` steps, so the role is not assumed here.
-    deploy_role = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "DeployRoleArnStaging")
-    vars_ = {"AWS_REGION": "us-east-1", "AWS_DEPLOY_ROLE_ARN": deploy_role}
+    # The variables the README asks for: AWS_REGION for the repository, and each GitHub environment's
+    # own deploy role as that environment's AWS_DEPLOY_ROLE_ARN.
+    environment_vars = {env: {"AWS_DEPLOY_ROLE_ARN": deploy_role_arn(ground, env)} for env in ("staging", "production")}
     return make_runner(
-        ground, buildah_root, workspace, workspace.parent / f"{workspace.name}-runner", SUBSTITUTED_INSTALL, vars_
+        ground,
+        buildah_root,
+        workspace,
+        workspace.parent / f"{workspace.name}-runner",
+        SUBSTITUTED_INSTALL,
+        {"AWS_REGION": "us-east-1"},
+        environment_vars,
     )
+
+
+def deploy_role_arn(ground: Any, environment: str) -> str:
+    """DeployRoleArnStaging / DeployRoleArnProduction, outputs of the ci-access stack bootstrap made."""
+    outputs = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-ci-access")["Stacks"][0]["Outputs"]
+    key = f"DeployRoleArn{environment.capitalize()}"
+    return next(o["OutputValue"] for o in outputs if o["OutputKey"] == key)
+
+
+def credentials_step(job: Any) -> Any:
+    return next(s for s in job.steps if s.name.startswith("aws-actions/configure-aws-credentials"))
 
 
 def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
@@ -211,6 +237,7 @@ class Released:
     result: Any  # the release.yml run of v1.2.0
     running: dict[str, str]  # environment -> version, read right after that run
     github: dict[str, Any]  # the local GitHub's state right after that run (later runs mark deployments inactive)
+    id_tokens: list[dict[str, Any]]  # the claims of the ID tokens jobs had requested by then
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +246,7 @@ def released(ground: Any, release_runner: Runner) -> Released:
     release_tag(ground, release_runner, "v1.1.0")
     result = release_tag(ground, release_runner, "v1.2.0")
     running = {env: running_version(ground, env) for env in ("staging", "production")}
-    return Released(result, running, ground.github.state())
+    return Released(result, running, ground.github.state(), ground.github.issued_id_tokens())
 
 
 def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, released: Released) -> None:
@@ -229,11 +256,25 @@ def test_a_pushed_tag_releases_to_staging_then_production(ground: Any, released:
     for job in result.jobs.values():
         statuses = [s.status for s in job.steps]
         install = statuses.index("substituted")
-        credentials = next(i for i, s in enumerate(job.steps) if s.name.startswith("aws-actions/configure-aws"))
+        credentials = job.steps.index(credentials_step(job))
         assert install < credentials, "the lock is installed before the AWS role is assumed"
+        assert statuses[credentials] == "success", job.steps[credentials]
         assert statuses[-1] == "success", job.steps  # the release itself
-        assert set(statuses[:install] + statuses[install + 1 : -1]) == {"skipped"}  # the uses: steps
+        others = statuses[:install] + statuses[install + 1 : credentials] + statuses[credentials + 1 : -1]
+        assert set(others) == {"skipped"}  # the other uses: steps
+        # Each job ran with its own environment's deploy role, and only with it.
+        role = f"{APP}-ci-deploy-{job.environment}"
+        assert f"assumed-role/{role}/GitHubActions" in job.steps[credentials].output, job.steps[credentials]
     assert released.running == {"staging": "1.2.0", "production": "1.2.0"}
+    # The ID tokens the jobs asked for: GitHub's claims for a tag push in each environment.
+    tokens = [t for t in released.id_tokens if t["ref"] == "refs/tags/v1.2.0"]
+    assert [(t["sub"], t["aud"], t.get("environment")) for t in tokens] == [
+        (f"repo:{REPOSITORY}:environment:staging", "sts.amazonaws.com", "staging"),
+        (f"repo:{REPOSITORY}:environment:production", "sts.amazonaws.com", "production"),
+    ]
+    assert {(t["event_name"], t["job_workflow_ref"]) for t in tokens} == {
+        ("push", f"{REPOSITORY}/.github/workflows/release.yml@refs/tags/v1.2.0")
+    }
 
     github = released.github
     for environment in ("staging", "production"):
@@ -282,6 +323,13 @@ def test_rollback_dispatched_with_previous_and_with_a_version(
     result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "previous"}, REPOSITORY))
     assert result.succeeded, result.log()
     assert result.jobs["rollback"].environment == "staging"
+    assert f"assumed-role/{APP}-ci-deploy-staging/GitHubActions" in credentials_step(result.jobs["rollback"]).output
+    token = ground.github.issued_id_tokens()[-1]
+    assert (token["sub"], token["event_name"], token["ref"]) == (
+        f"repo:{REPOSITORY}:environment:staging",
+        "workflow_dispatch",
+        "refs/heads/main",
+    )
     assert running_version(ground, "staging") == "1.1.0"
     assert running_version(ground, "production") == "1.2.0", "the other environment is left alone"
     assert "`1.1.0`" in result.jobs["rollback"].summary and "```mermaid\ngantt\n" in result.jobs["rollback"].summary
@@ -300,6 +348,39 @@ def test_rollback_dispatched_with_previous_and_with_a_version(
     assert failed is not None and failed.name == "Roll back (the pipeline validates both inputs)", result.log()
     assert "version 7.7.7 is not in ECR" in failed.output
     assert running_version(ground, "staging") == "1.1.0"
+
+
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_a_tag_push_job_without_environment_is_refused_a_deploy_role(
+    ground: Any, release_runner: Runner, tmp_path: Path, environment: str
+) -> None:
+    """What anyone with push access could commit: release.yml's staging job without `environment:`
+    (so without the environment's protection rules), naming a deploy role outright. Its token's
+    subject is the tag's ref, which no deploy role trusts: STS refuses and the job stops there."""
+    if ground.identity is None:
+        pytest.skip("identity enforcement is off (LOCAL_GROUND_IDENTITY=off): moto's STS checks no token")
+    workflow = load(WORKFLOWS / "release.yml")
+    job = workflow["jobs"]["staging"]
+    del job["environment"]
+    workflow["jobs"] = {"staging": job}
+    step = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("aws-actions/configure-aws-credentials@"))
+    step["with"]["role-to-assume"] = deploy_role_arn(ground, environment)
+    path = tmp_path / "release.yml"
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False), encoding="utf-8")
+
+    ground.github.create_tag("v1.2.0")
+    result = release_runner.run(path, Event.tag_push("v1.2.0", REPOSITORY))
+    staging = result.jobs["staging"]
+    assert staging.status == "failure" and staging.environment == ""
+    failed = staging.failed_step
+    assert failed is not None and failed is credentials_step(staging), result.log()
+    assert failed.output == (
+        "Error: Could not assume role with OIDC: Not authorized to perform sts:AssumeRoleWithWebIdentity (AccessDenied)"
+    )
+    assert staging.step("Release to staging").status == "skipped"
+    token = ground.github.issued_id_tokens()[-1]
+    assert token["sub"] == f"repo:{REPOSITORY}:ref:refs/tags/v1.2.0" and "environment" not in token
+    assert token["aud"] == "sts.amazonaws.com"
 
 
 def test_dispatch_inputs_are_checked_as_github_does() -> None:
