@@ -9,6 +9,7 @@ Uninstall in reverse install order (LocalAWS does).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -66,6 +67,46 @@ class Extension:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}{' installed' if self.installed else ''}>"
+
+
+class PeriodicExtension(Extension):
+    """An extension that also does work on a schedule (AWS evaluates on its own clock): a daemon thread
+    calls ``tick()`` every ``tick_seconds`` from install until uninstall."""
+
+    thread_name: ClassVar[str]
+    tick_seconds: ClassVar[float]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def patches(self) -> Iterable[Patch]:
+        return ()
+
+    @property
+    def installed(self) -> bool:
+        return super().installed or self._thread is not None
+
+    def install(self) -> None:
+        super().install()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def uninstall(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        super().uninstall()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError
 
 
 def camel_keys(value: Any, keep: frozenset[str] = frozenset()) -> Any:

@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +35,7 @@ from moto.cloudwatch.models import (
 )
 
 from . import metric_math
-from ._base import Extension, Patch, as_int
+from ._base import Extension, Patch, PeriodicExtension, as_int
 from .timescale import scaled
 
 ALARM = "AWS::CloudWatch::Alarm"
@@ -256,42 +255,18 @@ def evaluate(backend: CloudWatchBackend, alarm: Alarm) -> str:
     return "ALARM" if breaching >= needed else "OK"
 
 
-class CloudWatchAlarmsEvaluateMetrics(Extension):
+class CloudWatchAlarmsEvaluateMetrics(PeriodicExtension):
     name = "cloudwatch_alarms_evaluate_metrics"
+    thread_name = "cloudwatch-alarm-evaluation"
+    tick_seconds = EVALUATION_TICK
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def patches(self) -> Iterable[Patch]:
-        return ()
-
-    def install(self) -> None:
-        super().install()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="cloudwatch-alarm-evaluation", daemon=True)
-        self._thread.start()
-
-    def uninstall(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        super().uninstall()
-
-    @property
-    def installed(self) -> bool:
-        return self._thread is not None
-
-    def _run(self) -> None:
-        while not self._stop.wait(EVALUATION_TICK):
-            for account in list(cloudwatch_backends.keys()):
-                for backend in list(cloudwatch_backends[account].values()):
-                    for alarm in list(backend.alarms.values()):
-                        # metric alarms with data to evaluate, and metric math alarms
-                        if (alarm.metric_name and alarm.period) or alarm.metric_data_queries:
-                            self._update(backend, alarm)
+    def tick(self) -> None:
+        for account in list(cloudwatch_backends.keys()):
+            for backend in list(cloudwatch_backends[account].values()):
+                for alarm in list(backend.alarms.values()):
+                    # metric alarms with data to evaluate, and metric math alarms
+                    if (alarm.metric_name and alarm.period) or alarm.metric_data_queries:
+                        self._update(backend, alarm)
 
     @staticmethod
     def _update(backend: CloudWatchBackend, alarm: Alarm) -> None:

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import threading
 import time
 from collections.abc import Iterable
 from typing import Any
 
 from moto.ecr.models import Image, Repository, ecr_backends
 
-from ._base import Extension, Patch
+from ._base import Patch, PeriodicExtension
 from .timescale import scaled
 
 EVALUATION_TICK = 0.1
@@ -60,13 +59,10 @@ def expired(images: list[Image], policy: dict[str, Any], now: float) -> list[Ima
     return result
 
 
-class EcrLifecyclePoliciesExpireImages(Extension):
+class EcrLifecyclePoliciesExpireImages(PeriodicExtension):
     name = "ecr_lifecycle_policies_expire_images"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    thread_name = "ecr-lifecycle"
+    tick_seconds = EVALUATION_TICK
 
     def patches(self) -> Iterable[Patch]:
         create = Repository.create_from_cloudformation_json
@@ -88,26 +84,12 @@ class EcrLifecyclePoliciesExpireImages(Extension):
         yield Repository, "create_from_cloudformation_json", classmethod(create_from_cloudformation_json)
         yield Image, "__init__", init
 
-    def install(self) -> None:
-        super().install()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="ecr-lifecycle", daemon=True)
-        self._thread.start()
-
-    def uninstall(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        super().uninstall()
-
-    def _run(self) -> None:
-        while not self._stop.wait(EVALUATION_TICK):
-            for account in list(ecr_backends.keys()):
-                for backend in list(ecr_backends[account].values()):
-                    for repository in list(backend.repositories.values()):
-                        if repository.lifecycle_policy:
-                            self._apply(repository)
+    def tick(self) -> None:
+        for account in list(ecr_backends.keys()):
+            for backend in list(ecr_backends[account].values()):
+                for repository in list(backend.repositories.values()):
+                    if repository.lifecycle_policy:
+                        self._apply(repository)
 
     @staticmethod
     def _apply(repository: Repository) -> None:
