@@ -63,6 +63,7 @@ def _stack_names(c: Clients) -> list[str]:
 
 def test_cloudformation_refuses_parameters_the_template_does_not_allow() -> None:
     def check(c: Clients) -> None:
+        before = _stack_names(c)  # moto's backends are process-wide: other files' stacks may be there
         assert error_of(_change_set(c, {"ImageUri": TAGGED, "Version": "1.0.0"})) == (
             "ValidationError",
             "Parameter ImageUri failed to satisfy constraint: an image pinned by digest: REPOSITORY@sha256:...",
@@ -86,7 +87,7 @@ def test_cloudformation_refuses_parameters_the_template_does_not_allow() -> None
         )
         code, message = error_of(create_stack) or ("", "")
         assert code == "ValidationError" and "must have values" in message
-        assert _stack_names(c) == []  # nothing was created, not even a REVIEW_IN_PROGRESS stack
+        assert _stack_names(c) == before  # nothing was created, not even a REVIEW_IN_PROGRESS stack
         assert error_of(_change_set(c, {"ImageUri": IMAGE_1, "Version": "1.0.0"})) is None
 
     shows_gap_without("cloudformation_validates_parameters", check)
@@ -95,12 +96,13 @@ def test_cloudformation_refuses_parameters_the_template_does_not_allow() -> None
 def test_cloudformation_refuses_bad_stack_names() -> None:
     def check(c: Clients) -> None:
         versions = {"ImageUri": IMAGE_1, "Version": "1.0.0"}
+        before = _stack_names(c)  # moto's backends are process-wide: other files' stacks may be there
         code, message = error_of(_change_set(c, versions, stack="a" * 129)) or ("", "")
         assert (code, message) == ("ValidationError", "Stack name cannot exceed 128 characters")
         code, message = error_of(_change_set(c, versions, stack="model_svc")) or ("", "")
         assert code == "ValidationError"
         assert message.startswith("1 validation error detected: Value 'model_svc' at 'stackName'")
-        assert _stack_names(c) == []
+        assert _stack_names(c) == before  # nothing was created
         assert error_of(_change_set(c, versions, stack="a" * 128)) is None
 
     shows_gap_without("cloudformation_validates_stack_names", check)
