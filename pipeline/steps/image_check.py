@@ -5,7 +5,6 @@ runners `docker run` does.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from pipeline.config import Settings
 from pipeline.errors import BuildError
 from pipeline.images.container import free_port
+from pipeline.steps.smoke import SmokeAnswerProblem, read_smoke_answer
 
 Echo = Callable[[str], None]
 
@@ -151,30 +151,16 @@ def check_image(
             sleep(0.2)
         healthy_after = clock() - started
         smoke = settings.smoke
-        call = f"{smoke.method} {smoke.path}"
         status, body = _request(
             smoke.method, base + smoke.path, smoke.request.encode() if smoke.method == "POST" else None
         )
-        if status != 200:
+        try:
+            payload = read_smoke_answer(smoke, status, body)
+        except SmokeAnswerProblem as problem:
             raise BuildError(
-                f"image check: {call} answered {status}: {body[:200]!r}",
-                hint="The smoke request must succeed before the image is pushed.",
-            )
-        payload: dict[str, object] = {"status": status}
-        if smoke.method == "POST" or smoke.expect_keys:
-            try:
-                answer = json.loads(body)
-            except ValueError:
-                raise BuildError(
-                    f"image check: {call} did not answer JSON: {body[:200]!r}", hint="Answer JSON."
-                ) from None
-            payload = answer if isinstance(answer, dict) else {"answer": answer}
-        missing = [k for k in smoke.expect_keys if k not in payload]
-        if missing:
-            raise BuildError(
-                f"image check: the prediction lacks {', '.join(missing)}",
-                hint="Match smoke.expect_keys in pipeline.toml.",
-            )
+                f"image check: {problem}",
+                hint="The smoke request must succeed, as pipeline.toml's [smoke] describes it, before the image is pushed.",
+            ) from None
         echo(f"checked {image}: healthy after {healthy_after:.1f}s, prediction has {', '.join(sorted(payload))}")
         return CheckResult(healthy_after, payload)
     finally:

@@ -55,23 +55,12 @@ class SmokeTester:
         status, _ = self._request("GET", base + health_path, None)
         if status != 200:
             raise _Retry(f"GET {health_path} answered {status}")
-        call = f"{smoke.method} {smoke.path}"
         data = smoke.request.encode() if smoke.method == "POST" else None
         status, body = self._request(smoke.method, base + smoke.path, data)
-        if status != 200:
-            raise _Retry(f"{call} answered {status}: {body[:200]!r}")
-        if smoke.method == "GET" and not smoke.expect_keys:
-            return {"status": status}  # a GET smoke test checks the answer's status, and keys only when asked
         try:
-            payload = json.loads(body)
-        except ValueError:
-            raise _Retry(f"{call} did not answer JSON: {body[:200]!r}") from None
-        if not isinstance(payload, dict):
-            raise _Retry(f"{call} answered {type(payload).__name__}, not a JSON object")
-        missing = [key for key in smoke.expect_keys if key not in payload]
-        if missing:
-            raise _Retry(f"{call} answer lacks {', '.join(missing)}")
-        return payload
+            return read_smoke_answer(smoke, status, body)
+        except SmokeAnswerProblem as problem:
+            raise _Retry(str(problem)) from None
 
     def _request(self, method: str, url: str, data: bytes | None) -> tuple[int, bytes]:
         request = urllib.request.Request(
@@ -91,3 +80,27 @@ class SmokeTester:
 
 class _Retry(Exception):
     pass
+
+
+class SmokeAnswerProblem(Exception):
+    """What is wrong with an answer to the smoke request, in words the caller puts in its error."""
+
+
+def read_smoke_answer(smoke: SmokeSettings, status: int, body: bytes) -> dict[str, object]:
+    """The one rule for a good smoke answer, shared by the smoke test and the pre-push image check:
+    200; for a POST or when keys are expected, a JSON object holding every expected key."""
+    call = f"{smoke.method} {smoke.path}"
+    if status != 200:
+        raise SmokeAnswerProblem(f"{call} answered {status}: {body[:200]!r}")
+    if smoke.method == "GET" and not smoke.expect_keys:
+        return {"status": status}  # a GET smoke test checks the answer's status, and keys only when asked
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise SmokeAnswerProblem(f"{call} did not answer JSON: {body[:200]!r}") from None
+    if not isinstance(payload, dict):
+        raise SmokeAnswerProblem(f"{call} answered {type(payload).__name__}, not a JSON object")
+    missing = [key for key in smoke.expect_keys if key not in payload]
+    if missing:
+        raise SmokeAnswerProblem(f"{call} answer lacks {', '.join(missing)}")
+    return payload

@@ -69,3 +69,13 @@ def test_no_process_is_left_running(buildah_root: Path, project: Any) -> None:
     new = [pid for pid in descendants(os.getpid()) if pid not in before]
     left = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ") for pid in new]
     assert left == []
+
+
+def test_an_answer_the_smoke_test_would_refuse_is_refused_before_the_push(buildah_root: Path, project: Any) -> None:
+    """One rule for a good answer (pipeline.steps.smoke.read_smoke_answer) in the check and the smoke test."""
+    import dataclasses
+
+    smoke = dataclasses.replace(project.settings.smoke, expect_keys=("predictions", "confidence"))
+    settings = dataclasses.replace(project.settings, smoke=smoke)
+    with pytest.raises(BuildError, match=r"image check: POST /cgi-bin/predict answer lacks confidence"):
+        check_image(settings, build(project, "model"), lambda _l: None, timeout=20)
