@@ -195,3 +195,22 @@ def test_pipeline_check_refuses_an_escalating_statement(tmp_path: Path, project_
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "environments.staging.task_policy[0].actions: Allow of iam:PassRole would let" in result.stderr
+
+
+def test_the_commented_examples_pipeline_init_writes_are_valid_settings(tmp_path: Path) -> None:
+    import re
+    import tomllib
+
+    from pipeline.init import Answers, settings_text
+
+    text = settings_text(Answers("demo-model", "us-east-1", "123456789012", "acme/demo"))
+    examples = [line for line in text.splitlines() if re.match(r"^# (\[|[a-z_]+ =|[A-Z_]+ =)", line)]
+    assert len(examples) == 7, examples
+    uncommented = "\n".join(line[2:] if line in examples else line for line in text.splitlines())
+    uncommented = uncommented.replace("REGION", "us-east-1").replace("ACCOUNT", "123456789012")
+    uncommented = uncommented.replace("BUCKET/PREFIX", "acme-models/demo")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    settings = config.parse(tomllib.loads(uncommented), root=tmp_path)
+    staging = settings.environment("staging")
+    assert settings.image.architecture == "ARM64" and staging.service.execute_command
+    assert [s.name for s in staging.secrets] == ["DB_PASSWORD"] and staging.task_policy[0].actions == ("s3:GetObject",)
