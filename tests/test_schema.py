@@ -110,3 +110,9 @@ def test_pipeline_schema_prints_it() -> None:
     result = subprocess.run([sys.executable, "-m", "pipeline", "schema"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == build_schema()
+
+
+def test_a_project_using_every_extension_validates(validator: Draft202012Validator, project_root: Any) -> None:
+    from tests.extension_settings import extension_raw
+
+    assert _errors(validator, extension_raw(project_root)) == []
