@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import IMAGES, ROOT, SCALE, SERVICE_STACK, Env, wait_for
 
 from local_ground.aws import ACCESS_KEY, LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
@@ -27,6 +26,7 @@ from pipeline import config
 from pipeline.images import buildah
 from pipeline.templates import render
 from pipeline.templates.service import build_service
+from tests.local_ground.tasks.conftest import IMAGES, ROOT, SCALE, SERVICE_STACK, Env, wait_for
 
 PASSWORD = "pw-7f3a9c"
 TOKEN = "tok-51e0d2"
