@@ -106,6 +106,7 @@ class RunningTask:
         # ECS's agent reads the secrets as the execution role before it pulls (secrets.py).
         self._secrets = {d["name"]: list(d.get("secrets") or []) for d in task_definition.container_definitions}
         self._execution_role: str | None = getattr(task_definition, "execution_role_arn", None)
+        self._architecture = (getattr(task_definition, "runtime_platform", None) or {}).get("cpuArchitecture")
         for spec, pull in container_specs(task_definition, runtime.pull_of):
             if pull.error:
                 self._pull_errors.append(pull.error)
@@ -152,6 +153,7 @@ class RunningTask:
         try:
             if self._pull_errors:
                 raise ContainerError(self._pull_errors[0])
+            self._check_architecture()
             secrets = self._read_secrets()
             for container in self.containers:
                 if self._stopping.is_set():
@@ -190,6 +192,17 @@ class RunningTask:
         if self.load_balancer is not None and self.exited_essential() is None:
             self._register()
         self._on_change()
+
+    def _check_architecture(self) -> None:
+        """Fargate runs ARM64 tasks on ARM64 hosts; here tasks run on this machine's CPU, so a task it cannot
+        run is refused with a line saying so (on AWS it would start)."""
+        from pipeline.steps.build import missing_emulator
+
+        missing = missing_emulator(self._architecture) if self._architecture in ("X86_64", "ARM64") else None
+        if missing:
+            raise ContainerError(
+                f"CannotStartContainerError: the local ground cannot run {self._architecture} tasks: {missing}"
+            )
 
     def _read_secrets(self) -> dict[str, dict[str, str]]:
         enforced = self.runtime.identity_enforced()

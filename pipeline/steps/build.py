@@ -141,24 +141,33 @@ MACHINES = {"x86_64": "X86_64", "amd64": "X86_64", "aarch64": "ARM64", "arm64": 
 EMULATORS = {"X86_64": "qemu-x86_64", "ARM64": "qemu-aarch64"}
 
 
+def missing_emulator(
+    architecture: str, machine: str | None = None, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")
+) -> str | None:
+    """Why this machine cannot run `architecture` programs (None when it can): not its CPU, and no
+    enabled QEMU binfmt handler for it."""
+    machine = machine or platform.machine()
+    if MACHINES.get(machine.lower()) == architecture:
+        return None
+    handler = binfmt / EMULATORS[architecture]
+    try:
+        if handler.read_text().startswith("enabled"):
+            return None
+    except OSError:
+        pass
+    return f"this {machine} machine has no {EMULATORS[architecture]} binfmt handler to run them"
+
+
 def check_architecture(
     architecture: str, machine: str | None = None, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")
 ) -> None:
     """Refuse to build for a CPU this machine cannot run: the Dockerfile's RUN steps and the pre-push
     check execute the image's programs, which need that CPU or an enabled QEMU binfmt handler."""
-    machine = machine or platform.machine()
-    if MACHINES.get(machine.lower()) == architecture:
-        return
-    handler = binfmt / EMULATORS[architecture]
-    try:
-        enabled = handler.read_text().startswith("enabled")
-    except OSError:
-        enabled = False
-    if not enabled:
+    missing = missing_emulator(architecture, machine, binfmt)
+    if missing:
         raise ConfigError(
             "image.architecture",
-            f"{architecture} images cannot be built and checked on this {machine} machine "
-            f"(no {EMULATORS[architecture]} binfmt handler runs their programs)",
+            f"{architecture} images cannot be built and checked here: {missing}",
             hint="Build on a machine of that CPU (GitHub: runs-on: ubuntu-24.04-arm for ARM64), or register "
             "QEMU's handlers (docker/setup-qemu-action; Debian: qemu-user-static).",
         )

@@ -37,7 +37,7 @@ def test_another_cpu_is_refused_without_an_enabled_binfmt_handler(tmp_path: Path
         check_architecture("ARM64", "x86_64", binfmt=tmp_path)
     assert caught.value.key == "image.architecture"
     line = caught.value.one_line()
-    assert "ARM64 images cannot be built and checked on this x86_64 machine (no qemu-aarch64 binfmt" in line
+    assert "ARM64 images cannot be built and checked here: this x86_64 machine has no qemu-aarch64 binfmt" in line
     assert "ubuntu-24.04-arm" in line and "\n" not in line
     (tmp_path / "qemu-aarch64").write_text("disabled\ninterpreter /usr/bin/qemu-aarch64-static\n")
     with pytest.raises(ConfigError):

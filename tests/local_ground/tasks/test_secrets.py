@@ -1,6 +1,7 @@
 """Container secrets on the local ground: read as the task definition's execution role from Secrets
 Manager and SSM Parameter Store into the task's environment (never onto a command line), and refused
-as ECS refuses them when that role may not read them (identity enforced)."""
+as ECS refuses them when that role may not read them (identity enforced); and a task for a CPU
+this machine cannot run, refused with a line saying so."""
 
 from __future__ import annotations
 
@@ -126,3 +127,30 @@ def test_a_secret_the_execution_role_cannot_decrypt_stops_the_task(enforced: Env
     assert "unable to retrieve secret from asm" in reason and "AccessDeniedException: User: arn:aws:sts::" in reason
     assert f"is not authorized to perform: kms:Decrypt on resource: {key}" in reason
     assert stopped[0]["stopCode"] == "TaskFailedToStart"
+
+
+def test_a_task_for_a_cpu_this_machine_cannot_run_is_refused_with_a_line(enforced: Env, env_image: str) -> None:
+    """On AWS an ARM64 task runs on an ARM64 host; the local ground runs tasks on its own CPU."""
+    from pipeline.steps.build import missing_emulator
+
+    other = "ARM64" if missing_emulator("ARM64") else "X86_64"
+    if not missing_emulator(other):
+        pytest.skip("this machine runs both CPUs")
+    raw: dict[str, Any] = copy.deepcopy(tomllib.loads((ROOT / "pipeline.toml").read_text()))
+    raw["image"]["architecture"] = other
+    settings = config.parse(raw, root=ROOT)
+    enforced.create_registry_stack()
+    enforced.client("cloudformation").create_stack(
+        StackName=SERVICE_STACK,
+        TemplateBody=render(build_service(settings, "staging")),
+        Parameters=[
+            {"ParameterKey": "ImageUri", "ParameterValue": enforced.push(env_image, "1.0.0")},
+            {"ParameterKey": "Version", "ParameterValue": "1.0.0"},
+        ],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    stopped = wait_for(lambda: enforced.tasks_of("STOPPED"))
+    assert stopped[0]["stoppedReason"].startswith(
+        f"CannotStartContainerError: the local ground cannot run {other} tasks"
+    )
+    assert "binfmt handler" in stopped[0]["stoppedReason"] and stopped[0]["stopCode"] == "TaskFailedToStart"
