@@ -73,6 +73,8 @@ class LocalGround:
 
                 self.identity = IdentityEnforcement(operator_keys=[ACCESS_KEY])
                 extensions.append(self.identity)  # last: outermost around CloudFormation's execution
+                if self.tasks is not None:
+                    self.tasks.identity = self.identity  # tasks read their secrets as the execution role
             self.aws = self._stack.enter_context(LocalAWS(extensions=extensions, time_scale=self.time_scale))
             self.github = self._stack.enter_context(LocalGitHub(owner_repo=self.github_repository))
             if self.identity is not None:

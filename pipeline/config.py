@@ -68,6 +68,15 @@ VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 BUILDERS = ("auto", "buildx", "buildah")
+# The CPU the image is built for and Fargate runs it on (the task definition's RuntimePlatform).
+ARCHITECTURES = ("X86_64", "ARM64")
+# Where a container secret comes from: a Secrets Manager secret's full ARN (its 6-character suffix
+# included, optionally with :json-key:version-stage:version-id), or an SSM parameter's ARN.
+SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}(:[^:]*:[^:]*:[^:]*)?$"
+)
+PARAMETER_ARN = re.compile(r"^arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 # Rollout strategies the settings accept; pipeline.steps.strategy registers one object per name.
 STRATEGIES = ("rolling", "blue_green", "canary", "linear")
 # The strategies where ECS shifts traffic between two target groups (the rest replace tasks in place).
@@ -112,6 +121,7 @@ class ImageSettings:
     context: str = "."
     dockerfile: str = "Dockerfile"
     builder: str = "auto"
+    architecture: str = "X86_64"  # ARCHITECTURES: what the image is built for and the tasks run on
     build_args: tuple[tuple[str, str], ...] = ()  # --build-arg NAME=VALUE for every build, e.g. BASE_IMAGE
 
 
@@ -138,6 +148,8 @@ class ServiceSettings:
     alarm_5xx_percent: float = 5.0  # target 5xx as a share of requests in a minute...
     alarm_min_requests: int = 50  # ...counted once the minute has this many requests
     alarm_latency_p99: float = 5.0
+    execute_command: bool = False  # ECS Exec: a shell in a running task (makes the root filesystem writable)
+    secrets_kms_key: str | None = None  # the customer-managed key the secrets are encrypted with, if any
 
     # Derived rollout knobs (DESIGN.md, "Rollout speed is configuration").
     @property
@@ -214,14 +226,43 @@ class TrafficShift:
 
 
 @dataclass(frozen=True)
+class PolicyStatement:
+    """One statement of the task role's policy: what the model server may do in AWS."""
+
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    effect: str = "Allow"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A container variable whose value ECS reads at task start from Secrets Manager or SSM Parameter Store."""
+
+    name: str
+    value_from: str  # the ARN (SECRET_ARN or PARAMETER_ARN)
+
+    @property
+    def store(self) -> str:
+        """secretsmanager or ssm: the service the execution role reads it from."""
+        return self.value_from.split(":")[2]
+
+    @property
+    def resource(self) -> str:
+        """The ARN IAM scopes the read to: a secret's without its json-key:version-stage:version-id tail."""
+        return ":".join(self.value_from.split(":")[:7]) if self.store == "secretsmanager" else self.value_from
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     service: ServiceSettings
     network: Network
     certificate_arn: str | None = None
-    variables: tuple[tuple[str, str], ...] = ()
+    variables: tuple[tuple[str, str], ...] = ()  # [service.variables] with this environment's merged over them
     delivery: Delivery = Delivery()
     traffic: TrafficShift = TrafficShift()
+    secrets: tuple[Secret, ...] = ()  # [service.secrets] with this environment's merged over them
+    task_policy: tuple[PolicyStatement, ...] = ()  # [service]'s statements, then this environment's
 
     @property
     def shifts_traffic(self) -> bool:
@@ -354,9 +395,13 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
         _check_image(problems, image, root)
         build_args = _table(problems, image_raw, "build_args", prefix="image")
         image = replace(image, build_args=_build_args(problems, build_args or {}))
-    service = _section(problems, ServiceSettings, "service", _table(problems, raw, "service") or {})
+    service_raw = _table(problems, raw, "service") or {}
+    _only_keys(problems, "service", service_raw, SERVICE_KEYS | set(CONTAINER_TABLES))
+    service_scalars = {k: v for k, v in service_raw.items() if k in SERVICE_KEYS}
+    service = _section(problems, ServiceSettings, "service", service_scalars)
     if service is not None:
         _check_service(problems, "service", service)
+    shared = _container(problems, "service", service_raw, ContainerExtras())
     smoke = _section(problems, SmokeSettings, "smoke", _table(problems, raw, "smoke") or {})
     if smoke is not None:
         _check_smoke(problems, smoke)
@@ -367,7 +412,7 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
     for name in envs_raw or {}:
         env_raw = _table(problems, envs_raw or {}, name, prefix="environments")
         if env_raw is not None:
-            environments.append(_environment(problems, name, env_raw, service))
+            environments.append(_environment(problems, name, env_raw, service, shared))
     gate_raw = _table(problems, raw, "gate") if "gate" in raw else None
     gate = _gate(problems, gate_raw, root) if gate_raw is not None else None
     if problems:
@@ -381,7 +426,10 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
 SERVICE_KEYS = {f.name for f in fields(ServiceSettings)}
 NETWORK_KEYS = {f.name for f in fields(Network)}
 DELIVERY_KEYS = {f.name for f in fields(Delivery)}
-ENV_ONLY_KEYS = NETWORK_KEYS | {"certificate_arn", "variables"} | DELIVERY_KEYS
+# Sub-tables of [service] and [environments.NAME] beside the scalar settings; an environment's are
+# merged over [service]'s (variables and secrets by name, task_policy statements added).
+CONTAINER_TABLES = ("variables", "secrets", "task_policy")
+ENV_ONLY_KEYS = NETWORK_KEYS | {"certificate_arn"} | DELIVERY_KEYS
 TRAFFIC_KEYS = {f.name for f in fields(TrafficShift)}
 ENV_ONLY_KEYS = ENV_ONLY_KEYS | TRAFFIC_KEYS  # traffic-shift keys live in the environment's table too
 
@@ -392,10 +440,10 @@ def _key_homes() -> dict[str, list[str]]:
     for table, keys in (
         ("[app]", [f.name for f in fields(AppSettings)]),
         ("[image]", [f.name for f in fields(ImageSettings)]),
-        ("[service]", sorted(SERVICE_KEYS)),
+        ("[service]", sorted(SERVICE_KEYS | set(CONTAINER_TABLES))),
         ("[smoke]", [f.name for f in fields(SmokeSettings)]),
         ("[gate]", [f.name for f in fields(GateSettings)]),
-        ("[environments.NAME]", sorted(SERVICE_KEYS | ENV_ONLY_KEYS)),
+        ("[environments.NAME]", sorted(SERVICE_KEYS | ENV_ONLY_KEYS | set(CONTAINER_TABLES))),
     ):
         for key in keys:
             homes.setdefault(key, []).append(table)
@@ -406,7 +454,7 @@ KEY_HOMES = _key_homes()
 
 
 def _environment(
-    problems: Problems, name: str, raw: Mapping[str, Any], base: ServiceSettings | None
+    problems: Problems, name: str, raw: Mapping[str, Any], base: ServiceSettings | None, shared: ContainerExtras | None
 ) -> Environment | None:
     prefix = f"environments.{name}"
     before = len(problems)
@@ -416,7 +464,7 @@ def _environment(
             "environment names are lowercase letters and digits, up to 16",
             "Rename it, e.g. staging or production.",
         )
-    _only_keys(problems, prefix, raw, SERVICE_KEYS | ENV_ONLY_KEYS)
+    _only_keys(problems, prefix, raw, SERVICE_KEYS | ENV_ONLY_KEYS | set(CONTAINER_TABLES))
     overrides = {k: v for k, v in raw.items() if k in SERVICE_KEYS}
     # With a broken [service] the overrides are type-checked against the defaults, and not checked
     # further: a range or a pairing would be judged against values the file does not have.
@@ -441,8 +489,7 @@ def _environment(
             f"malformed certificate ARN {certificate!r}",
             "Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove it for HTTP only.",
         )
-    variables = _table(problems, raw, "variables", prefix=prefix) or {}
-    _check_variables(problems, prefix, variables)
+    extras = _container(problems, prefix, raw, shared or ContainerExtras())
     delivery = _section(problems, Delivery, prefix, {k: v for k, v in raw.items() if k in DELIVERY_KEYS})
     if delivery is not None:
         _check_delivery(problems, prefix, delivery)
@@ -451,7 +498,19 @@ def _environment(
         _check_traffic(problems, prefix, traffic, network, delivery.strategy)
     if len(problems) > before or service is None or network is None or delivery is None or traffic is None:
         return None
-    return Environment(name, service, network, certificate, tuple(sorted(variables.items())), delivery, traffic)
+    if shared is None or extras is None:  # [service]'s own sub-tables are broken: reported there
+        return None
+    return Environment(
+        name,
+        service,
+        network,
+        certificate,
+        extras.variables,
+        delivery,
+        traffic,
+        tuple(Secret(k, v) for k, v in extras.secrets),
+        extras.task_policy,
+    )
 
 
 def _check_variables(problems: Problems, prefix: str, variables: Mapping[str, Any]) -> None:
@@ -464,6 +523,79 @@ def _check_variables(problems: Problems, prefix: str, variables: Mapping[str, An
             problems.add(name, f"{key} {RESERVED_VARIABLES[key]}", f"Remove it; {fix}.")
         if not isinstance(value, str):
             problems.add(name, f"must be a string, got {type(value).__name__}", 'Quote the value, e.g. "1".')
+
+
+@dataclass(frozen=True)
+class ContainerExtras:
+    """[service]'s variables, secrets and task_policy, or an environment's merged over them."""
+
+    variables: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()  # (variable name, ARN)
+    task_policy: tuple[PolicyStatement, ...] = ()
+
+
+def _container(
+    problems: Problems, prefix: str, raw: Mapping[str, Any], under: ContainerExtras
+) -> ContainerExtras | None:
+    """The sub-tables of `prefix` merged over `under`; None (and problems) when one is broken."""
+    before = len(problems)
+    variables = _table(problems, raw, "variables", prefix=prefix) or {}
+    _check_variables(problems, prefix, variables)
+    secrets = _table(problems, raw, "secrets", prefix=prefix) or {}
+    _check_secrets(problems, prefix, secrets)
+    statements = _task_policy(problems, prefix, raw.get("task_policy", []))
+    merged_variables = {**dict(under.variables), **variables}
+    merged_secrets = {**dict(under.secrets), **secrets}
+    for name in sorted(merged_variables.keys() & merged_secrets.keys()):
+        table = "secrets" if name in secrets else "variables"  # the entry this table adds
+        problems.add(
+            f"{prefix}.{table}.{name}",
+            f"{name} is both a variable and a secret",
+            "Keep one: a plain value in variables, or an ARN in secrets.",
+        )
+    if len(problems) > before:
+        return None
+    return ContainerExtras(
+        tuple(sorted(merged_variables.items())), tuple(sorted(merged_secrets.items())), under.task_policy + statements
+    )
+
+
+def _check_secrets(problems: Problems, prefix: str, secrets: Mapping[str, Any]) -> None:
+    for key, value in secrets.items():
+        name = f"{prefix}.secrets.{key}"
+        if not ENV_VAR.match(key):
+            problems.add(name, "not a valid environment variable name", "Use letters, digits and _.")
+        elif key in RESERVED_VARIABLES:
+            problems.add(name, f"{key} {RESERVED_VARIABLES[key]}", "Remove it; the pipeline sets it.")
+        if not isinstance(value, str):
+            problems.add(name, f"must be a string, got {type(value).__name__}", "Write the ARN as a string.")
+        elif not (SECRET_ARN.match(value) or PARAMETER_ARN.match(value)):
+            problems.add(
+                name,
+                f"{value!r} is not a Secrets Manager secret or SSM parameter ARN",
+                "Use arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-AbCdEf (the full ARN, with its 6-character "
+                "suffix) or arn:aws:ssm:REGION:ACCOUNT:parameter/NAME.",
+            )
+
+
+def _task_policy(problems: Problems, prefix: str, raw: Any) -> tuple[PolicyStatement, ...]:
+    """The [[PREFIX.task_policy]] statements, each checked so that the service cannot escalate."""
+    from pipeline.task_policy import statement_problems
+
+    key = f"{prefix}.task_policy"
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        problems.add(key, "must be a list of tables", f"Write each statement as [[{key}]] with actions and resources.")
+        return ()
+    statements = []
+    for index, item in enumerate(raw):
+        name = f"{key}[{index}]"
+        statement: PolicyStatement | None = _section(problems, PolicyStatement, name, item)
+        if statement is None:
+            continue
+        for field, problem, hint in statement_problems(statement.effect, statement.actions, statement.resources):
+            problems.add(f"{name}.{field}", problem, hint)
+        statements.append(statement)
+    return tuple(statements)
 
 
 def _check_delivery(problems: Problems, prefix: str, delivery: Delivery) -> None:
@@ -509,6 +641,12 @@ def _check_app(problems: Problems, app: AppSettings) -> None:
 def _check_image(problems: Problems, image: ImageSettings, root: Path) -> None:
     if image.builder not in BUILDERS:
         problems.add("image.builder", f"unknown builder {image.builder!r}", _choice_hint(image.builder, BUILDERS))
+    if image.architecture not in ARCHITECTURES:
+        problems.add(
+            "image.architecture",
+            f"unknown architecture {image.architecture!r}",
+            _choice_hint(image.architecture, ARCHITECTURES),
+        )
     # The build reads the repository's files only: a path out of it could ship another project's
     # files (or the runner's) in the image.
     context = _inside_repository(problems, "image.context", image.context, root, root)
@@ -585,6 +723,12 @@ def _check_service(problems: Problems, prefix: str, s: ServiceSettings) -> None:
         fail("alarm_5xx_percent", f"{s.alarm_5xx_percent} is not a percentage above 0", "Use e.g. 5.0 (percent).")
     if s.alarm_latency_p99 <= 0:
         fail("alarm_latency_p99", f"{s.alarm_latency_p99} is not positive", "Use seconds, e.g. 5.0.")
+    if s.secrets_kms_key is not None and not KMS_KEY_ARN.match(s.secrets_kms_key):
+        fail(
+            "secrets_kms_key",
+            f"{s.secrets_kms_key!r} is not a KMS key ARN",
+            "Use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (a key's ARN, not an alias).",
+        )
 
 
 def _check_smoke(problems: Problems, s: SmokeSettings) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
-from pipeline import config
+from pipeline import config, task_policy
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -46,6 +46,14 @@ DESCRIPTIONS = {
     "service.alarm_5xx_percent": "Target 5xx as a percentage of a minute's requests that rolls a deployment back.",
     "service.alarm_min_requests": "Requests a minute below which the 5xx rate never alarms.",
     "service.alarm_latency_p99": "p99 target response time in seconds that rolls a deployment back.",
+    "service.execute_command": "ECS Exec: a shell in running tasks (ssmmessages rights; the root filesystem becomes writable).",
+    "service.secrets_kms_key": "ARN of the customer-managed KMS key the secrets are encrypted with (kms:Decrypt for them).",
+    "service.variables": "Environment variables of every environment's container (strings); an environment's own win.",
+    "service.secrets": "Container variables read at task start from Secrets Manager or SSM: NAME = the secret's or parameter's ARN.",
+    "service.task_policy": "Statements of the task role ({effect, actions, resources}); nothing that could escalate.",
+    "image.architecture": "CPU the image is built for and Fargate runs it on.",
+    "environments.secrets": "This environment's secrets, merged over [service.secrets] by name.",
+    "environments.task_policy": "This environment's task role statements, added to [service]'s.",
     "smoke.path": "Path of the sample request sent through the load balancer after a rollout.",
     "image.build_args": "Build arguments for every image build (e.g. BASE_IMAGE); MODEL_VERSION is the pipeline's.",
     "smoke.method": "POST the sample request to the path, or GET the path (a service with no sample request).",
@@ -57,7 +65,7 @@ DESCRIPTIONS = {
     "environments.public_subnet_ids": "Existing public subnets for the load balancer, two zones or more.",
     "environments.private_subnet_ids": "Existing private subnets for the tasks, two zones or more.",
     "environments.certificate_arn": "ACM certificate: HTTPS listener, and HTTP redirects to it.",
-    "environments.variables": "Environment variables of the container (strings); PORT and MODEL_VERSION are set by the pipeline.",
+    "environments.variables": "Environment variables of the container (strings), merged over [service.variables]; PORT and MODEL_VERSION are set by the pipeline.",
     "environments.build": "This environment builds and pushes the image; the others promote the version from ECR.",
     "environments.github_release": "A successful release here creates the GitHub release.",
     "environments.region": "AWS region of this environment (default: app.region).",
@@ -71,6 +79,8 @@ STRING_RULES: dict[str, dict[str, Any]] = {
     "app.account": {"pattern": config.ACCOUNT.pattern},
     "app.github_repository": {"pattern": config.GITHUB_REPO.pattern},
     "image.builder": {"enum": list(config.BUILDERS)},
+    "image.architecture": {"enum": list(config.ARCHITECTURES)},
+    "service.secrets_kms_key": {"pattern": config.KMS_KEY_ARN.pattern},
     "service.health_check_path": {"pattern": "^/"},
     "smoke.path": {"pattern": "^/"},
     "smoke.method": {"enum": ["GET", "POST"]},
@@ -119,9 +129,7 @@ def build_schema() -> dict[str, Any]:
         "properties": {
             "app": _table("app", config.AppSettings, "What is deployed, where, and from which repository."),
             "image": _table("image", config.ImageSettings, "How the model server image is built."),
-            "service": _table(
-                "service", config.ServiceSettings, "The model server on ECS; every environment inherits it."
-            ),
+            "service": _service_table(),
             "smoke": _table("smoke", config.SmokeSettings, "The request that proves a release answers."),
             "gate": _table("gate", config.GateSettings, "The model gate before any production traffic."),
             "environments": {
@@ -134,6 +142,12 @@ def build_schema() -> dict[str, Any]:
         },
         "$defs": {"environment": _environment()},
     }
+
+
+def _service_table() -> dict[str, Any]:
+    table = _table("service", config.ServiceSettings, "The model server on ECS; every environment inherits it.")
+    _add_container_tables("service", table["properties"])
+    return table
 
 
 def _table(name: str, cls: type, description: str) -> dict[str, Any]:
@@ -158,12 +172,7 @@ def _environment() -> dict[str, Any]:
         for f in fields(cls):
             properties[f.name] = _field(f"environments.{f.name}", f, with_default=cls is not config.Network)
     properties["certificate_arn"] = _string("environments.certificate_arn")
-    properties["variables"] = {
-        "description": DESCRIPTIONS["environments.variables"],
-        "type": "object",
-        "propertyNames": {"pattern": config.ENV_VAR.pattern, "not": {"enum": sorted(config.RESERVED_VARIABLES)}},
-        "additionalProperties": {"type": "string"},
-    }
+    _add_container_tables("environments", properties)
     return {
         "type": "object",
         "additionalProperties": False,
@@ -174,6 +183,51 @@ def _environment() -> dict[str, Any]:
             "vpc_id": ["public_subnet_ids", "private_subnet_ids"],
             "public_subnet_ids": ["vpc_id"],
             "private_subnet_ids": ["vpc_id"],
+        },
+    }
+
+
+def _add_container_tables(prefix: str, properties: dict[str, Any]) -> None:
+    """The variables, secrets and task_policy sub-tables of [service] or an environment."""
+    names = {"pattern": config.ENV_VAR.pattern, "not": {"enum": sorted(config.RESERVED_VARIABLES)}}
+    statement_fields = {f.name: f for f in fields(config.PolicyStatement)}
+    properties["variables"] = {
+        "description": DESCRIPTIONS[f"{prefix}.variables"],
+        "type": "object",
+        "propertyNames": names,
+        "additionalProperties": {"type": "string"},
+    }
+    properties["secrets"] = {
+        "description": DESCRIPTIONS[f"{prefix}.secrets"],
+        "type": "object",
+        "propertyNames": names,
+        "additionalProperties": {
+            "type": "string",
+            "anyOf": [{"pattern": config.SECRET_ARN.pattern}, {"pattern": config.PARAMETER_ARN.pattern}],
+        },
+    }
+    properties["task_policy"] = {
+        "description": DESCRIPTIONS[f"{prefix}.task_policy"],
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [name for name, f in statement_fields.items() if _required(f)],
+            "properties": {
+                "effect": {"description": "Allow (the default) or Deny.", "enum": list(task_policy.EFFECTS)},
+                "actions": {
+                    "description": "IAM actions (service:Action); no *, nothing that changes IAM or assumes roles.",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": r"^(\*|" + task_policy.ACTION.pattern[1:-1] + ")$"},
+                },
+                "resources": {
+                    "description": "ARNs the actions apply to (or *).",
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string"},
+                },
+            },
         },
     }
 

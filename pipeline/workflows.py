@@ -98,10 +98,12 @@ def release_yml(settings: Settings) -> str:
         )
         buildx = f"      - uses: {uses('docker/setup-buildx-action')}\n" if env.delivery.build else ""
         what = "build, check, push and release" if env.delivery.build else "release the digest verified before"
+        # The build runs the image's programs (RUN steps, the pre-push check): an ARM64 image builds on ARM64.
+        runner = "ubuntu-24.04-arm" if env.delivery.build and settings.image.architecture == "ARM64" else "ubuntu-24.04"
         jobs.append(
             f"""  {env.name}:
     name: release to {env.name}
-{needs}    runs-on: ubuntu-24.04
+{needs}    runs-on: {runner}
     timeout-minutes: {timeout}
     environment: {env.name}
     concurrency:

@@ -57,6 +57,18 @@ REFUSED: list[tuple[str, Any, str | None]] = [
     ("environments.staging.variables.PORT", "9000", "'PORT' should not be valid"),
     ("environments.staging.vpc_id", "vpc-0123456789abcdef0", "should not be valid"),
     ("environments.Prod", {}, "'Prod' does not match"),
+    ("image.architecture", "arm64", "'arm64' is not one of ['X86_64', 'ARM64']"),
+    ("image.architecture", "ARM64", None),
+    ("service.execute_command", "yes", "'yes' is not of type 'boolean'"),
+    ("environments.staging.execute_command", True, None),
+    ("service.secrets_kms_key", "alias/mine", "does not match"),
+    ("service.variables.PORT", "1", "'PORT' should not be valid"),
+    ("service.secrets.DB", "arn:aws:s3:::bucket", "is not valid under any of the given schemas"),
+    ("environments.staging.secrets.DB", "arn:aws:ssm:us-east-1:123456789012:parameter/db", None),
+    ("service.task_policy", [{"actions": ["s3:GetObject"]}], "'resources' is a required property"),
+    ("service.task_policy", [{"actions": ["s3:GetObject"], "resources": ["*"], "efect": "Deny"}], "'efect' was"),
+    ("environments.staging.task_policy", [{"actions": ["s3 GetObject"], "resources": ["*"]}], "does not match"),
+    ("environments.staging.task_policy", [{"actions": ["s3:Get*"], "resources": ["arn:aws:s3:::b/*"]}], None),
 ]
 
 
@@ -83,16 +95,24 @@ def test_every_settings_key_has_a_description() -> None:
     }
     wanted = {f"{table}.{f.name}" for table, cls in tables.items() for f in fields(cls)}
     wanted |= {f"environments.{f.name}" for cls in (config.Delivery, config.TrafficShift) for f in fields(cls)}
-    wanted |= {"environments.certificate_arn", "environments.variables"}
+    wanted |= {"environments.certificate_arn"}
+    wanted |= {f"{table}.{sub}" for table in ("service", "environments") for sub in config.CONTAINER_TABLES}
     assert wanted == set(DESCRIPTIONS)
 
 
 def test_defaults_in_the_schema_are_the_loaders() -> None:
     service = build_schema()["properties"]["service"]["properties"]
-    assert {k: v["default"] for k, v in service.items()} == {f.name: f.default for f in fields(config.ServiceSettings)}
+    defaults = {k: v.get("default") for k, v in service.items() if k not in config.CONTAINER_TABLES}
+    assert defaults == {f.name: f.default for f in fields(config.ServiceSettings)}
 
 
 def test_pipeline_schema_prints_it() -> None:
     result = subprocess.run([sys.executable, "-m", "pipeline", "schema"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == build_schema()
+
+
+def test_a_project_using_every_extension_validates(validator: Draft202012Validator, project_root: Any) -> None:
+    from tests.extension_settings import extension_raw
+
+    assert _errors(validator, extension_raw(project_root)) == []

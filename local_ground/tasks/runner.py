@@ -87,6 +87,7 @@ class EcsTasksRunForReal(Extension):
         self.controllers: dict[int, ServiceController] = {}
         self._lock = threading.Lock()
         self._runtime: Runtime | None = None
+        self.identity: Any = None  # the ground's IdentityEnforcement, when it enforces IAM
 
     # --- the extension ----------------------------------------------------------------------
 
@@ -101,6 +102,7 @@ class EcsTasksRunForReal(Extension):
             Path(tempfile.mkdtemp(prefix="local-ecs-tasks-")),
             self.account_id,
             self.region,
+            identity_enforced=lambda: self.identity is not None and bool(self.identity.enabled),
         )
         set_task_runner(self)
         set_time_scale(self.scale.factor)  # the moto extensions' durations (bake, alarm periods) too

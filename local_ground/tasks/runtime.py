@@ -4,7 +4,8 @@ registry, where images are pulled from, and the account and region they live in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,10 @@ class RegistryFront(Protocol):
     def password(self) -> str: ...
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Pull:
     reference: str
@@ -44,6 +49,8 @@ class Runtime:
     log_dir: Path
     account_id: str
     region: str
+    # Whether IAM is enforced now (the ground's identity switch): secrets are then read as the execution role.
+    identity_enforced: Callable[[], bool] = field(default_factory=lambda: _never)
 
     def pull_of(self, image: str) -> Pull:
         """An ECR URI of this account and region is pulled through the bridge (plain HTTP, ECR login);

@@ -12,7 +12,8 @@ joins no cgroup, so nothing is OOM-killed; Docker: --memory, exit 137 / OutOfMem
 (Docker: --cpu-shares/--cpus), the container `healthCheck` (Docker: --health-cmd and its states),
 and the task's own network (awsvpc gives each task its IP, so the app binds its containerPort; here
 tasks share the host network and each gets PORT set to a free port instead). `user` is applied
-(buildah run --user).
+(buildah run --user). `secrets` are read as the execution role (secrets.py) and set in the working
+container's environment, never on a command line.
 An unknown `containerName` in the service's load balancers is refused by CreateService
 (moto_extensions.ecs_validation), as on AWS.
 """
@@ -31,6 +32,7 @@ from pipeline.images.container import ContainerError, ContainerProcess, Containe
 
 from .ecs_tasks import RecordedTask, container_stopped, private_ip, set_status
 from .runtime import Runtime
+from .secrets import SecretRefused, read_secrets
 from .targets import HealthCheck, HealthChecker, Target, TargetState
 
 START_TIMEOUT = 60.0  # bound on buildah bringing a container's process up
@@ -101,6 +103,10 @@ class RunningTask:
         self.containers: list[ContainerProcess] = []
         self._ports: dict[str, int] = {}
         self._pull_errors: list[str] = []
+        # ECS's agent reads the secrets as the execution role before it pulls (secrets.py).
+        self._secrets = {d["name"]: list(d.get("secrets") or []) for d in task_definition.container_definitions}
+        self._execution_role: str | None = getattr(task_definition, "execution_role_arn", None)
+        self._architecture = (getattr(task_definition, "runtime_platform", None) or {}).get("cpuArchitecture")
         for spec, pull in container_specs(task_definition, runtime.pull_of):
             if pull.error:
                 self._pull_errors.append(pull.error)
@@ -147,10 +153,13 @@ class RunningTask:
         try:
             if self._pull_errors:
                 raise ContainerError(self._pull_errors[0])
+            self._check_architecture()
+            secrets = self._read_secrets()
             for container in self.containers:
                 if self._stopping.is_set():
                     return
                 container.pull()
+                container.set_secret_environment(secrets.get(container.spec.name, {}))
             set_status(self.record, "PENDING")
             for container in self.containers:
                 self.runtime.processes.run(
@@ -183,6 +192,28 @@ class RunningTask:
         if self.load_balancer is not None and self.exited_essential() is None:
             self._register()
         self._on_change()
+
+    def _check_architecture(self) -> None:
+        """Fargate runs ARM64 tasks on ARM64 hosts; here tasks run on this machine's CPU, so a task it cannot
+        run is refused with a line saying so (on AWS it would start)."""
+        from pipeline.steps.build import missing_emulator
+
+        missing = missing_emulator(self._architecture) if self._architecture in ("X86_64", "ARM64") else None
+        if missing:
+            raise ContainerError(
+                f"CannotStartContainerError: the local ground cannot run {self._architecture} tasks: {missing}"
+            )
+
+    def _read_secrets(self) -> dict[str, dict[str, str]]:
+        enforced = self.runtime.identity_enforced()
+        try:
+            return {
+                name: read_secrets(secrets, self._execution_role, enforced, self.id)
+                for name, secrets in self._secrets.items()
+                if secrets
+            }
+        except SecretRefused as refused:
+            raise ContainerError(str(refused)) from None
 
     def _register(self) -> None:
         assert self.load_balancer is not None  # nosec B101 # only tasks behind a load balancer register

@@ -54,8 +54,10 @@ def build(
     tag: str,
     build_args: Mapping[str, str] | None = None,
     on_output: Callable[[str], None] | None = None,
+    platform: str | None = None,
 ) -> str:
-    """Build `dockerfile` in `context_dir` as `tag`; returns the image id (sha256 hex of its config).
+    """Build `dockerfile` in `context_dir` as `tag` (for `platform`, e.g. linux/arm64, when given);
+    returns the image id (sha256 hex of its config).
 
     Each output line goes to `on_output` as it arrives. Built in Docker format so that
     HEALTHCHECK and friends survive and the push needs no conversion to v2s2.
@@ -74,6 +76,8 @@ def build(
             "--tag", tag,
             "--iidfile", str(iidfile),
         ]  # fmt: skip
+        if platform:
+            command += ["--platform", platform]
         for key, value in (build_args or {}).items():
             command += ["--build-arg", f"{key}={value}"]
         command.append(str(context))

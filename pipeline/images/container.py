@@ -135,6 +135,25 @@ class ContainerProcess:
             raise ContainerError(f"CannotPullContainerError: {lines[-1] if lines else 'pull failed'}")
         self._created = True
 
+    def set_secret_environment(self, values: Mapping[str, str]) -> None:
+        """Secrets into the working container's environment, never onto a command line: `buildah config
+        --env NAME` takes NAME's value from its own environment. Call after pull(), before start()."""
+        if not values:
+            return
+        command = buildah.global_args() + ["config"]
+        for name in sorted(values):
+            command += ["--env", name]
+        done = subprocess.run(
+            command + [self.working_name],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **values, "BUILDAH_ISOLATION": "chroot"},
+            check=False,
+        )
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip()]
+            raise ContainerError(f"CannotStartContainerError: {lines[-1] if lines else 'secrets not set'}")
+
     def argv(self) -> list[str]:
         """ECS semantics: entryPoint/command override the image's ENTRYPOINT/CMD (buildah run applies neither)."""
         config = buildah.inspect_config(self.spec.image)

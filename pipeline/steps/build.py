@@ -8,6 +8,7 @@ when a Docker engine answers, else buildah.
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -33,12 +34,20 @@ class ImageBuilder(Protocol):
 
 @dataclass
 class BuildahBuilder:
+    platform: str | None = None  # e.g. linux/arm64; None: the host's
     name: str = "buildah"
 
     def build(self, context: Path, dockerfile: Path, tag: str, build_args: dict[str, str], echo: Echo) -> str:
         from pipeline.images import buildah
 
-        buildah.build(context, dockerfile, tag, build_args=build_args, on_output=lambda line: echo(f"  | {line}"))
+        buildah.build(
+            context,
+            dockerfile,
+            tag,
+            build_args=build_args,
+            on_output=lambda line: echo(f"  | {line}"),
+            platform=self.platform,
+        )
         return tag
 
     def push(self, image: str, destination: str, username: str, password: str, tls_verify: bool) -> str:
@@ -52,10 +61,13 @@ class BuildxBuilder:
     """Docker Buildx: builds into the local engine, pushes with docker, layer cache in a registry repository."""
 
     cache_ref: str | None = None
+    platform: str | None = None  # e.g. linux/arm64; None: the engine's
     name: str = "buildx"
 
     def build(self, context: Path, dockerfile: Path, tag: str, build_args: dict[str, str], echo: Echo) -> str:
         command = ["docker", "buildx", "build", "--load", "--provenance=false", "--file", str(dockerfile), "--tag", tag]
+        if self.platform:
+            command += ["--platform", self.platform]
         for key, value in build_args.items():
             command += ["--build-arg", f"{key}={value}"]
         if self.cache_ref:
@@ -109,15 +121,56 @@ def docker_engine_available() -> bool:
 
 def pick_builder(settings: Settings, cache_ref: str | None = None) -> ImageBuilder:
     choice = settings.image.builder
+    target = PLATFORMS[settings.image.architecture]
     if choice == "buildx" or (choice == "auto" and docker_engine_available()):
-        return BuildxBuilder(cache_ref=cache_ref)
+        return BuildxBuilder(cache_ref=cache_ref, platform=target)
     if shutil.which("buildah") is None:
         raise ConfigError(
             "image.builder",
             f"no image builder available ({'buildah' if choice == 'buildah' else 'neither a Docker engine nor buildah'} found)",
             hint="Install buildah or Docker with Buildx.",
         )
-    return BuildahBuilder()
+    return BuildahBuilder(platform=target)
+
+
+# image.architecture -> the OCI platform the image is built for.
+PLATFORMS = {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}
+# platform.machine() spellings -> image.architecture.
+MACHINES = {"x86_64": "X86_64", "amd64": "X86_64", "aarch64": "ARM64", "arm64": "ARM64"}
+# The binfmt_misc handler that runs another architecture's programs here (QEMU user emulation).
+EMULATORS = {"X86_64": "qemu-x86_64", "ARM64": "qemu-aarch64"}
+
+
+def missing_emulator(
+    architecture: str, machine: str | None = None, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")
+) -> str | None:
+    """Why this machine cannot run `architecture` programs (None when it can): not its CPU, and no
+    enabled QEMU binfmt handler for it."""
+    machine = machine or platform.machine()
+    if MACHINES.get(machine.lower()) == architecture:
+        return None
+    handler = binfmt / EMULATORS[architecture]
+    try:
+        if handler.read_text().startswith("enabled"):
+            return None
+    except OSError:
+        pass
+    return f"this {machine} machine has no {EMULATORS[architecture]} binfmt handler to run them"
+
+
+def check_architecture(
+    architecture: str, machine: str | None = None, binfmt: Path = Path("/proc/sys/fs/binfmt_misc")
+) -> None:
+    """Refuse to build for a CPU this machine cannot run: the Dockerfile's RUN steps and the pre-push
+    check execute the image's programs, which need that CPU or an enabled QEMU binfmt handler."""
+    missing = missing_emulator(architecture, machine, binfmt)
+    if missing:
+        raise ConfigError(
+            "image.architecture",
+            f"{architecture} images cannot be built and checked here: {missing}",
+            hint="Build on a machine of that CPU (GitHub: runs-on: ubuntu-24.04-arm for ARM64), or register "
+            "QEMU's handlers (docker/setup-qemu-action; Debian: qemu-user-static).",
+        )
 
 
 def local_tag(settings: Settings, version: str) -> str:
@@ -135,6 +188,7 @@ def build_image(
             f"{dockerfile} does not exist",
             hint="Point image.context and image.dockerfile at the model server.",
         )
+    check_architecture(settings.image.architecture)
     tag = local_tag(settings, version)
     echo(f"building {tag} with {builder.name} from {context}")
     args = {"MODEL_VERSION": version, **dict(settings.image.build_args), **(build_args or {})}

@@ -38,6 +38,9 @@ from troposphere.ecs import (
 from troposphere.ecs import (
     LoadBalancer as ServiceLoadBalancer,
 )
+from troposphere.ecs import (
+    Secret as ContainerSecret,
+)
 from troposphere.elasticloadbalancingv2 import (
     Action,
     Certificate,
@@ -109,7 +112,7 @@ def build_service(settings: Settings, environment: str) -> Template:
         )
     )
     execution_role, task_role = add_task_roles(
-        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn")
+        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn"), env
     )
     alb_sg, task_sg = _add_security_groups(t, env, network)
     task = t.add_resource(
@@ -120,7 +123,7 @@ def build_service(settings: Settings, environment: str) -> Template:
             Memory=str(s.memory),
             NetworkMode="awsvpc",
             RequiresCompatibilities=["FARGATE"],
-            RuntimePlatform=RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture="X86_64"),
+            RuntimePlatform=RuntimePlatform(OperatingSystemFamily="LINUX", CpuArchitecture=settings.image.architecture),
             ExecutionRoleArn=GetAtt(execution_role, "Arn"),
             TaskRoleArn=GetAtt(task_role, "Arn"),
             ContainerDefinitions=[
@@ -130,7 +133,9 @@ def build_service(settings: Settings, environment: str) -> Template:
                     Essential=True,
                     PortMappings=[PortMapping(ContainerPort=s.container_port, Protocol="tcp")],
                     Environment=_container_environment(env, Ref(version)),
-                    ReadonlyRootFilesystem=True,
+                    **_secrets(env),
+                    # ECS Exec's SSM agent writes its files into the container: it cannot run on a read-only root.
+                    ReadonlyRootFilesystem=not s.execute_command,
                     StopTimeout=s.stop_timeout,
                     LogConfiguration=LogConfiguration(
                         LogDriver="awslogs",
@@ -217,6 +222,7 @@ def build_service(settings: Settings, environment: str) -> Template:
             DeploymentConfiguration=deployment,
             PropagateTags="SERVICE",
             EnableECSManagedTags=True,
+            **({"EnableExecuteCommand": True} if s.execute_command else {}),
             DependsOn=[listener.title for listener in listeners] + ["ClusterCapacityProviders"],
         )
     )
@@ -250,6 +256,13 @@ def _container_environment(env: Environment, version: Any) -> list[ContainerEnvi
     values["PORT"] = str(env.service.container_port)
     pairs = [ContainerEnvironment(Name=k, Value=v) for k, v in sorted(values.items())]
     return pairs + [ContainerEnvironment(Name="MODEL_VERSION", Value=version)]
+
+
+def _secrets(env: Environment) -> dict[str, Any]:
+    """Secrets ECS reads into the container's environment at task start (the execution role may read them)."""
+    if not env.secrets:
+        return {}
+    return {"Secrets": [ContainerSecret(Name=s.name, ValueFrom=s.value_from) for s in env.secrets]}
 
 
 def _add_security_groups(t: Template, env: Environment, network: NetworkRefs) -> tuple[SecurityGroup, SecurityGroup]:

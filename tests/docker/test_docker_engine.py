@@ -123,3 +123,14 @@ def test_the_docker_run_check_refuses_an_image_that_exits(project: Project, scra
     with pytest.raises(BuildError, match=r"exited with code 3 before becoming healthy.*model failed to load"):
         check_image(project.settings, image, lambda _l: None, runtime="docker", timeout=10)
     assert docker("ps", "--all", "--quiet").stdout == ""
+
+
+@pytest.mark.parametrize(("platform", "architecture"), [("linux/amd64", "amd64"), ("linux/arm64", "arm64")])
+def test_buildx_builds_for_the_settings_platform(
+    docker_engine: DockerEngine, tmp_path: Path, platform: str, architecture: str
+) -> None:
+    """image.architecture reaches Buildx as --platform; FROM scratch runs nothing, so either CPU builds here."""
+    (tmp_path / "Containerfile").write_text("FROM scratch\nCOPY Containerfile /Containerfile\n")
+    tag = f"localhost/platform-{architecture}:1"
+    BuildxBuilder(platform=platform).build(tmp_path, tmp_path / "Containerfile", tag, {}, lambda _line: None)
+    assert docker("image", "inspect", "--format", "{{.Architecture}}", tag).stdout.strip() == architecture
