@@ -32,6 +32,7 @@ lock: $(STAMP)
 	$(UV_COMPILE) pyproject.toml -o requirements/runtime.lock
 	$(UV_COMPILE) pyproject.toml --extra dev --constraint requirements/runtime.lock -o requirements/dev.lock
 	$(UV_COMPILE) requirements/build.in -o requirements/build.lock
+	$(UV_COMPILE) requirements/publish.in --constraint requirements/dev.lock -o requirements/publish.lock
 	$(UV_COMPILE) pyproject.toml --extra lint --constraint requirements/runtime.lock -o pipeline/locks/workflows.lock
 
 # checkov pins its own dependency tree, so it lives in a venv of its own.

@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SCRIPTS = (
     ("synth", "synthesis of every stack (goal: `pipeline synth --check` under 0.5 s)"),
+    ("package", "the wheel in a fresh venv: size, `import pipeline.cli`, `pipeline --help` (goal: under 0.5 s)"),
     ("ground_start", "local ground start and stop (goal: under 3 s)"),
     ("rollout_model", "modeled AWS rollout from the templates (goal: at most 90 s)"),
     ("strategies", "modeled AWS release and rollback per strategy (goal: rollback by traffic shift at most 10 s)"),

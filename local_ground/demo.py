@@ -1,45 +1,171 @@
-"""`pipeline demo`: the whole product on this machine, with no AWS account and no GitHub.
+"""`pipeline demo` (`make demo`): the whole product on this machine, with no AWS account and no GitHub.
 
-Starts the local AWS (running tasks for real behind a local load balancer), the registry behind ECR
-and a local GitHub; bootstraps the stacks; releases v1.0.0 and v1.1.0 of the example iris model;
-releases v1.2.0, whose model passes the pre-push check but fails in staging (the environment pins the
-feature order the model was not trained on), so its tasks fail their health checks and the release
-is rolled back automatically; then rolls back to v1.0.0 on request, and prints the history, what
-runs, and the time each phase took. Everything it starts stops when it ends.
+A thin script over `pipeline local`: it makes a scratch model repository (a copy of this project
+building on the local Debian Python base, its versions tagged v1.0.0, v1.1.0 and v1.2.0), then runs
+`pipeline local exec -- python -m local_ground.demo` in it (the same session `pipeline local` starts
+for users: local AWS running tasks for real behind a local load balancer, the registry behind ECR, a
+local GitHub that knows the tags). Inside, the demo runs the commands users run: `pipeline bootstrap`;
+`pipeline release vX --env staging` for v1.0.0 and v1.1.0; v1.2.0, whose model passes the pre-push
+check but fails in staging (the environment pins the feature order the model was not trained on), so
+its tasks fail their health checks and the release is rolled back automatically; `pipeline rollback
+1.0.0 --env staging` on request; then `pipeline history` and `pipeline status`, and the time each
+phase took. Exit 0 only when 1.0.0 runs and 1.2.0 was rolled back. Everything it starts stops when it
+ends.
 """
 
 from __future__ import annotations
 
-import os
+import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline import config
-from pipeline.errors import PipelineError, ReleaseFailed
+from pipeline.errors import PipelineError
+from pipeline.report import Phase, ReleaseOutcome, ReleaseReport
 
 Echo = Callable[[str], None]
 ENVIRONMENT = "staging"
-TIME_SCALE = 0.02
+MODEL_DIR = "model-server"
 GOOD_FEATURES = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"
 # v1.2.0 is retrained on another column order: fine on its own, wrong where the order is pinned.
 BAD_FEATURES = "petal_length_cm,petal_width_cm,sepal_length_cm,sepal_width_cm"
 VERSIONS = (("v1.0.0", GOOD_FEATURES), ("v1.1.0", GOOD_FEATURES), ("v1.2.0", BAD_FEATURES))
+PHASES = ("build", "check", "push", "deploy", "roll", "smoke", "record", "rollback")
 
 
-def prepare_project(source: Path, work: Path, echo: Echo) -> config.Settings:
-    """A scratch copy of the project, so the demo changes nothing in the checkout."""
-    settings = config.load(source / "pipeline.toml")
+# --- outside: the scratch repository and `pipeline local exec` -----------------------------------
+
+
+def _git(root: Path, *args: str) -> None:
+    command = ["git", "-C", str(root), "-c", "user.email=demo@localhost", "-c", "user.name=demo", *args]
+    subprocess.run(command, check=True, capture_output=True)
+
+
+def prepare_project(source: Path, work: Path, base_image: str, echo: Echo) -> Path:
+    """A scratch copy of the project as a model repository: its settings build the example model with
+    buildah on `base_image` (a build argument in pipeline.toml, as a user would set it), and its
+    versions are git tags. The demo changes nothing in the checkout."""
+    settings = config.load(source / config.DEFAULT_PATH)
+    work.mkdir(parents=True)
     shutil.copytree(source / "cloudformation", work / "cloudformation")
-    shutil.copytree(source / settings.image.context, work / "model-server")
-    shutil.copy2(source / "pipeline.toml", work / "pipeline.toml")
-    echo(f"project copied to {work}")
-    return replace(settings, root=work, image=replace(settings.image, context="model-server", builder="buildah"))
+    shutil.copytree(source / settings.image.context, work / MODEL_DIR)
+    text = (source / config.DEFAULT_PATH).read_text(encoding="utf-8")
+    for pattern, replacement in (
+        (r"(?m)^context = .*$", f'context = "{MODEL_DIR}"'),
+        (r"(?m)^builder = .*$", f'builder = "buildah"\nbuild_args = {{ BASE_IMAGE = {json.dumps(base_image)} }}'),
+    ):
+        text, count = re.subn(pattern, replacement, text, count=1)
+        if count != 1:
+            raise PipelineError(
+                f"{config.DEFAULT_PATH}: no line matches {pattern}", hint="Keep [image] context/builder."
+            )
+    (work / config.DEFAULT_PATH).write_text(text, encoding="utf-8")
+    config.load(work / config.DEFAULT_PATH)  # valid as written
+    _git(work, "init", "-q", "-b", "main")
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "the iris model server")
+    for tag, _features in VERSIONS:
+        _git(work, "tag", tag)
+    echo(f"project copied to {work} (a git repository tagged {', '.join(t for t, _ in VERSIONS)})")
+    return work
+
+
+def run_demo(root: Path, echo: Echo) -> int:
+    from local_ground import session
+    from local_ground.environ import scoped_environ
+    from local_ground.python_base import ensure_python_base
+
+    for tool in ("buildah", "docker-registry", "git"):
+        if shutil.which(tool) is None:
+            raise PipelineError(f"{tool} is not installed", hint="Run `make setup`.")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pipeline-demo-") as scratch:
+        work = Path(scratch)
+        with scoped_environ({"PIPELINE_BUILDAH_ROOT": str(work / "buildah")}):
+            echo("==> local Python base image (built once with debootstrap, then cached)")
+            base = ensure_python_base(lambda line: echo(f"  {line}"))
+            echo(f"  {base.name} ready ({base.source.value}, {base.seconds:.1f}s)")
+            project = prepare_project(root, work / "project", base.name, echo)
+            echo("==> pipeline local exec -- python -m local_ground.demo: the local AWS, registry and GitHub")
+            code = session.exec_with_ground(
+                project, [sys.executable, "-m", "local_ground.demo"], lambda line: echo(f"  {line}")
+            )
+    echo(f"\ndemo finished in {time.monotonic() - started:.0f}s; everything it started has stopped")
+    return code
+
+
+# --- inside: the commands users run ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ran:
+    code: int
+    output: str  # stdout and stderr, as a terminal shows them
+
+    @property
+    def error(self) -> str:
+        """The CLI's one-line error, if it printed one."""
+        return next((line for line in reversed(self.output.splitlines()) if line.startswith("error: ")), "")
+
+
+def run_command(argv: Sequence[str], echo: Echo, cwd: Path) -> Ran:
+    """Run a `pipeline` command as a user would, its output shown as it comes."""
+    echo(f"$ {' '.join(argv)}")
+    process = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None  # nosec B101 # stdout=PIPE
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        echo(f"  {line.rstrip()}")
+    return Ran(process.wait(), "".join(lines))
+
+
+_TITLE = re.compile(r"^(release|rollback) (\S+) -> (\S+)$")
+_ROW = re.compile(r"^(\S+(?: \S+)?)\s{2,}(.*)$")
+_PHASE = re.compile(r"^(\d+\.\d)s (ok|FAILED)$")
+
+
+def parse_report(output: str) -> ReleaseReport | None:
+    """The last report table (pipeline.report.report_table) a release or rollback printed."""
+    lines = output.splitlines()
+    starts = [i for i, line in enumerate(lines[:-1]) if _TITLE.match(line) and set(lines[i + 1]) == {"-"}]
+    if not starts:
+        return None
+    title = _TITLE.match(lines[starts[-1]])
+    assert title is not None  # nosec B101 # matched above
+    kind, version, environment = title.groups()
+    report = ReleaseReport(kind, environment, version)
+    for line in lines[starts[-1] + 2 :]:
+        row = _ROW.match(line)
+        if row is None:
+            break
+        key, value = row.group(1), row.group(2).strip()
+        if key.startswith("phase "):
+            phase = _PHASE.match(value)
+            if phase is None:
+                break
+            report.phases.append(
+                Phase(key[len("phase ") :], report.seconds, float(phase.group(1)), phase.group(2) == "ok")
+            )
+        elif key == "outcome":
+            report.outcome = ReleaseOutcome(value)
+        elif key in ("digest", "url"):
+            setattr(report, key, "" if value == "-" else value)
+        elif key == "cause":
+            report.cause = value
+        elif key == "now running":
+            report.restored_version = value
+        elif key == "total":
+            break
+    return report
 
 
 def train(model_dir: Path, version: str, features: str, echo: Echo) -> None:
@@ -57,81 +183,69 @@ def train(model_dir: Path, version: str, features: str, echo: Echo) -> None:
     echo(f"  {out.stdout.strip().splitlines()[-1] if out.stdout.strip() else f'trained {version}'}")
 
 
-def run_demo(root: Path, echo: Echo) -> int:
-    from local_ground.environ import scoped_environ
-    from local_ground.ground import LocalGround
-    from local_ground.python_base import ensure_python_base
-    from pipeline.clock import WallClock
-    from pipeline.github import GitHubRecorder
-    from pipeline.report import ReleaseReport
-    from pipeline.steps.build import BuildahBuilder
-    from pipeline.steps.context import Context
-    from pipeline.steps.history import history, status
-    from pipeline.steps.release import release, rollback
-    from pipeline.templates import stack_specs
+def _json(ran: Ran) -> Any:
+    """The JSON document a `--output json` command printed after its notices."""
+    start = min(i for i in (ran.output.find("{"), ran.output.find("[")) if i >= 0)
+    return json.loads(ran.output[start:])
 
-    for tool in ("buildah", "docker-registry"):
-        if shutil.which(tool) is None:
-            raise PipelineError(f"{tool} is not installed", hint="Run `make setup`.")
-    started = time.monotonic()
+
+def run_steps(project: Path, echo: Echo) -> int:
+    """The demo inside `pipeline local exec`: the same commands a user types, in order."""
+
+    def pipeline(*args: str) -> Ran:
+        return run_command(["pipeline", *args], echo, project)
+
+    def must(ran: Ran) -> Ran:
+        if ran.code != 0:
+            raise PipelineError(f"the demo stopped: {ran.error or f'exit {ran.code}'}", hint="Read the output above.")
+        return ran
+
     reports: list[ReleaseReport] = []
-    with tempfile.TemporaryDirectory(prefix="pipeline-demo-") as scratch:
-        work = Path(scratch)
-        with scoped_environ({"PIPELINE_BUILDAH_ROOT": str(work / "buildah")}):
-            echo("==> local Python base image (built once with debootstrap, then cached)")
-            base = ensure_python_base(lambda line: echo(f"  {line}"))
-            echo(f"  {base.name} ready ({base.source.value}, {base.seconds:.1f}s)")
-            settings = prepare_project(root, work / "project", echo)
-            echo("==> starting the local AWS, registry and GitHub")
-            with LocalGround(
-                github_repository=settings.app.github_repository,
-                time_scale=TIME_SCALE,
-                progress=lambda line: echo(f"  {line}"),
-            ) as ground:
-                with scoped_environ(ground.environ()):
-                    assert ground.github is not None  # nosec B101 # narrows the type for mypy; set by the ground's __enter__
-                    for tag, _features in VERSIONS:
-                        ground.github.create_tag(tag)
-                    github = GitHubRecorder.from_environ(os.environ)
-                    ctx = Context(
-                        settings,
-                        WallClock(),
-                        echo,
-                        github=github,
-                        builder=BuildahBuilder,
-                        build_args={"BASE_IMAGE": base.name},
-                        poll=float(os.environ["PIPELINE_POLL_SECONDS"]),
-                    )
-                    echo("==> bootstrap: registry and ci-access stacks")
-                    deployer = ctx.deployer()
-                    for spec in stack_specs(settings):
-                        if spec.environment is None:
-                            deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
-                    for tag, features in VERSIONS:
-                        echo(f"==> release {tag} to {ENVIRONMENT}")
-                        train(settings.root / settings.image.context, tag.lstrip("v"), features, echo)
-                        try:
-                            reports.append(release(ctx, ENVIRONMENT, tag))
-                        except ReleaseFailed as failed:
-                            reports.append(failed.report)
-                            echo(f"  release {tag} failed as the demo intends: {failed.message}")
-                    echo(f"==> rollback of {ENVIRONMENT} to 1.0.0, on request")
-                    reports.append(rollback(ctx, ENVIRONMENT, "1.0.0"))
-                    entries = history(ctx, ENVIRONMENT)
-                    now = status(ctx, ENVIRONMENT)
+    echo("==> bootstrap: registry and ci-access stacks")
+    must(pipeline("bootstrap"))
+    for tag, features in VERSIONS:
+        echo(f"==> release {tag} to {ENVIRONMENT}")
+        train(project / MODEL_DIR, tag.lstrip("v"), features, echo)
+        ran = pipeline("release", tag, "--env", ENVIRONMENT)
+        report = parse_report(ran.output)
+        if report is None:
+            must(ran)  # no report: the release never started
+            raise PipelineError(f"release {tag} printed no report", hint="Read the output above.")
+        reports.append(report)
+        if ran.code != 0:
+            echo(f"  release {tag} failed as the demo intends: {ran.error.removeprefix('error: ')}")
+    echo(f"==> rollback of {ENVIRONMENT} to 1.0.0, on request")
+    rolled = parse_report(must(pipeline("rollback", "1.0.0", "--env", ENVIRONMENT)).output)
+    assert rolled is not None  # nosec B101 # a successful rollback prints its report
+    reports.append(rolled)
+    entries = _json(must(pipeline("history", ENVIRONMENT, "--output", "json")))
+    now = _json(must(pipeline("status", ENVIRONMENT, "--output", "json")))
     echo("")
     echo(f"history of {ENVIRONMENT} (GitHub deployments, newest first)")
     for e in entries:
-        echo(f"  {e.version:<8} {e.state:<10} {e.digest[:19]}...")
+        echo(f"  {e['version']:<8} {e['state']:<10} {e['digest'][:19]}...")
     echo("")
-    echo(f"running now: {now.version} ({now.digest[:19]}...), {now.running}/{now.desired} tasks, {now.url}")
+    echo(
+        f"running now: {now['version']} ({now['digest'][:19]}...), {now['running']}/{now['desired']} tasks, {now['url']}"
+    )
     echo("")
-    phases = ["build", "check", "push", "deploy", "roll", "smoke", "record", "rollback"]
-    echo(f"{'':<20}" + "".join(f"{p:>9}" for p in phases) + f"{'total':>9}  outcome")
+    echo(f"{'':<20}" + "".join(f"{p:>9}" for p in PHASES) + f"{'total':>9}  outcome")
     for r in reports:
         seconds = {p.name: p.seconds for p in r.phases}
-        cells = "".join(f"{seconds[p]:>8.1f}s" if p in seconds else f"{'-':>9}" for p in phases)
+        cells = "".join(f"{seconds[p]:>8.1f}s" if p in seconds else f"{'-':>9}" for p in PHASES)
         echo(f"{r.kind + ' ' + r.version:<20}{cells}{r.seconds:>8.1f}s  {r.outcome.value}")
-    echo(f"\ndemo finished in {time.monotonic() - started:.0f}s; everything it started has stopped")
-    rolled_back = any(r.version == "1.2.0" and r.outcome.value == "rolled back" for r in reports)
-    return 0 if now.version == "1.0.0" and rolled_back else 1
+    rolled_back = any(r.version == "1.2.0" and r.outcome is ReleaseOutcome.ROLLED_BACK for r in reports)
+    return 0 if now["version"] == "1.0.0" and rolled_back else 1
+
+
+def _main() -> int:
+    echo: Echo = lambda line: print(line, flush=True)  # noqa: E731
+    try:
+        return run_steps(Path.cwd(), echo)
+    except PipelineError as error:
+        echo(f"error: {error.message}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -67,7 +67,7 @@ def extra_requirements(extra: str) -> list[Requirement]:
 
 
 def test_every_pin_is_hashed() -> None:
-    for name in ("runtime.lock", "dev.lock", "build.lock"):
+    for name in ("runtime.lock", "dev.lock", "build.lock", "publish.lock"):
         assert pins(name), name
 
 
@@ -87,6 +87,13 @@ def test_the_dev_lock_satisfies_every_extra_and_runs_the_runtime_versions() -> N
 def test_the_build_lock_satisfies_the_build_backend() -> None:
     requires = [Requirement(line) for line in pyproject()["build-system"]["requires"]]
     assert_satisfied(requires, pins("build.lock"), "build.lock")
+
+
+def test_the_publish_lock_is_the_build_frontend_at_the_versions_the_tests_run() -> None:
+    """publish.yml builds the tool with these; the tests build it with dev.lock's (tests/workflows)."""
+    publish, dev = pins("publish.lock"), pins("dev.lock")
+    assert "build" in publish
+    assert {name: dev.get(name) for name in publish} == publish
 
 
 @pytest.mark.parametrize("lock", ["runtime.lock", "dev.lock"])

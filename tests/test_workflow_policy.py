@@ -17,13 +17,17 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 PINNED = re.compile(r"^\s+- uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # (v\d+\.\d+\.\d+)$", re.M)
 # Each SHA was checked against its tag in the action's repository (git rev-parse TAG^{commit}), and its
-# action.yml runs on node24. Update them together (dependabot does).
+# action.yml runs on node24 (pypa/gh-action-pypi-publish is a Docker action: v1.8.14 is the newest tag
+# of its mirror here). Update them together (dependabot does).
 EXPECTED = {
     "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
     "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
     "docker/setup-buildx-action": ("37fe631027851001ddb9b187196cc803df7f5f0e", "v4.3.0"),
     "aws-actions/configure-aws-credentials": ("e6de054238d6b7531b4efff3b6587d9aade6a06c", "v6.2.3"),
     "github/codeql-action/upload-sarif": ("8aad20d150bbac5944a9f9d289da16a4b0d87c1e", "v4.36.2"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "pypa/gh-action-pypi-publish": ("81e9d935c883d0b210363ab89cf05f3894778450", "v1.8.14"),
 }
 # pipeline/steps/release.py: the stack wait allows rollout_timeout + this before giving up.
 STACK_WAIT_MARGIN = 600
@@ -97,3 +101,25 @@ def test_code_scanning_upload_is_guarded_and_allowed() -> None:
 def test_dependabot_watches(ecosystem: str) -> None:
     config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
     assert ecosystem in {u["package-ecosystem"] for u in config["updates"]}
+
+
+def test_publish_gives_the_oidc_token_only_to_the_upload_in_the_pypi_environment() -> None:
+    """Trusted publishing: PyPI trusts (repository, publish.yml, environment pypi). Only the job that
+    uploads can ask for the token, and it runs no code of the repository (it gets the built files)."""
+    publish = workflow("publish.yml")
+    assert publish["permissions"] == {}
+    jobs = publish["jobs"]
+    with_token = {job_id for job_id, job in jobs.items() if job.get("permissions", {}).get("id-token") == "write"}
+    assert with_token == {"publish"}
+    job = jobs["publish"]
+    assert job["permissions"] == {"id-token": "write"}
+    assert job["environment"]["name"] == "pypi" and job["needs"] == "build"
+    assert all("run" not in step for step in job["steps"]), "the job with the token runs only the pinned actions"
+    assert job["steps"][-1]["uses"].startswith("pypa/gh-action-pypi-publish@")
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+
+
+def test_the_tool_and_the_models_have_separate_tag_lines() -> None:
+    """`v*` tags are model versions (release.yml); `tool-v*` tags release the tool itself (publish.yml)."""
+    assert workflow("publish.yml")[True]["push"] == {"tags": ["tool-v*.*.*"]}
+    assert workflow("release.yml")[True]["push"] == {"tags": ["v*.*.*"]}

@@ -269,6 +269,14 @@ def condition(raw: Any, ctx: Contexts, *, job_failed: bool, workspace: Path | No
         return job_failed
     if text == "cancelled()":
         return False
+    if "&&" in text:
+        # `a && b && ...` of supported terms (no status function, no ||, no parentheses), as the lint
+        # workflow `pipeline init` writes uses; every term is evaluated, so each is checked.
+        terms = [term.strip() for term in text.split("&&")]
+        if any(term in STATUS_FUNCTIONS for term in terms):
+            raise WorkflowError(f"unsupported if: {raw!r} (a status function in a conjunction)")
+        values = [bool(evaluate(term, ctx)) for term in terms]
+        return (not job_failed) and all(values)
     return (not job_failed) and bool(evaluate(text, ctx))
 
 

@@ -474,7 +474,7 @@ def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(
     )
     lint_output = templates.step("Lint templates (cfn-lint, checkov) and workflows (zizmor)").output
     assert "cfn-lint: 4 template(s), no findings" in lint_output
-    assert "workflows: 3 file(s)" in lint_output
+    assert "workflows: 4 file(s)" in lint_output
     assert json.loads((workspace / "cfn-lint.sarif").read_text())["runs"], "the SARIF the upload step sends"
     comments = comments_on(ground, number)
     assert len(comments) == 1 and "service-staging.yaml" in comments[0], comments
