@@ -101,7 +101,8 @@ class IdentityEnforcement(Extension):
             return
         resource = requests.resource_of(response, scope.service, action_name, account, region)
         context = {"aws:RequestedRegion": [region], "aws:PrincipalAccount": [principal.account]}
-        decision = principal.decide(action, resource, context)
+        keys = {**context, **requests.condition_keys(response, scope.service, action_name, account, region)}
+        decision = principal.decide(action, resource, keys)
         if decision is not Decision.ALLOW:
             raise access_denied(not_authorized(principal.arn, action, resource, decision), json_protocol=json_protocol)
         passed = requests.role_arn_passed(response, scope.service, action_name)

@@ -11,6 +11,9 @@ from troposphere import Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.kms import Key
 
+from pipeline.config import Settings
+from pipeline.templates import names
+
 
 def checkov_skip(*skips: tuple[str, str]) -> dict[str, Any] | None:
     """Resource metadata that suppresses a checkov check, always with the reason written down."""
@@ -80,12 +83,21 @@ def ecs_tasks_trust() -> PolicyDocument:
     )
 
 
-def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any) -> tuple[Role, Role]:
-    """The execution role pulls this repository's images and writes this log group; the task role has no rights."""
+def role_boundary(settings: Settings, environment: str) -> Sub:
+    """The ARN of the permissions boundary (ci-access stack) every role of ENVIRONMENT's service stack
+    carries: its CloudFormation execution role may create or change roles only with it."""
+    name = names.role_boundary_name(settings, environment)
+    return Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/{name}")
+
+
+def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any, boundary: Any) -> tuple[Role, Role]:
+    """The execution role pulls this repository's images and writes this log group; the task role has no rights.
+    Both carry the stack's permissions boundary."""
     execution = t.add_resource(
         Role(
             "ExecutionRole",
             AssumeRolePolicyDocument=ecs_tasks_trust(),
+            PermissionsBoundary=boundary,
             Policies=[
                 Policy(
                     PolicyName="pull-image-and-write-logs",
@@ -110,5 +122,5 @@ def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any) -> tupl
             ],
         )
     )
-    task = t.add_resource(Role("TaskRole", AssumeRolePolicyDocument=ecs_tasks_trust()))
+    task = t.add_resource(Role("TaskRole", AssumeRolePolicyDocument=ecs_tasks_trust(), PermissionsBoundary=boundary))
     return execution, task

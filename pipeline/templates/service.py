@@ -54,7 +54,7 @@ from troposphere.logs import LogGroup
 from pipeline.config import Environment, Settings
 from pipeline.templates import names
 from pipeline.templates.network import NetworkRefs, add_network
-from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip
+from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip, role_boundary
 from pipeline.templates.traffic import TrafficResources, add_traffic_shift, requests_per_target
 
 CONTAINER = "model"
@@ -85,7 +85,8 @@ def build_service(settings: Settings, environment: str) -> Template:
     )
 
     log_key = add_log_key(t)
-    network = add_network(t, env, GetAtt(log_key, "Arn"))
+    boundary = role_boundary(settings, env.name)
+    network = add_network(t, env, GetAtt(log_key, "Arn"), boundary)
     logs = t.add_resource(
         LogGroup(
             "LogGroup",
@@ -109,7 +110,7 @@ def build_service(settings: Settings, environment: str) -> Template:
         )
     )
     execution_role, task_role = add_task_roles(
-        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn")
+        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn"), boundary
     )
     alb_sg, task_sg = _add_security_groups(t, env, network)
     task = t.add_resource(
