@@ -252,7 +252,12 @@ def history(environment: str, config_path: Path | None, output: str, limit: int)
 @click.argument("environment")
 @CONFIG_OPTION
 @click.option("--version", "version", default=None, help="Preview with this version's image (default: what runs now).")
-def diff(environment: str, config_path: Path | None, version: str | None) -> None:
+@click.option(
+    "--if-deployed",
+    is_flag=True,
+    help="Say so and exit 0 when ENVIRONMENT is not deployed yet (pull request previews).",
+)
+def diff(environment: str, config_path: Path | None, version: str | None, if_deployed: bool) -> None:
     """Show the change set a deploy of ENVIRONMENT would execute, without executing it."""
     from pipeline.steps.push import find_release
     from pipeline.steps.release import running_version
@@ -267,6 +272,9 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
         params = {"ImageUri": image.image_uri, "Version": image.version}
     elif current:
         params = {"ImageUri": current.image_uri, "Version": current.version}
+    elif if_deployed:
+        click.echo(f"{env.name} is not deployed yet: nothing to preview")
+        return
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))

@@ -182,10 +182,50 @@ jobs:
 """
 
 
+_SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def _preview_job(settings: Settings) -> str:
+    """Pull requests from this repository preview each environment's change set with the pull-request
+    role (create, describe, delete; it cannot execute); forks get no AWS role and a notice instead."""
+    guard = f"        if: {_SAME_REPOSITORY}\n"
+    previews = "".join(
+        f"""      - name: Preview the change set ({name})
+{guard}        run: pipeline diff {name} --if-deployed
+"""
+        for name in settings.environment_names
+    )
+    return f"""
+  preview:
+    name: change-set preview
+    if: github.event_name == 'pull_request'
+    runs-on: ubuntu-24.04
+    timeout-minutes: 20
+    permissions:
+      contents: read # check out the pull request's templates
+      id-token: write # assume the pull-request role through OIDC (previews only: it cannot execute)
+    steps:
+      - name: Pull requests from forks get no AWS role
+        if: github.event.pull_request.head.repo.full_name != github.repository
+        run: echo "::notice title=change-set preview::skipped, a pull request from a fork gets no AWS role"
+      - uses: {uses("actions/checkout")}
+{guard}        with:
+          persist-credentials: false
+      - uses: {uses("actions/setup-python")}
+{guard}        with:
+          python-version: "3.11"
+{_INSTALL.replace("        run: |", guard + "        run: |")}      - uses: {uses("aws-actions/configure-aws-credentials")}
+{guard}        with:
+          role-to-assume: ${{{{ vars.AWS_PULL_REQUEST_ROLE_ARN }}}}
+          aws-region: ${{{{ vars.AWS_REGION }}}}
+{previews}"""
+
+
 def lint_yml(settings: Settings) -> str:
     return f"""# Written by `pipeline init` (ecs-model-pipeline {__version__}). Pull requests and the default branch:
 # templates re-synthesized and compared, cfn-lint (SARIF to code scanning), checkov, workflow lint, and
-# on pull requests a comment listing the template changes.
+# on pull requests a comment listing the template changes and a change-set preview per environment
+# with the pull-request role (vars.AWS_PULL_REQUEST_ROLE_ARN; it cannot execute a change set).
 name: lint
 
 on:
@@ -241,7 +281,7 @@ jobs:
         env:
           BASE_REF: ${{{{ github.base_ref }}}}
           GITHUB_TOKEN: ${{{{ github.token }}}}
-"""
+""" + _preview_job(settings)
 
 
 def workflow_files(settings: Settings) -> dict[str, str]:

@@ -9,6 +9,9 @@ and the stack rolls back. Here the check runs as moto parses each resource (``ch
 inside the request that executes the change set; a failed CREATE rolls back to ROLLBACK_COMPLETE
 (``fail_create``); a failed UPDATE goes through failed_stack_update_rolls_back.
 
+The role handler's CreateRole, PutRolePolicy, AttachRolePolicy... carry `iam:PermissionsBoundary`
+(the boundary the role is given, or has), so an execution role allowed them only with a boundary
+refuses a role without it.
 Not covered: a rollback that finishes later on another thread (after an ECS deployment's outcome) is
 not checked; iam:PassRole is checked for the role properties the pipeline's templates pass.
 """
@@ -26,7 +29,7 @@ from moto.utilities.utils import get_partition
 from pipeline.templates import permissions
 
 from .errors import not_authorized
-from .identity import Principal
+from .identity import Principal, role_boundary
 from .policy import Decision
 
 SESSION = "AWSCloudFormation"
@@ -69,9 +72,18 @@ def _handler_actions(resource_type: str, operation: str) -> set[str]:
         return set(permissions.schema_handler_permissions(resource_type)[operation])
 
 
-def _writes_first(action: str) -> tuple[bool, str]:
-    """The handler's point is its write: report that one when several are missing."""
-    return action.split(":", 1)[1].startswith(("Get", "List", "Describe")), action
+_VERB = {"create": "Create", "update": "Update", "delete": "Delete"}
+
+
+def _writes_first(operation: str) -> Any:
+    """The handler's point is its write, the operation's own first (CreateRole before AttachRolePolicy):
+    report that one when several are missing."""
+
+    def key(action: str) -> tuple[bool, bool, str]:
+        name = action.split(":", 1)[1]
+        return name.startswith(("Get", "List", "Describe")), not name.startswith(_VERB.get(operation, "-")), action
+
+    return key
 
 
 def _roles_of(properties: dict[str, Any], account: str, region: str) -> list[str]:
@@ -94,6 +106,12 @@ def _resource_arn(action: str, resource_type: str, name: str, account: str, regi
     return "*"
 
 
+def _boundary_key(properties: dict[str, Any], account: str, region: str, role_name: str) -> dict[str, list[str]]:
+    """iam:PermissionsBoundary: the boundary the role is given (create, update), else the one it has (delete)."""
+    boundary = properties.get("PermissionsBoundary") if properties else role_boundary(account, region, role_name)
+    return {"iam:PermissionsBoundary": [str(boundary)]} if boundary else {}
+
+
 def check_resource(
     operation: str, logical_id: str, resource_type: str, name: str, properties: dict[str, Any], region: str
 ) -> None:
@@ -103,7 +121,7 @@ def check_resource(
         return
     account = principal.account
     context = {"aws:RequestedRegion": [region], "aws:CalledVia": ["cloudformation.amazonaws.com"]}
-    for action in sorted(_handler_actions(resource_type, operation), key=_writes_first):
+    for action in sorted(_handler_actions(resource_type, operation), key=_writes_first(operation)):
         if action.startswith("iam:") and ("Group" in action or "User" in action):
             continue  # on the groups and users a resource names: the pipeline's templates name none
         if action.startswith("iam:") and action != "iam:CreateServiceLinkedRole" and resource_type != "AWS::IAM::Role":
@@ -116,7 +134,10 @@ def check_resource(
                     raise HandlerDenied(logical_id, not_authorized(principal.arn, action, role, decision))
             continue
         resource = _resource_arn(action, resource_type, name, account, region)
-        decision = principal.decide(action, resource, context)
+        keys = dict(context)
+        if resource_type == "AWS::IAM::Role" and action in permissions.BOUNDARY_CONDITIONED_ACTIONS:
+            keys.update(_boundary_key(properties, account, region, name))
+        decision = principal.decide(action, resource, keys)
         if decision is not Decision.ALLOW:
             raise HandlerDenied(logical_id, not_authorized(principal.arn, action, resource, decision))
 

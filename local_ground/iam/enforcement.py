@@ -13,7 +13,9 @@ policies go unchecked), so this extension replaces its authorization step in fro
 - iam:PassRole for a RoleARN handed to CloudFormation (which must also exist and trust it);
 - sts:AssumeRole against the role's trust policy; sts:AssumeRoleWithWebIdentity by web_identity.py;
 - CloudFormation acting as the change set's RoleARN (else the stack's, else the caller) with the
-  handlers' permissions (cloudformation.py).
+  handlers' permissions (cloudformation.py);
+- an ECS task's execution role pulling its image and writing its log stream before the task starts
+  (execution_role.py; the real tasks of local_ground.tasks run the check while enforcement is on).
 sts:GetCallerIdentity is always allowed, as on AWS.
 """
 
@@ -51,6 +53,24 @@ class IdentityEnforcement(Extension):
         self.operator_keys = set(operator_keys)
         self.issuer_hosts: dict[str, str] = dict(issuer_hosts or {})  # issuer host -> local base URL
         self.enabled = True  # tests may switch enforcement off and on around a call
+        self._task_check: Any = None
+
+    def install(self) -> None:
+        from local_ground.tasks.runtime import add_start_check
+
+        from .execution_role import start_check
+
+        super().install()
+        self._task_check = start_check(lambda: self.enabled)
+        add_start_check(self._task_check)
+
+    def uninstall(self) -> None:
+        from local_ground.tasks.runtime import remove_start_check
+
+        if self._task_check is not None:
+            remove_start_check(self._task_check)
+            self._task_check = None
+        super().uninstall()
 
     # --- the HTTP side ------------------------------------------------------------------------
 
@@ -81,7 +101,8 @@ class IdentityEnforcement(Extension):
             return
         resource = requests.resource_of(response, scope.service, action_name, account, region)
         context = {"aws:RequestedRegion": [region], "aws:PrincipalAccount": [principal.account]}
-        decision = principal.decide(action, resource, context)
+        keys = {**context, **requests.condition_keys(response, scope.service, action_name, account, region)}
+        decision = principal.decide(action, resource, keys)
         if decision is not Decision.ALLOW:
             raise access_denied(not_authorized(principal.arn, action, resource, decision), json_protocol=json_protocol)
         passed = requests.role_arn_passed(response, scope.service, action_name)

@@ -34,11 +34,11 @@ class Refusal(HTTPException):
 
 def not_authorized(principal_arn: str, action: str, resource: str, decision: Decision) -> str:
     """AWS's AccessDenied message, saying why as AWS does since 2021."""
-    why = (
-        "with an explicit deny in an identity-based policy"
-        if decision is Decision.EXPLICIT_DENY
-        else f"because no identity-based policy allows the {action} action"
-    )
+    why = {
+        Decision.EXPLICIT_DENY: "with an explicit deny in an identity-based policy",
+        Decision.BOUNDARY_EXPLICIT_DENY: "with an explicit deny in a permissions boundary",
+        Decision.BOUNDARY_IMPLICIT_DENY: f"because no permissions boundary allows the {action} action",
+    }.get(decision, f"because no identity-based policy allows the {action} action")
     return f"User: {principal_arn} is not authorized to perform: {action} on resource: {resource} {why}"
 
 

@@ -24,11 +24,23 @@ class Principal:
     account: str
     policies: tuple[Any, ...]
     admin: bool = False
+    boundary: tuple[Any, ...] | None = None  # the permissions boundary's policy, when the role has one
 
     def decide(self, action: str, resource: str, context: dict[str, list[str]]) -> Decision:
+        """AWS's evaluation logic for one account: an explicit deny anywhere wins; the identity's
+        policies must allow, and so must its permissions boundary when it has one."""
         if self.admin:
             return Decision.ALLOW
-        return evaluate(self.policies, Request(action, resource, context))
+        request = Request(action, resource, context)
+        decision = evaluate(self.policies, request)
+        if self.boundary is None or decision is Decision.EXPLICIT_DENY:
+            return decision
+        bounded = evaluate(self.boundary, request)
+        if bounded is Decision.EXPLICIT_DENY:
+            return Decision.BOUNDARY_EXPLICIT_DENY
+        if decision is not Decision.ALLOW:
+            return decision
+        return Decision.ALLOW if bounded is Decision.ALLOW else Decision.BOUNDARY_IMPLICIT_DENY
 
 
 def _documents(owner: Any) -> list[Any]:
@@ -41,6 +53,26 @@ def _documents(owner: Any) -> list[Any]:
     return documents
 
 
+def role_boundary(account: str, region: str, role_name: str) -> str | None:
+    """The ARN of the permissions boundary a role carries (None: no such role, or none set)."""
+    try:
+        role = iam_backends[account][get_partition(region)].get_role(role_name)
+    except Exception:  # noqa: BLE001 - moto's NoSuchEntity: the role does not exist
+        return None
+    return getattr(role, "permissions_boundary_arn", None) or None
+
+
+def _boundary_documents(account: str, region: str, boundary_arn: str | None) -> tuple[Any, ...] | None:
+    if not boundary_arn:
+        return None
+    try:
+        policy = iam_backends[account][get_partition(region)].get_policy(boundary_arn)
+    except Exception:  # noqa: BLE001 - not there: AWS refuses such a boundary at CreateRole, not modelled here
+        return None
+    default = next((v for v in policy.versions if v.is_default), None)
+    return (as_document(default.document),) if default is not None else None
+
+
 def role_principal(role_arn: str, session: str, region: str) -> Principal | None:
     """A session of ROLE_ARN (CloudFormation acting as its RoleARN names the session AWSCloudFormation)."""
     account = role_arn.split(":")[4]
@@ -51,7 +83,10 @@ def role_principal(role_arn: str, session: str, region: str) -> Principal | None
         return None
     partition = get_partition(region)
     return Principal(
-        f"arn:{partition}:sts::{account}:assumed-role/{role.name}/{session}", account, tuple(_documents(role))
+        f"arn:{partition}:sts::{account}:assumed-role/{role.name}/{session}",
+        account,
+        tuple(_documents(role)),
+        boundary=_boundary_documents(account, region, getattr(role, "permissions_boundary_arn", None)),
     )
 
 

@@ -10,7 +10,8 @@
   A key missing from the request context fails the operator, except `...IfExists` (holds), the
   negated operators (StringNotEquals, StringNotLike, ArnNotEquals, ArnNotLike, NumericNotEquals: hold)
   and `Null`. `ForAnyValue:` / `ForAllValues:` qualify multivalued keys.
-Not modelled (the pipeline's policies use none): permissions boundaries, SCPs, session policies,
+A role's permissions boundary is a second set of policies that must also allow (identity.Principal).
+Not modelled (the pipeline's policies use none): SCPs, session policies,
 resource-based policies other than trust policies, policy variables, Date and IpAddress operators.
 """
 
@@ -31,6 +32,9 @@ class Decision(Enum):
     ALLOW = "allow"
     EXPLICIT_DENY = "explicit deny"
     IMPLICIT_DENY = "implicit deny"
+    # The identity's policies allow it, its permissions boundary does not (identity.Principal.decide).
+    BOUNDARY_EXPLICIT_DENY = "explicit deny in a permissions boundary"
+    BOUNDARY_IMPLICIT_DENY = "implicit deny by a permissions boundary"
 
 
 @dataclass(frozen=True)

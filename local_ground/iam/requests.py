@@ -94,3 +94,30 @@ def role_arn_passed(response: Any, service: str, action: str) -> str | None:
     if service == "cloudformation" and action in ("CreateChangeSet", "CreateStack", "UpdateStack"):
         return _param(response, "RoleARN")
     return None
+
+
+# IAM actions whose iam:PermissionsBoundary key is the boundary in the request; for the others in
+# BOUNDARY_KEYED it is the boundary the role already has (Service Authorization Reference, IAM).
+_BOUNDARY_IN_REQUEST = ("CreateRole", "PutRolePermissionsBoundary")
+BOUNDARY_KEYED = (
+    *_BOUNDARY_IN_REQUEST,
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "DeleteRolePermissionsBoundary",
+)
+
+
+def condition_keys(response: Any, service: str, action: str, account: str, region: str) -> dict[str, list[str]]:
+    """The request's own condition keys beyond the global ones (only those the pipeline's policies use)."""
+    if service != "iam" or action not in BOUNDARY_KEYED:
+        return {}
+    from .identity import role_boundary
+
+    if action in _BOUNDARY_IN_REQUEST:
+        boundary = _param(response, "PermissionsBoundary")
+    else:
+        role = _param(response, "RoleName")
+        boundary = role_boundary(account, region, role) if role else None
+    return {"iam:PermissionsBoundary": [boundary]} if boundary else {}

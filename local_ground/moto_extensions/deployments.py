@@ -128,6 +128,8 @@ class ServiceDeployments:
         self.deployments: list[Deployment] = []
         self.last_completed: Deployment | None = None
         self._listeners: dict[str, list[OutcomeListener]] = {}
+        self._outcomes: dict[str, Deployment] = {}  # deployment id -> the deployment, once COMPLETED or FAILED
+        self._listening = threading.Lock()
 
     @property
     def primary(self) -> Deployment:
@@ -240,15 +242,26 @@ class ServiceDeployments:
         return deployment
 
     def on_outcome(self, deployment_id: str, listener: OutcomeListener) -> None:
-        """Call ``listener`` once when that deployment COMPLETES or FAILS."""
-        self._listeners.setdefault(deployment_id, []).append(listener)
+        """Call ``listener`` once when that deployment COMPLETES or FAILS, at once when it already has.
+
+        The scheduler runs on its own thread: a deployment whose tasks fail at once (an execution
+        role that may not pull) can fail before the stack update that started it asks to hear of it."""
+        with self._listening:
+            known = self._outcomes.get(deployment_id)
+            if known is None:
+                self._listeners.setdefault(deployment_id, []).append(listener)
+        if known is not None:
+            listener(self, known)
 
     def add_event(self, message: str) -> None:
         event = {"id": str(mock_random.uuid4()), "createdAt": _now(), "message": message}
         self.service.events.insert(0, event)  # newest first, as AWS lists them
 
     def _notify(self, deployment: Deployment) -> None:
-        for listener in self._listeners.pop(deployment.id, []):
+        with self._listening:
+            self._outcomes[deployment.id] = deployment
+            listeners = self._listeners.pop(deployment.id, [])
+        for listener in listeners:
             listener(self, deployment)
 
     def _render(self) -> None:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from .containers import ProcessRegistry
 from .targets import TargetGroups
@@ -15,6 +15,31 @@ from .timescale import TimeScale
 
 # An ECR image URI: ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY(:TAG|@DIGEST)
 _ECR = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/(?P<rest>.+)$")
+
+
+# Checks a task must pass before its containers start: (task definition, task id, account, region) ->
+# the stopped reason when it may not start, else None. The identity enforcement adds the execution
+# role's (local_ground.iam.execution_role) while installed.
+StartCheck = Callable[[Any, str, str, str], "str | None"]
+_start_checks: list[StartCheck] = []
+
+
+def add_start_check(check: StartCheck) -> None:
+    _start_checks.append(check)
+
+
+def remove_start_check(check: StartCheck) -> None:
+    if check in _start_checks:
+        _start_checks.remove(check)
+
+
+def ecr_repository(image: str) -> tuple[str, str, str] | None:
+    """(account, region, repository name) of an ECR image URI; None for any other image."""
+    match = _ECR.match(image)
+    if match is None:
+        return None
+    name = match["rest"].split("@", 1)[0].split(":", 1)[0]
+    return match["account"], match["region"], name
 
 
 class RegistryFront(Protocol):
@@ -51,6 +76,14 @@ class Runtime:
     region: str
     # Whether IAM is enforced now (the ground's identity switch): secrets are then read as the execution role.
     identity_enforced: Callable[[], bool] = field(default_factory=lambda: _never)
+
+    def start_refusal(self, task_definition: Any, task_id: str) -> str | None:
+        """Why ECS would stop this task before its containers start (the first check that says so)."""
+        for check in list(_start_checks):
+            reason = check(task_definition, task_id, self.account_id, self.region)
+            if reason:
+                return reason
+        return None
 
     def pull_of(self, image: str) -> Pull:
         """An ECR URI of this account and region is pulled through the bridge (plain HTTP, ECR login);

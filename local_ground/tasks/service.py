@@ -91,6 +91,9 @@ class ServiceController:
 
     def _tick(self) -> None:
         model = self.model
+        for task in self.tasks:
+            if task.failed_to_launch:  # counted before it is dropped: it is STOPPED already
+                self._count_failure(task)
         self.tasks = [t for t in self.tasks if t.phase is not Phase.STOPPED]
         if getattr(model.service, "status", "ACTIVE") != "ACTIVE" or not model.deployments:
             for task in self.tasks:

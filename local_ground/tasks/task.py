@@ -92,6 +92,7 @@ class RunningTask:
         self.runtime, self.record = runtime, record
         self.deployment_id = deployment_id
         self.task_definition = task_definition.arn
+        self._definition = task_definition
         self.load_balancer = load_balancer
         self._on_change, self._on_event = on_change, on_event
         self.phase = Phase.LAUNCHING
@@ -151,6 +152,9 @@ class RunningTask:
 
     def _launch(self) -> None:
         try:
+            refusal = self.runtime.start_refusal(self._definition, self.id)
+            if refusal:
+                raise ContainerError(refusal)
             if self._pull_errors:
                 raise ContainerError(self._pull_errors[0])
             self._check_architecture()

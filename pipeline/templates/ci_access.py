@@ -7,6 +7,10 @@ Workflows never hold AWS keys. Per environment:
   resource provider schemas' handlers need for that template (permissions.py), IAM rights only on
   that stack's own roles and never on these CI roles.
 A pull-request role previews change sets on the service stacks and cannot execute them.
+Every role a service stack makes carries that environment's permissions boundary (a managed policy
+here: pulling the one repository, writing the stack's log groups): the execution role may create a
+role, or write or attach a role's policies, only with that boundary on it (`iam:PermissionsBoundary`),
+and may never remove it, so nothing the service template declares can reach beyond the boundary.
 All roles here are named `APP-ci-*` so the engine knows their ARNs (names.py) and the execution
 roles can be denied them.
 """
@@ -27,11 +31,16 @@ from awacs.aws import (
 )
 from awacs.sts import AssumeRole, AssumeRoleWithWebIdentity
 from troposphere import Equals, GetAtt, If, ImportValue, Output, Parameter, Ref, Sub, Template
-from troposphere.iam import OIDCProvider, Policy, Role
+from troposphere.iam import ManagedPolicy, OIDCProvider, Policy, Role
 
 from pipeline.config import Settings
 from pipeline.templates import names, permissions
-from pipeline.templates.security import checkov_skip
+from pipeline.templates.security import (
+    checkov_skip,
+    exec_channel_statements,
+    secret_read_statements,
+    task_policy_statements,
+)
 
 OIDC_HOST = "token.actions.githubusercontent.com"
 AUDIENCE = "sts.amazonaws.com"
@@ -73,13 +82,15 @@ def build_ci_access(settings: Settings) -> Template:
     executions: list[Role] = []
     for env in settings.environment_names:
         suffix = names.logical_suffix(env)
-        execution = t.add_resource(_execution_role(settings, env))
+        boundary = t.add_resource(_role_boundary(settings, env, repository))
+        execution = t.add_resource(_execution_role(settings, env, boundary))
         executions.append(execution)
         deploy = t.add_resource(_deploy_role(settings, env, provider_arn, execution, repository))
         t.add_output(
             [
                 Output(f"DeployRoleArn{suffix}", Value=GetAtt(deploy, "Arn")),
                 Output(f"ExecutionRoleArn{suffix}", Value=GetAtt(execution, "Arn")),
+                Output(f"RoleBoundaryArn{suffix}", Value=Ref(boundary)),
             ]
         )
     pull_request = t.add_resource(_pull_request_role(settings, provider_arn, executions, repository))
@@ -92,12 +103,66 @@ def build_ci_access(settings: Settings) -> Template:
     return t
 
 
-def _execution_role(settings: Settings, env: str) -> Role:
+def _role_boundary(settings: Settings, env: str, repository: object) -> ManagedPolicy:
+    """The most any role of ENV's service stack may do: pull the repository's images, write the stack's logs,
+    and what the settings grant the service (its task_policy Allows, its secrets, ECS Exec's channels)."""
+    stack = names.service_stack(settings, env)
+    environment = settings.environment(env)
+    log_groups = [
+        Sub(
+            f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:/ecs/{settings.app.name}-{env}:*"
+        ),
+        Sub(f"arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:{stack}-*"),  # flow logs
+    ]
+    return ManagedPolicy(
+        f"RoleBoundary{names.logical_suffix(env)}",
+        ManagedPolicyName=names.role_boundary_name(settings, env),
+        Description=f"Permissions boundary of every role {stack} creates",
+        PolicyDocument=PolicyDocument(
+            Version="2012-10-17",
+            Statement=[
+                # GetAuthorizationToken is account-wide: it has no resource to scope to.
+                Statement(
+                    Sid="RegistryLogin", Effect=Allow, Action=_actions(["ecr:GetAuthorizationToken"]), Resource=["*"]
+                ),
+                Statement(
+                    Sid="PullTheModelImages",
+                    Effect=Allow,
+                    Action=_actions(
+                        ["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"]
+                    ),
+                    Resource=[repository],
+                ),
+                Statement(
+                    Sid="WriteTheStacksLogs",
+                    Effect=Allow,
+                    Action=_actions(
+                        [
+                            "logs:CreateLogStream",
+                            "logs:PutLogEvents",
+                            "logs:DescribeLogGroups",
+                            "logs:DescribeLogStreams",
+                        ]
+                    ),
+                    Resource=log_groups,
+                ),
+                # What pipeline.toml grants the service itself (task_policy, secrets, ECS Exec): a new
+                # grant there takes `pipeline bootstrap` (this stack) before the release that uses it.
+                *secret_read_statements(environment),
+                *task_policy_statements(environment, allows_only=True),
+                *exec_channel_statements(environment),
+            ],
+        ),
+    )
+
+
+def _execution_role(settings: Settings, env: str, boundary: ManagedPolicy) -> Role:
     """What CloudFormation acts as on ENV's service stack: the handlers' permissions for that template."""
     from pipeline.templates.service import build_service
 
     needed = permissions.template_actions(build_service(settings, env).to_dict())
     role_actions = sorted(a for a in needed if a.startswith("iam:") and a not in SERVICE_LINKED)
+    bounded = set(permissions.BOUNDARY_CONDITIONED_ACTIONS)
     other = sorted(a for a in needed if not a.startswith("iam:"))
     stack_roles = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{names.service_stack(settings, env)}-*")
     ci_roles = Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{names.ci_role_prefix(settings)}*")
@@ -106,8 +171,15 @@ def _execution_role(settings: Settings, env: str) -> Role:
         Statement(
             Sid="TheStacksOwnRoles",
             Effect=Allow,
-            Action=_actions(a for a in role_actions if a != "iam:PassRole"),
+            Action=_actions(a for a in role_actions if a != "iam:PassRole" and a not in bounded),
             Resource=[stack_roles],
+        ),
+        Statement(
+            Sid="TheStacksOwnRolesOnlyWithTheirBoundary",
+            Effect=Allow,
+            Action=_actions(a for a in role_actions if a in bounded),
+            Resource=[stack_roles],
+            Condition=Condition(StringEquals("iam:PermissionsBoundary", Ref(boundary))),
         ),
         Statement(
             Sid="HandTheStacksRolesToTheirServices",
@@ -122,10 +194,16 @@ def _execution_role(settings: Settings, env: str) -> Role:
             Action=_actions(role_actions),
             Resource=[ci_roles],
         ),
+        Statement(
+            Sid="NeverWithoutTheBoundary",
+            Effect=Deny,
+            Action=_actions(["iam:DeleteRolePermissionsBoundary"]),
+            Resource=["*"],
+        ),
     ]
     if needed & SERVICE_LINKED:
         statements.insert(
-            3,
+            4,
             Statement(
                 Sid="ServiceLinkedRoles",
                 Effect=Allow,
@@ -159,7 +237,7 @@ def _execution_role(settings: Settings, env: str) -> Role:
             ("CKV_AWS_111", reason),
             ("CKV_AWS_107", "Only CloudFormation can assume this role."),
             ("CKV_AWS_108", "Only CloudFormation can assume this role."),
-            ("CKV_AWS_110", "IAM rights are limited to this stack's own role names; the CI roles are denied."),
+            ("CKV_AWS_110", "IAM rights are limited to this stack's own role names, each carrying the boundary."),
         ),
     )
 

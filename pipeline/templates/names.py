@@ -67,6 +67,12 @@ def execution_role_arn(settings: Settings, environment: str) -> str:
     return role_arn(settings, execution_role_name(settings, environment))
 
 
+def role_boundary_name(settings: Settings, environment: str) -> str:
+    """The managed policy (ci-access stack) every role of ENVIRONMENT's service stack carries as its
+    permissions boundary: the execution role may create or change a role only with it."""
+    return f"{ci_role_prefix(settings)}boundary-{environment}"
+
+
 def deploy_role_arn(settings: Settings, environment: str) -> str:
     return role_arn(settings, deploy_role_name(settings, environment))
 

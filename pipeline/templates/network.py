@@ -37,14 +37,14 @@ class NetworkRefs:
     private_subnets: list[Any]
 
 
-def add_network(t: Template, env: Environment, log_key: Any) -> NetworkRefs:
+def add_network(t: Template, env: Environment, log_key: Any, boundary: Any) -> NetworkRefs:
     if not env.network.creates_vpc:
         n = env.network
         return NetworkRefs(n.vpc_id, list(n.public_subnet_ids), list(n.private_subnet_ids))
-    return _create_vpc(t, env, log_key)
+    return _create_vpc(t, env, log_key, boundary)
 
 
-def _create_vpc(t: Template, env: Environment, log_key: Any) -> NetworkRefs:
+def _create_vpc(t: Template, env: Environment, log_key: Any, boundary: Any) -> NetworkRefs:
     cidr = env.network.vpc_cidr or "10.0.0.0/16"
     # Four equal subnets, two public and two private, computed here so the template reads plainly.
     blocks = [str(net) for net in ipaddress.ip_network(cidr).subnets(prefixlen_diff=2)]
@@ -101,11 +101,11 @@ def _create_vpc(t: Template, env: Environment, log_key: Any) -> NetworkRefs:
             SubnetRouteTableAssociation(f"PrivateSubnet{i + 1}Routes", SubnetId=Ref(sub), RouteTableId=Ref(private_rt))
         )
         private.append(Ref(sub))
-    _add_flow_logs(t, vpc, env, log_key)
+    _add_flow_logs(t, vpc, env, log_key, boundary)
     return NetworkRefs(Ref(vpc), public, private)
 
 
-def _add_flow_logs(t: Template, vpc: VPC, env: Environment, log_key: Any) -> None:
+def _add_flow_logs(t: Template, vpc: VPC, env: Environment, log_key: Any, boundary: Any) -> None:
     """Rejected and accepted traffic of the VPC, for incident review."""
     group = t.add_resource(
         LogGroup(
@@ -119,6 +119,7 @@ def _add_flow_logs(t: Template, vpc: VPC, env: Environment, log_key: Any) -> Non
     role = t.add_resource(
         Role(
             "FlowLogRole",
+            PermissionsBoundary=boundary,  # the stack's roles carry the boundary its execution role requires
             AssumeRolePolicyDocument=PolicyDocument(
                 Version="2012-10-17",
                 Statement=[

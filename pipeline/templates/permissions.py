@@ -82,11 +82,26 @@ PREVIEW_ACTIONS: tuple[str, ...] = (
 
 # --- what CloudFormation needs to create, update and delete a template's resources -----------------
 
+# The IAM actions whose `iam:PermissionsBoundary` condition key is the boundary the role gets (CreateRole,
+# PutRolePermissionsBoundary) or has (the others): the execution role holds them only with the boundary
+# its stack's roles carry (Service Authorization Reference, IAM: "iam:PermissionsBoundary").
+BOUNDARY_CONDITIONED_ACTIONS: tuple[str, ...] = (
+    "iam:AttachRolePolicy",
+    "iam:CreateRole",
+    "iam:DeleteRolePolicy",
+    "iam:DetachRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+
 HANDLER_OPERATIONS = ("create", "update", "delete")
 
 # Handler permissions for features the service templates do not use; granting them would be a guess
 # the other way (s3:REST.PUT.OBJECT is not even an IAM action). Each names the feature it serves.
 NOT_NEEDED: Mapping[str, Mapping[str, str]] = {
+    "AWS::IAM::Role": {
+        "iam:DeleteRolePermissionsBoundary": "removing a role's permissions boundary (denied: the stack's roles keep it)",
+    },
     "AWS::Logs::LogGroup": {
         "s3:REST.PUT.OBJECT": "log delivery to S3",
         "firehose:TagDeliveryStream": "log delivery to Firehose",

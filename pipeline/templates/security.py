@@ -11,7 +11,8 @@ from troposphere import Sub, Template
 from troposphere.iam import Policy, Role
 from troposphere.kms import Key
 
-from pipeline.config import Environment
+from pipeline.config import Environment, Settings
+from pipeline.templates import names
 
 
 def checkov_skip(*skips: tuple[str, str]) -> dict[str, Any] | None:
@@ -82,13 +83,24 @@ def ecs_tasks_trust() -> PolicyDocument:
     )
 
 
-def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any, env: Environment) -> tuple[Role, Role]:
+def role_boundary(settings: Settings, environment: str) -> Sub:
+    """The ARN of the permissions boundary (ci-access stack) every role of ENVIRONMENT's service stack
+    carries: its CloudFormation execution role may create or change roles only with it."""
+    name = names.role_boundary_name(settings, environment)
+    return Sub(f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:policy/{name}")
+
+
+def add_task_roles(
+    t: Template, repository_arn: Any, log_group_arn: Any, env: Environment, boundary: Any
+) -> tuple[Role, Role]:
     """The execution role pulls this repository's images, writes this log group and reads exactly the
-    environment's secrets; the task role has only the settings' task_policy (and ECS Exec's channels)."""
+    environment's secrets; the task role has only the settings' task_policy (and ECS Exec's channels).
+    Both carry the stack's permissions boundary."""
     execution = t.add_resource(
         Role(
             "ExecutionRole",
             AssumeRolePolicyDocument=ecs_tasks_trust(),
+            PermissionsBoundary=boundary,
             Policies=[
                 Policy(
                     PolicyName="pull-image-and-write-logs",
@@ -116,13 +128,28 @@ def add_task_roles(t: Template, repository_arn: Any, log_group_arn: Any, env: En
     )
     policies = _task_policies(env)
     task = t.add_resource(
-        Role("TaskRole", AssumeRolePolicyDocument=ecs_tasks_trust(), **({"Policies": policies} if policies else {}))
+        Role(
+            "TaskRole",
+            AssumeRolePolicyDocument=ecs_tasks_trust(),
+            PermissionsBoundary=boundary,
+            **({"Policies": policies} if policies else {}),
+        )
     )
     return execution, task
 
 
 def _secret_reads(env: Environment) -> list[Policy]:
     """ECS reads the container's secrets as the execution role at task start: exactly those ARNs."""
+    statements = secret_read_statements(env)
+    if not statements:
+        return []
+    return [
+        Policy(PolicyName="read-secrets", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))
+    ]
+
+
+def secret_read_statements(env: Environment) -> list[Statement]:
+    """The reads of exactly the environment's secrets (and its customer-managed key, if any)."""
     if not env.secrets:
         return []
     statements = []
@@ -139,33 +166,41 @@ def _secret_reads(env: Environment) -> list[Policy]:
         statements.append(Statement(Effect=Allow, Action=[ssm.GetParameters], Resource=by_store["ssm"]))
     if env.service.secrets_kms_key:  # a customer-managed key: the aws/ssm and aws/secretsmanager keys need none
         statements.append(Statement(Effect=Allow, Action=[kms.Decrypt], Resource=[env.service.secrets_kms_key]))
-    return [
-        Policy(PolicyName="read-secrets", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))
-    ]
+    return statements
 
 
 # What the task's SSM agent needs for ECS Exec: the session channels (ssmmessages has no resource types).
 EXEC_ACTIONS = ("CreateControlChannel", "CreateDataChannel", "OpenControlChannel", "OpenDataChannel")
 
 
+def task_policy_statements(env: Environment, *, allows_only: bool = False) -> list[Statement]:
+    """The settings' task_policy as IAM statements (only its Allows, for the permissions boundary)."""
+    return [
+        Statement(
+            Effect=Allow if s.effect == "Allow" else Deny,
+            Action=[Action(*a.split(":", 1)) if a != "*" else Action("*") for a in s.actions],
+            Resource=list(s.resources),
+        )
+        for s in env.task_policy
+        if s.effect == "Allow" or not allows_only
+    ]
+
+
+def exec_channel_statements(env: Environment) -> list[Statement]:
+    """ECS Exec's SSM session channels, when the environment turns ECS Exec on."""
+    if not env.service.execute_command:
+        return []
+    return [Statement(Effect=Allow, Action=[Action("ssmmessages", name) for name in EXEC_ACTIONS], Resource=["*"])]
+
+
 def _task_policies(env: Environment) -> list[Policy]:
     policies = []
     if env.task_policy:
-        statements = [
-            Statement(
-                Effect=Allow if s.effect == "Allow" else Deny,
-                Action=[Action(*a.split(":", 1)) if a != "*" else Action("*") for a in s.actions],
-                Resource=list(s.resources),
-            )
-            for s in env.task_policy
-        ]
+        statements = task_policy_statements(env)
         policies.append(
             Policy(PolicyName="task-policy", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=statements))
         )
-    if env.service.execute_command:
-        exec_statement = Statement(
-            Effect=Allow, Action=[Action("ssmmessages", name) for name in EXEC_ACTIONS], Resource=["*"]
-        )
+    for exec_statement in exec_channel_statements(env):
         policies.append(
             Policy(
                 PolicyName="ecs-exec", PolicyDocument=PolicyDocument(Version="2012-10-17", Statement=[exec_statement])

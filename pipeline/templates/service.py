@@ -57,7 +57,7 @@ from troposphere.logs import LogGroup
 from pipeline.config import Environment, Settings
 from pipeline.templates import names
 from pipeline.templates.network import NetworkRefs, add_network
-from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip
+from pipeline.templates.security import add_log_key, add_task_roles, checkov_skip, role_boundary
 from pipeline.templates.traffic import TrafficResources, add_traffic_shift, requests_per_target
 
 CONTAINER = "model"
@@ -88,7 +88,8 @@ def build_service(settings: Settings, environment: str) -> Template:
     )
 
     log_key = add_log_key(t)
-    network = add_network(t, env, GetAtt(log_key, "Arn"))
+    boundary = role_boundary(settings, env.name)
+    network = add_network(t, env, GetAtt(log_key, "Arn"), boundary)
     logs = t.add_resource(
         LogGroup(
             "LogGroup",
@@ -112,7 +113,7 @@ def build_service(settings: Settings, environment: str) -> Template:
         )
     )
     execution_role, task_role = add_task_roles(
-        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn"), env
+        t, ImportValue(names.export(settings, "RepositoryArn")), GetAtt(logs, "Arn"), env, boundary
     )
     alb_sg, task_sg = _add_security_groups(t, env, network)
     task = t.add_resource(

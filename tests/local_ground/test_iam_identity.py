@@ -326,6 +326,107 @@ def test_a_new_resource_type_the_execution_role_lacks_rolls_the_update_back(
     assert [r["LogicalResourceId"] for r in resources] == ["Logs"]
 
 
+def role_template(boundary: str | None) -> str:
+    line = f"\n      PermissionsBoundary: {boundary}" if boundary else ""
+    return f"""
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:{line}
+      AssumeRolePolicyDocument:
+        Version: '2012-10-17'
+        Statement:
+          - {{Effect: Allow, Principal: {{Service: ecs-tasks.amazonaws.com}}, Action: 'sts:AssumeRole'}}
+      Policies:
+        - PolicyName: anything
+          PolicyDocument:
+            Version: '2012-10-17'
+            Statement:
+              - {{Effect: Allow, Action: 'sqs:SendMessage', Resource: '*'}}
+"""
+
+
+@pytest.mark.parametrize("boundary", [None, "production"])
+def test_the_execution_role_creates_no_role_without_its_stacks_boundary(
+    bootstrapped: Any, settings: config.Settings, boundary: str | None
+) -> None:
+    """The staging execution role may create a role (named like its stack's) only carrying the staging
+    boundary: none, or production's, fails the resource naming iam:CreateRole and the stack rolls back."""
+    arn = f"arn:aws:iam::123456789012:policy/{names.role_boundary_name(settings, boundary)}" if boundary else None
+    stack = f"{names.service_stack(settings, 'staging')}-boundless-{boundary or 'none'}"
+    with pytest.raises(DeployError) as caught:
+        execution_role_deployer(settings).deploy(stack, role_template(arn), {})
+    assert "create failed, stack is ROLLBACK_COMPLETE" in caught.value.message
+    assert (
+        "assumed-role/iris-classifier-ci-cfn-staging/AWSCloudFormation is not authorized to perform: "
+        f"iam:CreateRole on resource: arn:aws:iam::123456789012:role/{stack}-Role-"
+    ) in caught.value.message
+    assert "because no identity-based policy allows the iam:CreateRole action" in caught.value.message
+
+
+def test_a_role_the_execution_role_creates_carries_the_boundary_and_is_held_by_it(
+    bootstrapped: Any, settings: config.Settings
+) -> None:
+    from local_ground.iam.identity import role_principal
+
+    boundary = f"arn:aws:iam::123456789012:policy/{names.role_boundary_name(settings, 'staging')}"
+    stack = f"{names.service_stack(settings, 'staging')}-bounded"
+    execution_role_deployer(settings).deploy(stack, role_template(boundary), {})
+    cf = boto3.client("cloudformation", region_name=REGION)
+    name = cf.describe_stack_resource(StackName=stack, LogicalResourceId="Role")["StackResourceDetail"][
+        "PhysicalResourceId"
+    ]
+    role = boto3.client("iam", region_name=REGION).get_role(RoleName=name)["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    # Its inline policy allows sqs:SendMessage; the boundary (pull the image, write the logs) does not.
+    principal = role_principal(role["Arn"], "task", REGION)
+    assert principal is not None
+    decision = principal.decide("sqs:SendMessage", "*", {})
+    assert decision.value == "implicit deny by a permissions boundary"
+
+
+def test_iam_refuses_create_role_without_the_boundary_a_policy_requires(bootstrapped: Any) -> None:
+    """The condition key on IAM's own API: a user allowed iam:CreateRole only with a given boundary."""
+    import json
+
+    iam = boto3.client("iam", region_name=REGION)
+    boundary = "arn:aws:iam::123456789012:policy/iris-classifier-ci-boundary-staging"
+    iam.create_user(UserName="role-maker")
+    iam.put_user_policy(
+        UserName="role-maker",
+        PolicyName="bounded",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "iam:CreateRole",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"iam:PermissionsBoundary": boundary}},
+                    }
+                ],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName="role-maker")["AccessKey"]
+    maker = boto3.client(
+        "iam",
+        region_name=REGION,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+    )
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    denied = refused(lambda: maker.create_role(RoleName="unbounded", AssumeRolePolicyDocument=trust))
+    assert denied["code"] == "AccessDenied"
+    assert denied["message"] == (
+        "User: arn:aws:iam::123456789012:user/role-maker is not authorized to perform: iam:CreateRole on "
+        "resource: arn:aws:iam::123456789012:role/unbounded because no identity-based policy allows the "
+        "iam:CreateRole action"
+    )
+    maker.create_role(RoleName="bounded", AssumeRolePolicyDocument=trust, PermissionsBoundary=boundary)
+
+
 # --- the right account -------------------------------------------------------------------------
 
 

@@ -306,3 +306,50 @@ def test_an_unknown_operator_is_refused_not_guessed() -> None:
             [policy(allow("s:A", Condition={"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}))],
             Request("s:A", "*"),
         )
+
+
+# --- permissions boundaries ("Permissions boundaries for IAM entities": the effective permissions are
+# the intersection of the identity-based policies and the boundary; an explicit deny in either wins)
+
+BOUNDED = "arn:aws:sts::123456789012:assumed-role/app-service-staging-TaskRole-X/task"
+
+
+@pytest.mark.parametrize(
+    ("why", "identity", "boundary", "expected", "message_ends"),
+    [
+        ("both allow", [allow("logs:PutLogEvents")], [allow("logs:*")], "allow", ""),
+        (
+            "the identity allows, the boundary does not",
+            [allow("sqs:SendMessage")],
+            [allow("logs:*")],
+            "implicit deny by a permissions boundary",
+            "because no permissions boundary allows the sqs:SendMessage action",
+        ),
+        (
+            "the boundary allows, the identity does not: a boundary grants nothing",
+            [allow("logs:*")],
+            [allow("sqs:SendMessage")],
+            "implicit deny",
+            "because no identity-based policy allows the sqs:SendMessage action",
+        ),
+        (
+            "an explicit deny in the boundary wins",
+            [allow("sqs:SendMessage")],
+            [allow("*"), deny("sqs:*")],
+            "explicit deny in a permissions boundary",
+            "with an explicit deny in a permissions boundary",
+        ),
+    ],
+)
+def test_a_permissions_boundary_limits_what_the_identity_allows(
+    why: str, identity: list[dict[str, Any]], boundary: list[dict[str, Any]], expected: str, message_ends: str
+) -> None:
+    from local_ground.iam.errors import not_authorized
+    from local_ground.iam.identity import Principal
+
+    principal = Principal(BOUNDED, "123456789012", (policy(*identity),), boundary=(policy(*boundary),))
+    action = "logs:PutLogEvents" if expected == "allow" else "sqs:SendMessage"
+    decision = principal.decide(action, "*", {})
+    assert decision.value == expected, why
+    if message_ends:
+        assert not_authorized(BOUNDED, action, "*", decision).endswith(message_ends)

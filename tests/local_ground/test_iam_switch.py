@@ -35,3 +35,14 @@ def test_an_unknown_key_is_refused_only_when_enforcing(enforce: bool) -> None:
         with pytest.raises(ClientError) as caught:
             cf.describe_stacks()
         assert caught.value.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+@pytest.mark.parametrize("enforce", [True, False])
+def test_the_task_execution_role_check_runs_only_when_enforcing(enforce: bool) -> None:
+    """With the switch off no start check is installed: a task starts whatever its execution role may do."""
+    from local_ground.tasks import runtime
+
+    assert runtime._start_checks == []
+    with LocalGround(run_tasks=False, enforce_identity=enforce):
+        assert len(runtime._start_checks) == (1 if enforce else 0)
+    assert runtime._start_checks == []

@@ -414,6 +414,28 @@ def test_circuit_breaker_rolls_the_service_back() -> None:
         assert any("deployment failed: tasks failed to start." in m for m in messages)
 
 
+@pytest.mark.parametrize("outcome", ["failed", "completed"])
+def test_an_outcome_reached_before_anyone_listens_is_still_heard(outcome: str) -> None:
+    """The scheduler runs on its own thread: a deployment whose tasks are refused at once (an execution
+    role that may not pull) can fail before the stack update that started it registers to hear of it.
+    A listener registered after the outcome is called at once, and only once."""
+    from types import SimpleNamespace
+
+    from local_ground.moto_extensions.deployments import ServiceDeployments
+
+    model = ServiceDeployments(SimpleNamespace(name="svc", events=[], desired_count=1, deployments=[]))
+    deployment = model.start_deployment("arn:aws:ecs:us-east-1:123456789012:task-definition/model:1")
+    early: list[str] = []
+    model.on_outcome(deployment.id, lambda _m, d: early.append(d.rollout_state.value))
+    if outcome == "failed":
+        model.mark_failed("tasks failed to start.", deployment.id, rollback=False)
+    else:
+        model.mark_completed(deployment.id)
+    late: list[str] = []
+    model.on_outcome(deployment.id, lambda _m, d: late.append(d.rollout_state.value))
+    assert early == late == [outcome.upper()]
+
+
 def _events(c: Clients) -> list[tuple[str, str, str]]:
     events = c.cfn.describe_stack_events(StackName=STACK)["StackEvents"]
     return [(e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason", "")) for e in events]

@@ -130,7 +130,7 @@ def test_execution_role_never_touches_the_ci_roles(ci: dict[str, Any], settings:
         for pattern in map(sub_text, statement["Resource"]):
             hits = [n for n in ci_names if fnmatchcase(f"arn:aws:iam::123456789012:role/{n}", pattern)]
             assert not hits, f"{role} may {iam_actions} on {hits}"
-    [deny] = [s for s in statements(ci, role) if s["Effect"] == "Deny"]
+    [deny] = [s for s in statements(ci, role) if s.get("Sid") == "NeverTheCiRoles" and s["Effect"] == "Deny"]
     assert {"iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy", "iam:PassRole"} <= set(deny["Action"])
     for name in ci_names:
         assert any(fnmatchcase(f"arn:aws:iam::123456789012:role/{name}", sub_text(r)) for r in deny["Resource"])
@@ -150,6 +150,36 @@ def test_deploy_role_holds_every_engine_action_on_its_own_stack_only(
         if "iam:PassRole" in statement["Action"]:
             assert statement["Resource"] == [{"Fn::GetAtt": [f"ExecutionRole{names.logical_suffix(env)}", "Arn"]}]
             assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+
+
+@pytest.mark.parametrize("env", ["staging", "production"])
+def test_execution_role_makes_roles_only_with_the_stacks_permissions_boundary(
+    ci: dict[str, Any], settings: config.Settings, env: str
+) -> None:
+    """CreateRole, PutRolePolicy, AttachRolePolicy... hold only with iam:PermissionsBoundary = the boundary
+    this stack defines; removing a boundary is denied; every role of the service template carries it."""
+    suffix = names.logical_suffix(env)
+    boundary = {"Ref": f"RoleBoundary{suffix}"}
+    bounded = set(permissions.BOUNDARY_CONDITIONED_ACTIONS)
+    for statement in statements(ci, f"ExecutionRole{suffix}"):
+        if statement["Effect"] != "Allow" or not bounded & set(statement["Action"]):
+            continue
+        assert set(statement["Action"]) <= bounded, statement
+        assert statement["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary}}
+    deny = [s for s in statements(ci, f"ExecutionRole{suffix}") if s["Effect"] == "Deny"]
+    assert any(s["Action"] == ["iam:DeleteRolePermissionsBoundary"] and s["Resource"] == ["*"] for s in deny)
+    policy = ci["Resources"][f"RoleBoundary{suffix}"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    assert policy["Properties"]["ManagedPolicyName"] == names.role_boundary_name(settings, env)
+    granted = {a for s in policy["Properties"]["PolicyDocument"]["Statement"] for a in s["Action"]}
+    assert not any(a.startswith("iam:") or "*" in a for a in granted), granted
+    service = committed(f"service-{env}.yaml")
+    service_roles = [r for r in service["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert service_roles
+    for role in service_roles:
+        assert sub_text(role["Properties"]["PermissionsBoundary"]) == (
+            f"arn:aws:iam::123456789012:policy/{names.role_boundary_name(settings, env)}"
+        )
 
 
 def test_pull_request_role_previews_and_cannot_execute(ci: dict[str, Any]) -> None:

@@ -51,7 +51,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 # Longest a step may run here, whatever the job's timeout-minutes says.
 STEP_TIMEOUT_CAP = 300.0
 
-JOB_KEYS = {"name", "runs-on", "timeout-minutes", "environment", "concurrency", "permissions", "steps", "needs", "env"}
+JOB_KEYS = {
+    "name",
+    "if",
+    "runs-on",
+    "timeout-minutes",
+    "environment",
+    "concurrency",
+    "permissions",
+    "steps",
+    "needs",
+    "env",
+}
 STEP_KEYS = {"name", "id", "uses", "with", "run", "env", "if", "shell", "working-directory"}
 GITHUB_FIELDS = {"token", "repository", "base_ref", "head_ref", "ref", "ref_name", "event_name"}
 # The `github.event.*` paths the workflows read; any other is an error, not an empty string.
@@ -153,7 +164,7 @@ class WorkflowResult:
 
     @property
     def succeeded(self) -> bool:
-        return all(j.status == "success" for j in self.jobs.values())
+        return all(j.status in ("success", "skipped") for j in self.jobs.values())  # a job whose if: is false
 
     def log(self) -> str:
         lines = [f"workflow {self.workflow}"]
@@ -215,18 +226,19 @@ def _operand(text: str, ctx: Contexts) -> Any:
 
 
 def evaluate(expression: str, ctx: Contexts) -> Any:
-    """One expression of the supported forms: a context path, 'literal', `a == b`, or a status function."""
+    """One expression of the supported forms: a context path, 'literal', `a == b`, `a != b`, or a status function."""
     expr = expression.strip()
     if expr in STATUS_FUNCTIONS:
         raise WorkflowError(f"{expr} is only meaningful in an if: condition")
-    if re.search(r"&&|\|\||!(?!=)|\(|\)|!=|<|>", expr):
-        raise WorkflowError(f"unsupported expression {expr!r}: only paths, literals and == are understood")
-    if "==" in expr:
-        left, right = expr.split("==", 1)
-        a, b = _operand(left, ctx), _operand(right, ctx)
-        if isinstance(a, str) and isinstance(b, str):
-            return a.lower() == b.lower()  # GitHub compares strings ignoring case
-        return a == b
+    if re.search(r"&&|\|\||!(?!=)|\(|\)|<|>", expr) or expr.count("=") > 2:
+        raise WorkflowError(f"unsupported expression {expr!r}: only paths, literals, == and != are understood")
+    for operator in ("!=", "=="):
+        if operator in expr:
+            left, right = expr.split(operator, 1)
+            a, b = _operand(left, ctx), _operand(right, ctx)
+            if isinstance(a, str) and isinstance(b, str):
+                a, b = a.lower(), b.lower()  # GitHub compares strings ignoring case
+            return (a != b) if operator == "!=" else (a == b)
     return _operand(expr, ctx)
 
 
@@ -548,6 +560,10 @@ class Runner:
             if any(results[n].status != "success" for n in _needs(job)):
                 results[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
                 self.echo(f"[{job_id}] skipped: a needed job did not succeed")
+                continue
+            if "if" in job and not condition(job["if"], ctx, job_failed=False):
+                results[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
+                self.echo(f"[{job_id}] skipped: its if: is false")
                 continue
             results[job_id] = self._run_job(
                 workflow_path, workflow, job_id, job, event, event_path, ctx, workflow_env, run_dir, used

@@ -22,6 +22,7 @@ SUBSTITUTED below).
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tomllib
@@ -44,6 +45,7 @@ from actions_runner import (
     is_triggered,
     load,
 )
+from botocore.exceptions import ClientError
 
 pytestmark = pytest.mark.slow
 
@@ -438,10 +440,19 @@ def edit_settings(old: str, new: str) -> Any:
     return change
 
 
+def pull_request_role_arn(ground: Any) -> str:
+    """PullRequestRoleArn, an output of the ci-access stack bootstrap made: the repository variable
+    AWS_PULL_REQUEST_ROLE_ARN (README)."""
+    outputs = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-ci-access")["Stacks"][0]["Outputs"]
+    return next(o["OutputValue"] for o in outputs if o["OutputKey"] == "PullRequestRoleArn")
+
+
 def run_lint(ground: Any, buildah_root: Path, tmp_path: Path, change: Any) -> tuple[Any, Path, int]:
+    """lint.yml on a pull request of this repository; the account is bootstrapped (release_runner)."""
     workspace = pull_request_workspace(tmp_path, change)
     number = ground.github.open_pull_request(title="Change the service", head="feature", base="main")
-    runner = make_runner(ground, buildah_root, workspace, tmp_path / "runner", SUBSTITUTED_LINT, {})
+    variables = {"AWS_REGION": "us-east-1", "AWS_PULL_REQUEST_ROLE_ARN": pull_request_role_arn(ground)}
+    runner = make_runner(ground, buildah_root, workspace, tmp_path / "runner", SUBSTITUTED_LINT, variables)
     result = runner.run(WORKFLOWS / "lint.yml", Event.pull_request(number, REPOSITORY))
     return result, workspace, number
 
@@ -451,7 +462,7 @@ def comments_on(ground: Any, number: int) -> list[str]:
 
 
 def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(
-    ground: Any, buildah_root: Path, tmp_path: Path
+    ground: Any, release_runner: Runner, buildah_root: Path, tmp_path: Path
 ) -> None:
     staging_max = "desired_count = 1\nmin_count = 1\nmax_count = 3\n"
     result, workspace, number = run_lint(
@@ -481,7 +492,9 @@ def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(
     assert "origin/main" in comments[0]
 
 
-def test_lint_fails_at_synth_check_when_a_template_is_stale(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
+def test_lint_fails_at_synth_check_when_a_template_is_stale(
+    ground: Any, release_runner: Runner, buildah_root: Path, tmp_path: Path
+) -> None:
     def hand_edit(workspace: Path) -> None:
         template = workspace / "cloudformation" / "service-staging.yaml"
         text = template.read_text()
@@ -500,7 +513,9 @@ def test_lint_fails_at_synth_check_when_a_template_is_stale(ground: Any, buildah
     assert result.jobs["tests"].status == "success", "the other job runs on its own"
 
 
-def test_lint_fails_at_lint_when_a_template_is_broken(ground: Any, buildah_root: Path, tmp_path: Path) -> None:
+def test_lint_fails_at_lint_when_a_template_is_broken(
+    ground: Any, release_runner: Runner, buildah_root: Path, tmp_path: Path
+) -> None:
     # Settings validation lets a health check path of any length through; the ALB allows 1024 characters.
     too_long = "/" + "h" * 1100
     result, workspace, number = run_lint(
@@ -519,6 +534,103 @@ def test_lint_fails_at_lint_when_a_template_is_broken(ground: Any, buildah_root:
     assert "E3033" in (workspace / "cfn-lint.sarif").read_text(), "the findings reach the always() upload step"
     assert templates.step("Comment the template changes").status == "skipped"
     assert comments_on(ground, number) == []
+
+
+PREVIEWS = ["Preview the change set (staging)", "Preview the change set (production)"]
+
+
+def test_a_pull_request_previews_each_environments_change_set_with_the_pull_request_role(
+    ground: Any, released: Released, buildah_root: Path, tmp_path: Path
+) -> None:
+    """The preview job assumes the pull-request role as configure-aws-credentials does (a pull_request
+    ID token), and `pipeline diff` creates, describes and deletes a change set per deployed environment
+    with it. The same role is refused ExecuteChangeSet, in AWS's AccessDenied shape."""
+    staging_max = "desired_count = 1\nmin_count = 1\nmax_count = 3\n"
+    result, _, _ = run_lint(ground, buildah_root, tmp_path, edit_settings(staging_max, staging_max.replace("3", "4")))
+    preview = result.jobs["preview"]
+    assert preview.status == "success", result.log()
+    assert preview.step("Pull requests from forks get no AWS role").status == "skipped"
+    credentials = credentials_step(preview)
+    assert f"assumed-role/{APP}-ci-pull-request/GitHubActions" in credentials.output, credentials
+    staging, production = (preview.step(name) for name in PREVIEWS)
+    assert staging.status == production.status == "success", result.log()
+    assert f"{APP}-service-staging" in staging.output and "Modify" in staging.output, staging.output
+    token = ground.github.issued_id_tokens()[-1]
+    assert (token["sub"], token["event_name"]) == (f"repo:{REPOSITORY}:pull_request", "pull_request")
+    cf = aws_client(ground, "cloudformation")
+    for stack in (f"{APP}-service-staging", f"{APP}-service-production"):
+        left = [
+            c
+            for c in cf.list_change_sets(StackName=stack)["Summaries"]
+            if c.get("StackName") == stack and c.get("ExecutionStatus") == "AVAILABLE"
+        ]
+        assert left == [], "the preview leaves no change set behind"
+
+    # The pull-request role itself, as the job held it: a change set it creates, it cannot execute.
+    session = pull_request_session(ground)
+    pr_cf = session.client("cloudformation", endpoint_url=ground.environ()["AWS_ENDPOINT_URL"])
+    stack = f"{APP}-service-staging"
+    deployed = cf.describe_stacks(StackName=stack)["Stacks"][0]
+    body = cf.get_template(StackName=stack)["TemplateBody"]
+    created = pr_cf.create_change_set(
+        StackName=stack,
+        ChangeSetName="pr-preview",
+        TemplateBody=body if isinstance(body, str) else json.dumps(body),
+        Parameters=[
+            {"ParameterKey": p["ParameterKey"], "ParameterValue": p["ParameterValue"]} for p in deployed["Parameters"]
+        ],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+        RoleARN=execution_role_arn(ground, "staging"),
+    )
+    with pytest.raises(ClientError) as caught:
+        pr_cf.execute_change_set(ChangeSetName=created["Id"])
+    error = caught.value.response["Error"]
+    assert (error["Code"], caught.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("AccessDenied", 403)
+    assert re.fullmatch(
+        f"User: arn:aws:sts::123456789012:assumed-role/{APP}-ci-pull-request/pr-preview is not authorized to "
+        f"perform: cloudformation:ExecuteChangeSet on resource: arn:aws:cloudformation:us-east-1:123456789012:"
+        f"stack/{stack}/[0-9a-f-]+ because no identity-based policy allows the cloudformation:ExecuteChangeSet action",
+        error["Message"],
+    ), error["Message"]
+    pr_cf.delete_change_set(ChangeSetName=created["Id"])
+
+
+def pull_request_session(ground: Any) -> boto3.session.Session:
+    token = ground.github.id_token(event_name="pull_request", ref="refs/pull/1/merge", environment=None)
+    sts = boto3.client("sts", region_name="us-east-1", endpoint_url=ground.environ()["AWS_ENDPOINT_URL"])
+    creds = sts.assume_role_with_web_identity(
+        RoleArn=pull_request_role_arn(ground), RoleSessionName="pr-preview", WebIdentityToken=token
+    )["Credentials"]
+    return boto3.session.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name="us-east-1",
+    )
+
+
+def execution_role_arn(ground: Any, environment: str) -> str:
+    outputs = aws_client(ground, "cloudformation").describe_stacks(StackName=f"{APP}-ci-access")["Stacks"][0]["Outputs"]
+    return next(o["OutputValue"] for o in outputs if o["OutputKey"] == f"ExecutionRoleArn{environment.capitalize()}")
+
+
+def test_a_pull_request_from_a_fork_gets_a_notice_and_no_role(
+    ground: Any, release_runner: Runner, buildah_root: Path, tmp_path: Path
+) -> None:
+    def touch_readme(workspace: Path) -> None:
+        readme = workspace / "README.md"
+        readme.write_text(readme.read_text() + "\n")
+
+    workspace = pull_request_workspace(tmp_path, touch_readme)
+    variables = {"AWS_REGION": "us-east-1", "AWS_PULL_REQUEST_ROLE_ARN": pull_request_role_arn(ground)}
+    runner = make_runner(ground, buildah_root, workspace, tmp_path / "runner", SUBSTITUTED_LINT, variables)
+    before = len(ground.github.issued_id_tokens())
+    fork = Event.pull_request(7, REPOSITORY, head_repository="someone/iris-classifier")
+    preview = runner.run(WORKFLOWS / "lint.yml", fork).jobs["preview"]
+    notice = preview.step("Pull requests from forks get no AWS role")
+    assert notice.status == "success" and "::notice title=change-set preview::" in notice.output
+    assert {s.status for s in preview.steps if s is not notice} == {"skipped"}
+    assert len(ground.github.issued_id_tokens()) == before, "no step asked for an ID token"
 
 
 def test_the_comment_step_is_skipped_for_a_fork_and_unknown_expressions_fail_loudly() -> None:
