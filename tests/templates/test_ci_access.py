@@ -216,3 +216,30 @@ def test_engine_actions_cover_every_call_in_aws_and_steps() -> None:
                 found.add(f"{PREFIX[client]}:{''.join(p.capitalize() for p in method.split('_'))}")
     assert "cloudformation:CreateChangeSet" in found and "sts:GetCallerIdentity" in found  # the scan works
     assert found <= set(permissions.ENGINE_ACTIONS), sorted(found - set(permissions.ENGINE_ACTIONS))
+
+
+def test_the_boundary_lets_through_what_the_settings_grant_the_service_and_nothing_more(project_root: Path) -> None:
+    """Effective rights are the role's policies AND its boundary: task_policy, secrets and ECS Exec would
+    be cut off if the boundary held only the image pull and the logs."""
+    from local_ground.iam.policy import Decision, Request, evaluate
+    from pipeline.templates import render, stack_specs
+    from tests.extension_settings import MODEL_PREFIX, PARAMETER, SECRET, extension_raw
+
+    settings = config.parse(extension_raw(project_root), root=project_root)
+    (ci_spec,) = [spec for spec in stack_specs(settings) if spec.environment is None and "ci" in spec.file_name]
+    template = dict(cfn_yaml.loads(render(ci_spec.build())))
+
+    def boundary_allows(env: str, action: str, resource: str) -> bool:
+        document = template["Resources"][f"RoleBoundary{names.logical_suffix(env)}"]["Properties"]["PolicyDocument"]
+        return evaluate([document], Request(action, resource, {})) is Decision.ALLOW
+
+    model = MODEL_PREFIX.replace("*", "model.onnx")
+    for env in ("staging", "production"):
+        assert boundary_allows(env, "s3:GetObject", model)
+        assert boundary_allows(env, "secretsmanager:GetSecretValue", SECRET)
+        assert boundary_allows(env, "ssm:GetParameters", PARAMETER)
+        assert not boundary_allows(env, "s3:PutObject", model), "only what the settings grant"
+    assert boundary_allows("staging", "s3:ListBucket", "arn:aws:s3:::acme-models")
+    assert not boundary_allows("production", "s3:ListBucket", "arn:aws:s3:::acme-models"), "staging's own statement"
+    assert boundary_allows("staging", "ssmmessages:OpenDataChannel", "*"), "ECS Exec is on in staging"
+    assert not boundary_allows("production", "ssmmessages:OpenDataChannel", "*")
