@@ -103,7 +103,9 @@ def release_yml(settings: Settings) -> str:
     name: release to {env.name}
 {needs}    runs-on: ubuntu-24.04
     timeout-minutes: {timeout}
-    environment: {env.name}
+    environment:
+      name: {env.name}
+      url: ${{{{ steps.release.outputs.url }}}} # written by `pipeline release` to $GITHUB_OUTPUT
     concurrency:
       group: deploy-{env.name}
       cancel-in-progress: false
@@ -113,6 +115,7 @@ def release_yml(settings: Settings) -> str:
       deployments: write # record the GitHub deployment and its statuses
     steps:
 {_CHECKOUT}{_PYTHON}{_INSTALL}{buildx}{_credentials()}      - name: {what.capitalize()} ({env.name})
+        id: release
         run: pipeline release "$GITHUB_REF_NAME" --env {env.name}
         env:
           GITHUB_TOKEN: ${{{{ github.token }}}}
@@ -162,7 +165,9 @@ jobs:
     name: roll back
     runs-on: ubuntu-24.04
     timeout-minutes: {timeout}
-    environment: ${{{{ inputs.environment }}}}
+    environment:
+      name: ${{{{ inputs.environment }}}}
+      url: ${{{{ steps.rollback.outputs.url }}}} # written by `pipeline rollback` to $GITHUB_OUTPUT
     concurrency:
       group: deploy-${{{{ inputs.environment }}}}
       cancel-in-progress: false
@@ -172,6 +177,7 @@ jobs:
       deployments: write # record the GitHub deployment and its statuses
     steps:
 {_CHECKOUT}{_PYTHON}{_INSTALL}{_credentials()}      - name: Roll back (the pipeline validates both inputs)
+        id: rollback
         run: pipeline rollback "$VERSION" --env "$ENVIRONMENT"
         env:
           ENVIRONMENT: ${{{{ inputs.environment }}}}
