@@ -49,16 +49,32 @@ def cli() -> None:
 
 @cli.command()
 @CONFIG_OPTION
-def check(config_path: Path | None) -> None:
+@OUTPUT_OPTION
+def check(config_path: Path | None, output: str) -> None:
     """Validate pipeline.toml and print the derived rollout settings."""
     settings = _settings(config_path)
+    rows = [
+        {
+            "environment": env.name,
+            "cpu": env.service.cpu,
+            "memory": env.service.memory,
+            "min_count": env.service.min_count,
+            "max_count": env.service.max_count,
+            "https": env.https,
+            "drain_seconds": env.service.deregistration_delay,
+            "modeled_rollout_seconds": env.service.modeled_rollout_seconds,
+        }
+        for env in settings.environments
+    ]
+    if output == "json":
+        emit_json({"app": settings.app.name, "valid": True, "environments": rows})
+        return
     click.echo(f"{settings.app.name}: {len(settings.environments)} environment(s), settings are valid")
-    for env in settings.environments:
-        s = env.service
+    for row in rows:
         click.echo(
-            f"  {env.name}: {s.cpu} cpu / {s.memory} MiB, {s.min_count}-{s.max_count} tasks, "
-            f"{'HTTPS' if env.https else 'HTTP'}, drain {s.deregistration_delay}s, "
-            f"modeled rollout {s.modeled_rollout_seconds}s"
+            f"  {row['environment']}: {row['cpu']} cpu / {row['memory']} MiB, {row['min_count']}-{row['max_count']} "
+            f"tasks, {'HTTPS' if row['https'] else 'HTTP'}, drain {row['drain_seconds']}s, "
+            f"modeled rollout {row['modeled_rollout_seconds']}s"
         )
 
 
@@ -356,19 +372,25 @@ def _deploy_result_dict(environment: str, version: str, result: Any) -> dict[str
 @cli.command()
 @CONFIG_OPTION
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
-def bootstrap(config_path: Path | None, wait: bool) -> None:
+@OUTPUT_OPTION
+def bootstrap(config_path: Path | None, wait: bool, output: str) -> None:
     """Deploy the shared stacks once: the ECR registry and the CI access roles."""
     from pipeline.aws.oidc import ci_access_parameters
     from pipeline.templates import stack_specs
 
-    ctx = _context(config_path, wait=wait)
+    echo = progress(output)
+    ctx = _context(config_path, wait=wait, echo=echo)
     ctx.clients.check_credentials()
     deployer = ctx.deployer()
+    done = []
     for spec in stack_specs(ctx.settings):
         if spec.environment is None:
-            params = ci_access_parameters(ctx.clients, ctx.settings, _echo) if spec.kind == "ci-access" else {}
+            params = ci_access_parameters(ctx.clients, ctx.settings, echo) if spec.kind == "ci-access" else {}
             result = deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), params)
-            click.echo(f"{spec.stack_name}: {result.outcome.value}")
+            done.append({"stack": spec.stack_name, "outcome": result.outcome.value})
+            echo(f"{spec.stack_name}: {result.outcome.value}")
+    if output == "json":
+        emit_json(done)
 
 
 @cli.command("template-diff")

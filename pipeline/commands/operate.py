@@ -87,7 +87,10 @@ def destroy(environment: str | None, config_path: Path | None, yes: bool, output
                 hint=f"Pass --yes: `pipeline destroy --env {env.name} --yes`.",
             )
         typed = click.prompt(
-            f"Delete stack {stack} and everything in it? Type the environment name", default="", show_default=False
+            f"Delete stack {stack} and everything in it? Type the environment name",
+            default="",
+            show_default=False,
+            err=True,
         )
         if typed != env.name:
             raise InputError(f"not confirmed ({typed!r} is not {env.name!r}); nothing was deleted")

@@ -136,3 +136,16 @@ def test_completion_offers_commands_options_and_the_environments(project_root: P
     assert complete("pipeline logs --env ", 3) == ["staging", "production"]
     assert complete("pipeline logs --env pro", 3) == ["production"]
     assert complete("pipeline logs --env ", 3, cwd=Path("/")) == [], "no settings there: nothing offered"
+
+
+def test_check_answers_in_json_too(project_root: Path) -> None:
+    import json
+
+    result = run("check", "--output", "json", cwd=project_root)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["app"], document["valid"]) == ("iris-classifier", True)
+    assert [(e["environment"], e["modeled_rollout_seconds"]) for e in document["environments"]] == [
+        ("staging", 75),
+        ("production", 75),
+    ]

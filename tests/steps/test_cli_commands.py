@@ -156,6 +156,12 @@ def test_status_history_and_diff_answer_in_json(
         "outcome": "no changes",
         "changes": [],
     }
+    code, out, err = pipeline("bootstrap", "--output", "json")  # bootstrapped before: nothing to change
+    assert code == 0, err
+    assert json.loads(out) == [
+        {"stack": f"{bootstrapped.settings.app.name}-registry", "outcome": "no changes"},
+        {"stack": f"{bootstrapped.settings.app.name}-ci-access", "outcome": "no changes"},
+    ]
     # The first releases' positional form still answers, with a deprecation warning on stderr.
     code, out, err = pipeline("status", "staging", "--output", "json")
     assert code == 0 and json.loads(out)["version"] == "2.0.0"
