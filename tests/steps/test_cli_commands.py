@@ -266,6 +266,15 @@ def test_logs_show_what_the_model_server_printed(
     assert len(seen) == len(set(seen)), "each event once"
     assert polls, "the events after the first read came from a later poll"
 
+    # Ctrl-C (here: during the wait between polls) ends `pipeline logs --follow` quietly, exit 0.
+    def interrupted(_clock: WallClock, _seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(WallClock, "sleep", interrupted)
+    code, out, err = pipeline("logs", "--env", "staging", "--follow")
+    assert code == 0, err
+    assert re.search(r"^\S+ \S{12} model server 2\.0\.0 starting on port \d+$", out, re.M), out[:500]
+
 
 def test_logs_refuse_a_bad_duration_on_one_line(
     bootstrapped: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
