@@ -218,8 +218,8 @@ def run_steps(project: Path, echo: Echo) -> int:
     rolled = parse_report(must(pipeline("rollback", "1.0.0", "--env", ENVIRONMENT)).output)
     assert rolled is not None  # nosec B101 # a successful rollback prints its report
     reports.append(rolled)
-    entries = _json(must(pipeline("history", ENVIRONMENT, "--output", "json")))
-    now = _json(must(pipeline("status", ENVIRONMENT, "--output", "json")))
+    entries = _json(must(pipeline("history", "--env", ENVIRONMENT, "--output", "json")))
+    now = _json(must(pipeline("status", "--env", ENVIRONMENT, "--output", "json")))
     echo("")
     echo(f"history of {ENVIRONMENT} (GitHub deployments, newest first)")
     for e in entries:

@@ -13,6 +13,16 @@ from typing import Any
 import click
 
 from pipeline import __version__
+from pipeline.commands.grammar import (
+    DRY_RUN_OPTION,
+    OUTPUT_OPTION,
+    HiddenArgument,
+    emit_json,
+    env_option,
+    progress,
+    resolve_env,
+    write_github_output,
+)
 from pipeline.errors import PipelineError
 
 CONFIG_OPTION = click.option(
@@ -39,16 +49,32 @@ def cli() -> None:
 
 @cli.command()
 @CONFIG_OPTION
-def check(config_path: Path | None) -> None:
+@OUTPUT_OPTION
+def check(config_path: Path | None, output: str) -> None:
     """Validate pipeline.toml and print the derived rollout settings."""
     settings = _settings(config_path)
+    rows = [
+        {
+            "environment": env.name,
+            "cpu": env.service.cpu,
+            "memory": env.service.memory,
+            "min_count": env.service.min_count,
+            "max_count": env.service.max_count,
+            "https": env.https,
+            "drain_seconds": env.service.deregistration_delay,
+            "modeled_rollout_seconds": env.service.modeled_rollout_seconds,
+        }
+        for env in settings.environments
+    ]
+    if output == "json":
+        emit_json({"app": settings.app.name, "valid": True, "environments": rows})
+        return
     click.echo(f"{settings.app.name}: {len(settings.environments)} environment(s), settings are valid")
-    for env in settings.environments:
-        s = env.service
+    for row in rows:
         click.echo(
-            f"  {env.name}: {s.cpu} cpu / {s.memory} MiB, {s.min_count}-{s.max_count} tasks, "
-            f"{'HTTPS' if env.https else 'HTTP'}, drain {s.deregistration_delay}s, "
-            f"modeled rollout {s.modeled_rollout_seconds}s"
+            f"  {row['environment']}: {row['cpu']} cpu / {row['memory']} MiB, {row['min_count']}-{row['max_count']} "
+            f"tasks, {'HTTPS' if row['https'] else 'HTTP'}, drain {row['drain_seconds']}s, "
+            f"modeled rollout {row['modeled_rollout_seconds']}s"
         )
 
 
@@ -102,17 +128,16 @@ def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_work
 
 # --- the release engine ---------------------------------------------------------------------------
 
-ENV_OPTION = click.option("--env", "environment", required=True, help="Environment from pipeline.toml, e.g. staging.")
-OUTPUT_OPTION = click.option(
-    "--output",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Tables for people, JSON for scripts.",
-)
+ENV_OPTION = env_option()
 
 
-def _context(config_path: Path | None, *, wait: bool = False, environment: str | None = None) -> Any:
+def _context(
+    config_path: Path | None,
+    *,
+    wait: bool = False,
+    environment: str | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Any:
     import os
 
     from pipeline.clock import WallClock
@@ -130,31 +155,47 @@ def _context(config_path: Path | None, *, wait: bool = False, environment: str |
         )
     poll = poll_seconds(os.environ)
     # AWS regions come from the settings: app.region, or an environment's delivery.region.
-    return Context(settings, WallClock(), _echo, github=github, poll=poll, wait_if_busy=wait)
+    return Context(settings, WallClock(), echo or _echo, github=github, poll=poll, wait_if_busy=wait)
 
 
 def _echo(line: str) -> None:
     click.echo(line)
 
 
-def _run_and_report(chain: Callable[[], Any], summary: Path | None) -> None:
-    """Run a release or rollback; print its report (and the job summary) whether it succeeds or not."""
+def _run_and_report(chain: Callable[[], Any], summary: Path | None, output: str, github_output: Path | None) -> None:
+    """Run a release or rollback; print its report (and the job summary, and the step outputs) whether it
+    succeeds or not."""
     from pipeline.errors import Interrupted, ReleaseFailed
 
     try:
         report = chain()
     except (ReleaseFailed, Interrupted) as failed:
         if failed.report is not None:
-            _report(failed.report, summary)
+            _report(failed.report, summary, output, github_output)
         raise
-    _report(report, summary)
+    _report(report, summary, output, github_output)
 
 
-def _report(report: Any, summary: Path | None) -> None:
-    from pipeline.report import report_table
+def _report(report: Any, summary: Path | None, output: str, github_output: Path | None) -> None:
+    from pipeline.report import ReleaseOutcome, report_dict, report_table
 
-    click.echo(report_table(report))
+    if output == "json":
+        emit_json(report_dict(report))
+    else:
+        click.echo(report_table(report))
+    if report.outcome is ReleaseOutcome.PREVIEWED:
+        return  # a dry run changed nothing: no job summary, no step outputs
     _write_summary(summary, report)
+    write_github_output(github_output, {"url": report.url, "digest": report.digest, "version": report.version})
+
+
+GITHUB_OUTPUT_OPTION = click.option(
+    "--github-output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GITHUB_OUTPUT",
+    default=None,
+    help="Append the step outputs url, digest and version here (GitHub sets GITHUB_OUTPUT).",
+)
 
 
 @cli.command()
@@ -170,16 +211,33 @@ def _report(report: Any, summary: Path | None) -> None:
     default=None,
     help="Append a Markdown summary here (GitHub sets GITHUB_STEP_SUMMARY).",
 )
+@GITHUB_OUTPUT_OPTION
+@OUTPUT_OPTION
+@DRY_RUN_OPTION
 def release(
-    version: str, environment: str, config_path: Path | None, wait: bool, ref: str | None, summary: Path | None
+    version: str,
+    environment: str | None,
+    config_path: Path | None,
+    wait: bool,
+    ref: str | None,
+    summary: Path | None,
+    github_output: Path | None,
+    output: str,
+    dry_run: bool,
 ) -> None:
-    """Build, push, deploy, roll, smoke-test and record VERSION (a tag such as v1.4.0); roll back on failure."""
+    """Build, push, deploy, roll, smoke-test and record VERSION (a tag such as v1.4.0); roll back on failure.
+
+    With --dry-run nothing is built or pushed: the change set is shown (with the version's digest when it
+    is in ECR, else a placeholder digest) and deleted."""
     from pipeline.steps.release import release as run_release
     from pipeline.steps.version import parse_version
 
+    environment = resolve_env("release", environment)
     parse_version(version)  # refuse before touching anything
-    ctx = _context(config_path, wait=wait, environment=environment)
-    _run_and_report(lambda: run_release(ctx, environment, version, ref), summary)
+    ctx = _context(config_path, wait=wait, environment=environment, echo=progress(output))
+    _run_and_report(
+        lambda: run_release(ctx, environment, version, ref, dry_run=dry_run), summary, output, github_output
+    )
 
 
 @cli.command()
@@ -195,53 +253,67 @@ def release(
     default=None,
     help="Append a Markdown summary here.",
 )
+@GITHUB_OUTPUT_OPTION
+@OUTPUT_OPTION
+@DRY_RUN_OPTION
 def rollback(
-    version: str | None, environment: str, previous: bool, config_path: Path | None, wait: bool, summary: Path | None
+    version: str | None,
+    environment: str | None,
+    previous: bool,
+    config_path: Path | None,
+    wait: bool,
+    summary: Path | None,
+    github_output: Path | None,
+    output: str,
+    dry_run: bool,
 ) -> None:
     """Deploy a version already in ECR again (no build): VERSION, or --previous."""
     from pipeline.steps.release import rollback as run_rollback
     from pipeline.steps.version import parse_version
 
+    environment = resolve_env("rollback", environment)
     if version == "previous":
         version, previous = None, True
     if version is not None:
         parse_version(version)
-    ctx = _context(config_path, wait=wait, environment=environment)
-    _run_and_report(lambda: run_rollback(ctx, environment, version, previous), summary)
+    ctx = _context(config_path, wait=wait, environment=environment, echo=progress(output))
+    _run_and_report(
+        lambda: run_rollback(ctx, environment, version, previous, dry_run=dry_run), summary, output, github_output
+    )
 
 
 @cli.command()
-@click.argument("environment")
+@env_option(legacy_positional=True)
 @CONFIG_OPTION
 @OUTPUT_OPTION
-def status(environment: str, config_path: Path | None, output: str) -> None:
-    """What runs in ENVIRONMENT now: version, digest, tasks, URL."""
-    import json
-
+def status(environment: str | None, legacy_environment: str | None, config_path: Path | None, output: str) -> None:
+    """What runs in the environment now: version, digest, tasks, URL."""
     from pipeline.steps.history import status as read_status
 
-    state = read_status(_context(config_path, environment=environment), environment)
+    environment = resolve_env("status", environment, legacy_environment)
+    state = read_status(_context(config_path, environment=environment, echo=progress(output)), environment)
     if output == "json":
-        click.echo(json.dumps(state.as_dict(), indent=2))
+        emit_json(state.as_dict())
         return
     for key, value in state.as_dict().items():
         click.echo(f"{key:<14} {value}")
 
 
 @cli.command()
-@click.argument("environment")
+@env_option(legacy_positional=True)
 @CONFIG_OPTION
 @OUTPUT_OPTION
 @click.option("--limit", default=10, show_default=True)
-def history(environment: str, config_path: Path | None, output: str, limit: int) -> None:
-    """The last releases of ENVIRONMENT, newest first."""
-    import json
-
+def history(
+    environment: str | None, legacy_environment: str | None, config_path: Path | None, output: str, limit: int
+) -> None:
+    """The last releases of the environment, newest first."""
     from pipeline.steps.history import history as read_history
 
-    entries = read_history(_context(config_path, environment=environment), environment, limit)
+    environment = resolve_env("history", environment, legacy_environment)
+    entries = read_history(_context(config_path, environment=environment, echo=progress(output)), environment, limit)
     if output == "json":
-        click.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        emit_json([e.as_dict() for e in entries])
         return
     click.echo(f"{'version':<12} {'state':<14} {'when':<26} digest")
     for e in entries:
@@ -249,22 +321,31 @@ def history(environment: str, config_path: Path | None, output: str, limit: int)
 
 
 @cli.command()
-@click.argument("environment")
+@env_option(legacy_positional=True)
 @CONFIG_OPTION
 @click.option("--version", "version", default=None, help="Preview with this version's image (default: what runs now).")
 @click.option(
     "--if-deployed",
     is_flag=True,
-    help="Say so and exit 0 when ENVIRONMENT is not deployed yet (pull request previews).",
+    help="Say so and exit 0 when the environment is not deployed yet (pull request previews).",
 )
-def diff(environment: str, config_path: Path | None, version: str | None, if_deployed: bool) -> None:
-    """Show the change set a deploy of ENVIRONMENT would execute, without executing it."""
+@OUTPUT_OPTION
+def diff(
+    environment: str | None,
+    legacy_environment: str | None,
+    config_path: Path | None,
+    version: str | None,
+    if_deployed: bool,
+    output: str,
+) -> None:
+    """Show the change set a deploy of the environment would execute, without executing it."""
     from pipeline.steps.push import find_release
     from pipeline.steps.release import running_version
     from pipeline.steps.version import parse_version
     from pipeline.templates import names
 
-    ctx = _context(config_path, environment=environment)
+    environment = resolve_env("diff", environment, legacy_environment)
+    ctx = _context(config_path, environment=environment, echo=progress(output))
     env = ctx.environment(environment)
     current = running_version(ctx, env.name)
     if version:
@@ -273,30 +354,59 @@ def diff(environment: str, config_path: Path | None, version: str | None, if_dep
     elif current:
         params = {"ImageUri": current.image_uri, "Version": current.version}
     elif if_deployed:
-        click.echo(f"{env.name} is not deployed yet: nothing to preview")
+        if output == "json":
+            emit_json({"environment": env.name, "deployed": False, "changes": []})
+        else:
+            click.echo(f"{env.name} is not deployed yet: nothing to preview")
         return
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
-    ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)
+    result = ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)
+    if output == "json":
+        emit_json(_deploy_result_dict(env.name, params["Version"], result))
+
+
+def _deploy_result_dict(environment: str, version: str, result: Any) -> dict[str, Any]:
+    return {
+        "environment": environment,
+        "stack": result.stack_name,
+        "version": version,
+        "outcome": result.outcome.value,
+        "changes": [
+            {
+                "action": c.action,
+                "logical_id": c.logical_id,
+                "resource_type": c.resource_type,
+                "replacement": c.replacement,
+            }
+            for c in result.changes
+        ],
+    }
 
 
 @cli.command()
 @CONFIG_OPTION
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
-def bootstrap(config_path: Path | None, wait: bool) -> None:
+@OUTPUT_OPTION
+def bootstrap(config_path: Path | None, wait: bool, output: str) -> None:
     """Deploy the shared stacks once: the ECR registry and the CI access roles."""
     from pipeline.aws.oidc import ci_access_parameters
     from pipeline.templates import stack_specs
 
-    ctx = _context(config_path, wait=wait)
+    echo = progress(output)
+    ctx = _context(config_path, wait=wait, echo=echo)
     ctx.clients.check_credentials()
     deployer = ctx.deployer()
+    done = []
     for spec in stack_specs(ctx.settings):
         if spec.environment is None:
-            params = ci_access_parameters(ctx.clients, ctx.settings, _echo) if spec.kind == "ci-access" else {}
+            params = ci_access_parameters(ctx.clients, ctx.settings, echo) if spec.kind == "ci-access" else {}
             result = deployer.deploy(spec.stack_name, ctx.committed_template(spec.file_name), params)
-            click.echo(f"{spec.stack_name}: {result.outcome.value}")
+            done.append({"stack": spec.stack_name, "outcome": result.outcome.value})
+            echo(f"{spec.stack_name}: {result.outcome.value}")
+    if output == "json":
+        emit_json(done)
 
 
 @cli.command("template-diff")
@@ -364,52 +474,99 @@ def push(version: str, config_path: Path | None) -> None:
 
 
 @cli.command()
-@click.argument("environment")
 @click.argument("version")
+@click.argument("legacy_version", required=False, cls=HiddenArgument)
+@ENV_OPTION
 @CONFIG_OPTION
 @click.option("--wait", is_flag=True, help="Wait for a stack operation already running instead of refusing.")
-def deploy(environment: str, version: str, config_path: Path | None, wait: bool) -> None:
-    """Deploy VERSION (already in ECR) to ENVIRONMENT's stack, by digest; no rollout check."""
+@OUTPUT_OPTION
+@DRY_RUN_OPTION
+def deploy(
+    version: str,
+    legacy_version: str | None,
+    environment: str | None,
+    config_path: Path | None,
+    wait: bool,
+    output: str,
+    dry_run: bool,
+) -> None:
+    """Deploy VERSION (already in ECR) to the environment's stack, by digest; no rollout check."""
     from pipeline.report import ReleaseReport
     from pipeline.steps.push import find_release
     from pipeline.steps.release import Engine
     from pipeline.steps.version import parse_version
 
+    if legacy_version is not None:  # the old `pipeline deploy ENV VERSION`
+        environment = resolve_env("deploy", environment, version)
+        version = legacy_version
+    environment = resolve_env("deploy", environment)
     number = parse_version(version)
-    ctx = _context(config_path, wait=wait, environment=environment)
+    ctx = _context(config_path, wait=wait, environment=environment, echo=progress(output))
     ctx.clients.check_credentials()
     image = find_release(ctx.clients.ecr, ctx.repository, number)
-    engine = Engine(ctx, environment, ReleaseReport("deploy", environment, number))
+    engine = Engine(ctx, environment, ReleaseReport("deploy", environment, number, digest=image.digest))
     engine.refuse_if_busy()
-    engine.deploy(image)
-    click.echo(f"{engine.stack_name}: runs {image.version} ({image.digest})")
+    if dry_run:
+        engine.preview(image)
+    else:
+        engine.deploy(image)
+        progress(output)(f"{engine.stack_name}: runs {image.version} ({image.digest})")
+    if output == "json":
+        emit_json(
+            {
+                "environment": environment,
+                "stack": engine.stack_name,
+                "version": image.version,
+                "digest": image.digest,
+                "url": engine.report.url,
+                "outcome": "previewed" if dry_run else "deployed",
+                "changes": engine.report.changes,
+            }
+        )
 
 
 @cli.command()
-@click.argument("environment")
+@env_option(legacy_positional=True)
 @CONFIG_OPTION
-def roll(environment: str, config_path: Path | None) -> None:
-    """Watch ENVIRONMENT's ECS rollout (with its strategy) until it completes, fails or times out."""
+@OUTPUT_OPTION
+def roll(environment: str | None, legacy_environment: str | None, config_path: Path | None, output: str) -> None:
+    """Watch the environment's ECS rollout (with its strategy) until it completes, fails or times out."""
     from pipeline.report import ReleaseReport
     from pipeline.steps.release import Engine
 
-    ctx = _context(config_path, environment=environment)
+    environment = resolve_env("roll", environment, legacy_environment)
+    ctx = _context(config_path, environment=environment, echo=progress(output))
     engine = Engine(ctx, environment, ReleaseReport("roll", environment, ""))
     result = engine.roll(engine.rollout())
+    if output == "json":
+        emit_json({"environment": environment, "outcome": result.outcome.value, "seconds": round(result.seconds, 3)})
+        return
     click.echo(f"rollout completed in {result.seconds:.0f}s")
 
 
 @cli.command()
-@click.argument("environment")
+@env_option(legacy_positional=True)
 @CONFIG_OPTION
-def smoke(environment: str, config_path: Path | None) -> None:
-    """Smoke-test ENVIRONMENT through its URL: the health path, then a sample prediction."""
+@OUTPUT_OPTION
+def smoke(environment: str | None, legacy_environment: str | None, config_path: Path | None, output: str) -> None:
+    """Smoke-test the environment through its URL: the health path, then a sample prediction."""
     from pipeline.report import ReleaseReport
     from pipeline.steps.release import Engine
 
-    ctx = _context(config_path, environment=environment)
+    environment = resolve_env("smoke", environment, legacy_environment)
+    ctx = _context(config_path, environment=environment, echo=progress(output))
     engine = Engine(ctx, environment, ReleaseReport("smoke", environment, ""))
-    engine.smoke(engine.rollout())
+    result = engine.smoke(engine.rollout())
+    if output == "json":
+        emit_json(
+            {
+                "environment": environment,
+                "url": engine.report.url,
+                "attempts": result.attempts,
+                "seconds": round(result.seconds, 3),
+                "response": result.response,
+            }
+        )
 
 
 @cli.command()
@@ -450,9 +607,12 @@ def schema() -> None:
 def _register_groups() -> None:
     from pipeline.commands.init import init
     from pipeline.commands.local import local
+    from pipeline.commands.operate import completion, destroy, logs
 
     cli.add_command(init)
     cli.add_command(local)
+    for command in (logs, destroy, completion):
+        cli.add_command(command)
 
 
 _register_groups()
@@ -472,6 +632,17 @@ def run(command: Callable[..., Any], argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as err:
+        # One line, as every other error: what is wrong and where the help is.
+        where = (
+            f"pipeline {err.ctx.command_path.split(' ', 1)[1]}"
+            if err.ctx and " " in err.ctx.command_path
+            else "pipeline"
+        )
+        message = " ".join(err.format_message().split())
+        stop = "" if message.endswith((".", "?", "!")) else "."
+        click.echo(f"error: {message}{stop} Run `{where} --help`.", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

@@ -12,6 +12,7 @@ class ReleaseOutcome(Enum):
     ROLLED_BACK = "rolled back"  # failed, and the previous version serves again
     FAILED = "failed"  # failed with nothing to go back to
     INTERRUPTED = "interrupted"  # Ctrl-C (or a cancelled job): AWS carries on without us
+    PREVIEWED = "previewed"  # --dry-run: the change set was shown and deleted, nothing executed
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,23 @@ class ReleaseReport:
     @property
     def seconds(self) -> float:
         return sum(p.seconds for p in self.phases)
+
+
+def report_dict(report: ReleaseReport) -> dict[str, object]:
+    """The report as `--output json` prints it."""
+    return {
+        "kind": report.kind,
+        "environment": report.environment,
+        "version": report.version,
+        "digest": report.digest,
+        "url": report.url,
+        "outcome": report.outcome.value,
+        "cause": report.cause,
+        "restored_version": report.restored_version,
+        "changes": list(report.changes),
+        "phases": [{"name": p.name, "seconds": round(p.seconds, 3), "ok": p.ok} for p in report.phases],
+        "seconds": round(report.seconds, 3),
+    }
 
 
 def report_table(report: ReleaseReport) -> str:
@@ -82,7 +100,9 @@ def mermaid_gantt(report: ReleaseReport) -> str:
 
 
 def markdown_summary(report: ReleaseReport) -> str:
-    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌", "interrupted": "⏹️"}[report.outcome.value]
+    icon = {"released": "✅", "rolled back": "↩️", "failed": "❌", "interrupted": "⏹️", "previewed": "👀"}[
+        report.outcome.value
+    ]
     lines = [
         f"## {icon} {report.kind} {report.version} to {report.environment}: {report.outcome.value}",
         "",

@@ -105,7 +105,9 @@ def release_yml(settings: Settings) -> str:
     name: release to {env.name}
 {needs}    runs-on: {runner}
     timeout-minutes: {timeout}
-    environment: {env.name}
+    environment:
+      name: {env.name}
+      url: ${{{{ steps.release.outputs.url }}}} # written by `pipeline release` to $GITHUB_OUTPUT
     concurrency:
       group: deploy-{env.name}
       cancel-in-progress: false
@@ -115,6 +117,7 @@ def release_yml(settings: Settings) -> str:
       deployments: write # record the GitHub deployment and its statuses
     steps:
 {_CHECKOUT}{_PYTHON}{_INSTALL}{buildx}{_credentials()}      - name: {what.capitalize()} ({env.name})
+        id: release
         run: pipeline release "$GITHUB_REF_NAME" --env {env.name}
         env:
           GITHUB_TOKEN: ${{{{ github.token }}}}
@@ -164,7 +167,9 @@ jobs:
     name: roll back
     runs-on: ubuntu-24.04
     timeout-minutes: {timeout}
-    environment: ${{{{ inputs.environment }}}}
+    environment:
+      name: ${{{{ inputs.environment }}}}
+      url: ${{{{ steps.rollback.outputs.url }}}} # written by `pipeline rollback` to $GITHUB_OUTPUT
     concurrency:
       group: deploy-${{{{ inputs.environment }}}}
       cancel-in-progress: false
@@ -174,6 +179,7 @@ jobs:
       deployments: write # record the GitHub deployment and its statuses
     steps:
 {_CHECKOUT}{_PYTHON}{_INSTALL}{_credentials()}      - name: Roll back (the pipeline validates both inputs)
+        id: rollback
         run: pipeline rollback "$VERSION" --env "$ENVIRONMENT"
         env:
           ENVIRONMENT: ${{{{ inputs.environment }}}}
@@ -191,7 +197,7 @@ def _preview_job(settings: Settings) -> str:
     guard = f"        if: {_SAME_REPOSITORY}\n"
     previews = "".join(
         f"""      - name: Preview the change set ({name})
-{guard}        run: pipeline diff {name} --if-deployed
+{guard}        run: pipeline diff --env {name} --if-deployed
 """
         for name in settings.environment_names
     )

@@ -27,7 +27,11 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
             "error: environment: unknown environment 'qa'. Use one of: staging, production.",
         ),
         (("rollback", "--env", "staging"), None, "give either a VERSION or --previous"),
-        (("status", "qa"), 2, "error: environment: unknown environment 'qa'. Use one of: staging, production."),
+        (
+            ("status", "--env", "qa"),
+            2,
+            "error: environment: unknown environment 'qa'. Use one of: staging, production.",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(project_root: Path, args: tuple[str, ...], code: int | None, line: str) -> None:
@@ -76,7 +80,7 @@ def test_help_on_every_command(project_root: Path) -> None:
         (
             "Interrupted",
             "error: interrupted while waiting for app-service-staging to deploy "
-            "(app-service-staging is UPDATE_IN_PROGRESS). Run `pipeline status staging`.",
+            "(app-service-staging is UPDATE_IN_PROGRESS). Run `pipeline status --env staging`.",
         ),
         ("KeyboardInterrupt", "interrupted"),
     ],
@@ -92,7 +96,7 @@ def test_ctrl_c_exits_130_with_one_line(raised: str, line: str, capsys: pytest.C
         if raised == "Interrupted":
             raise Interrupted(
                 "interrupted while waiting for app-service-staging to deploy (app-service-staging is UPDATE_IN_PROGRESS)",
-                hint="Run `pipeline status staging`.",
+                hint="Run `pipeline status --env staging`.",
             )
         raise KeyboardInterrupt
 

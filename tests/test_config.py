@@ -337,7 +337,7 @@ def test_the_cli_refuses_a_bad_poll_interval_exit_2(project_root: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))}
     env.update(PIPELINE_POLL_SECONDS="abc", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline", "status", "staging"],
+        [sys.executable, "-m", "pipeline", "status", "--env", "staging"],
         cwd=project_root,
         capture_output=True,
         text=True,

@@ -140,7 +140,7 @@ def test_what_init_writes_lints_clean_and_releases_on_the_local_ground(repo: Pat
     git(repo, "tag", "v0.2.0")
     chain = (
         "pipeline bootstrap && pipeline release v0.1.0 --env staging && pipeline release v0.2.0 --env staging"
-        " && pipeline rollback --env staging --previous && pipeline status staging --output json"
+        " && pipeline rollback --env staging --previous && pipeline status --env staging --output json"
     )
     result = cli(repo, "local", "exec", "--", "sh", "-c", chain, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

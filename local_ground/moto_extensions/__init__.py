@@ -40,7 +40,10 @@ from .ecs_validation import (
     EcsValidatesServiceLoadBalancers,
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
+from .logs_filter import FilterLogEventsHonoursStreamPrefix
+from .network_deletion import StackDeletionDeletesNetworkResources
 from .rollback_waits import UpdateRollbackWaitsForEcs
+from .service_deletion import StackDeletionStopsEcsServices
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
@@ -60,6 +63,8 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     FailedStackUpdateRollsBack,
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,
+    StackDeletionStopsEcsServices,
+    StackDeletionDeletesNetworkResources,
     StackDeletionCanFail,
     ExportsInUseCannotChange,
     CloudFormationValidatesParameters,
@@ -71,6 +76,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     LoadBalancerAttributesFromTemplates,
     LoadBalancerDeletionProtection,
     EcrLifecyclePoliciesExpireImages,
+    FilterLogEventsHonoursStreamPrefix,
     ThrottlingInjection,
 )
 EXTENSION_NAMES: tuple[str, ...] = tuple(t.name for t in EXTENSION_TYPES)

@@ -104,6 +104,17 @@ def _attach_network_interface(task: Task, network: dict[str, Any], account_id: s
     )
 
 
+def release_network_interface(task: Task, account_id: str, region: str) -> None:
+    """Fargate deletes a task's ENI once the task has stopped; its subnet and VPC can then be deleted."""
+    backend = ec2_backends[account_id][region]
+    for attachment in task.attachments:
+        for detail in attachment.get("details", []):
+            if detail.get("name") == "networkInterfaceId" and detail["value"] in backend.enis:
+                backend.delete_network_interface(detail["value"])
+        if attachment.get("type") == "ElasticNetworkInterface":
+            attachment["status"] = "DELETED"
+
+
 def private_ip(task: Task) -> str | None:
     """The task ENI's address (awsvpc), which is the target id an ip target group registers."""
     for attachment in task.attachments:

@@ -178,6 +178,18 @@ class EcsTasksRunForReal(Extension):
                 self.controllers[id(deployments)] = controller
         controller.wake()
 
+    def service_deleted(self, deployments: ServiceDeployments, timeout: float) -> bool:
+        """ECS stops a deleted service's tasks (deregistered, drained, stopped); True once none runs.
+        Never waits on the calling thread's own controller (it stops them on its next pass)."""
+        with self._lock:
+            controller = self.controllers.get(id(deployments))
+        if controller is None:
+            return True
+        controller.wake()
+        if controller.is_current_thread():
+            return True
+        return controller.wait_stopped(timeout)
+
     def live_task_pids(self) -> list[int]:
         """`buildah run` processes still running (tests assert none outlives the local AWS)."""
         return self.processes.live_pids()

@@ -66,6 +66,19 @@ class ServiceController:
     def event(self, message: str) -> None:
         self.model.add_event(f"(service {self.name}) {message}")
 
+    def is_current_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def wait_stopped(self, timeout: float) -> bool:
+        """Bounded wait until every task of this service has stopped (real processes, polled)."""
+        deadline = time.monotonic() + timeout
+        while any(t.phase is not Phase.STOPPED for t in self.tasks):
+            if time.monotonic() > deadline:
+                return False
+            self._wake.set()
+            time.sleep(TICK)
+        return True
+
     def close(self) -> None:
         """Uninstall: end the loop and kill every task without draining."""
         self._closed.set()

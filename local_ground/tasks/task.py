@@ -30,7 +30,8 @@ from moto.elbv2.models import elbv2_backends
 
 from pipeline.images.container import ContainerError, ContainerProcess, ContainerSpec, free_port
 
-from .ecs_tasks import RecordedTask, container_stopped, private_ip, set_status
+from .awslogs import AwsLogsShipper, AwsLogsTarget
+from .ecs_tasks import RecordedTask, container_stopped, private_ip, release_network_interface, set_status
 from .runtime import Runtime
 from .secrets import SecretRefused, read_secrets
 from .targets import HealthCheck, HealthChecker, Target, TargetState
@@ -121,10 +122,15 @@ class RunningTask:
                 )
             )
             self._ports[spec.name] = free_port()
+        self._log_shippers: dict[str, AwsLogsShipper] = {}
         for definition in task_definition.container_definitions:
             self._stop_timeouts[definition["name"]] = runtime.scale.seconds(
                 float(definition.get("stopTimeout") or DEFAULT_STOP_TIMEOUT)
             )
+            logs = AwsLogsTarget.of(definition, record.id, runtime.account_id, runtime.region)
+            if logs is not None:
+                log_path = runtime.log_dir / f"{record.id}-{definition['name']}.log"
+                self._log_shippers[definition["name"]] = AwsLogsShipper(logs, log_path)
         self._stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -165,10 +171,15 @@ class RunningTask:
                 container.pull()
                 container.set_secret_environment(secrets.get(container.spec.name, {}))
             set_status(self.record, "PENDING")
+            for shipper in self._log_shippers.values():
+                shipper.open()  # the awslogs driver's stream, before any container runs
             for container in self.containers:
                 self.runtime.processes.run(
                     container, {"PORT": str(self._ports[container.spec.name]), "HOST": "127.0.0.1"}
                 )
+                shipper = self._log_shippers.get(container.spec.name)
+                if shipper is not None:
+                    shipper.start()
             for container in self.containers:
                 if not container.wait_started(START_TIMEOUT):
                     break  # it exited at once: the controller sees the essential container exit
@@ -179,6 +190,9 @@ class RunningTask:
                 container.kill()
                 container.remove()
                 self.runtime.processes.discard(container)
+            for shipper in self._log_shippers.values():
+                shipper.stop()
+            release_network_interface(self.record, self.runtime.account_id, self.runtime.region)
             set_status(
                 self.record,
                 "STOPPED",
@@ -255,12 +269,16 @@ class RunningTask:
         set_status(self.record, "STOPPING")
         for container in self.containers:
             code = container.stop(self._stop_timeouts.get(container.spec.name, 0.0))
+            shipper = self._log_shippers.get(container.spec.name)
+            if shipper is not None:
+                shipper.stop()  # its last lines (e.g. the drain) reach the stream too
             reason = None
             if code not in (None, 0) and container.spec.essential:
                 reason = container.output().strip().splitlines()[-1:] or None
             container_stopped(self.record, container.spec.name, code, reason[0] if reason else None)
             container.remove()
             self.runtime.processes.discard(container)
+        release_network_interface(self.record, self.runtime.account_id, self.runtime.region)
         set_status(self.record, "STOPPED")
         self.phase = Phase.STOPPED
         self._on_change()
@@ -286,6 +304,8 @@ class RunningTask:
             self._checker.stop()
         for container in self.containers:
             container.kill()
+        for shipper in self._log_shippers.values():
+            shipper.stop()
 
     def join(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -63,6 +63,10 @@ class Clients:
         return self.client("elbv2")
 
     @property
+    def logs(self) -> Any:
+        return self.client("logs")
+
+    @property
     def iam(self) -> Any:
         return self.client("iam")
 

@@ -184,3 +184,15 @@ def stack_events(cf: Any, stack: str, limit: int = 100) -> list[StackEvent]:
         for e in raw
     ]
     return list(reversed(events))
+
+
+def physical_ids(cf: Any, stack: str, resource_type: str) -> list[str]:
+    """Physical ids of the stack's resources of one type (e.g. its load balancers' ARNs)."""
+    with aws_call(f"list resources of {stack}"):
+        pages = cf.get_paginator("list_stack_resources").paginate(StackName=stack)
+        return [
+            r["PhysicalResourceId"]
+            for page in pages
+            for r in page.get("StackResourceSummaries", [])
+            if r.get("ResourceType") == resource_type and r.get("PhysicalResourceId")
+        ]

@@ -74,7 +74,7 @@ class Deployer:
             after = "no update was started"
         else:
             after = "CloudFormation carries on and will finish or roll back by itself"
-        look = f"Run `pipeline status {self.environment}`" if self.environment else "Look at it in the console"
+        look = f"Run `pipeline status --env {self.environment}`" if self.environment else "Look at it in the console"
         return Interrupted(
             f"interrupted while waiting for {stack_name} to {self._doing} ({now}); {after}",
             hint=f"{look} to see where {stack_name} stands; no second update was started.",
@@ -121,6 +121,26 @@ class Deployer:
             )
         outcome = DeployOutcome.CREATED if change_type == "CREATE" else DeployOutcome.UPDATED
         return DeployResult(stack_name, outcome, change_set.changes, final, self.clock.now() - started)
+
+    def delete(self, stack_name: str) -> None:
+        """Delete a stack and wait with its events streamed; raises when CloudFormation cannot."""
+        stack = cfn.describe_stack(self.cf, stack_name)
+        if stack is None:
+            return
+        refuse_busy(stack)
+        self._mark_old_events_seen(stack.stack_id, stack)
+        try:
+            cfn.delete_stack(self.cf, stack_name)
+            # By its id: a deleted stack stays readable (DELETE_COMPLETE, with its events) only so.
+            final = self._wait_stack(stack.stack_id, "delete", allow_gone=True)
+        except KeyboardInterrupt:
+            raise self.interrupted(stack_name) from None
+        if final.status != "DELETE_COMPLETE":
+            cause = self._failure_cause(stack.stack_id)
+            raise DeployError(
+                f"{stack_name}: delete failed, stack is {final.status}" + (f": {cause}" if cause else ""),
+                hint="Fix or retain the resource named, then delete it again.",
+            )
 
     # --- states that cannot take an update as they are -------------------------------------------
 

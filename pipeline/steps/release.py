@@ -35,6 +35,10 @@ from pipeline.steps.strategy import Rollout
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
 
+# A dry-run release to an environment that builds neither builds nor pushes: its change set pins the
+# repository to this digest instead, so the task definition shows as replaced, as the release will.
+PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
 
 @dataclass(frozen=True)
 class Running:
@@ -138,6 +142,18 @@ class Engine:
         with self.phase("smoke"):
             return self.ctx.smoke_tester().run(rollout.url, self.env.service.health_check_path, self.ctx.settings.smoke)
 
+    def preview(self, image: PushedImage) -> None:
+        """--dry-run: the change set a deploy of `image` would execute, shown and deleted; nothing else."""
+        body = self.ctx.committed_template(names.template_file("service", self.env.name))
+        with self.phase("preview"):
+            result = self.ctx.deployer(self.env.name).deploy(
+                self.stack_name, body, {"ImageUri": image.image_uri, "Version": image.version}, execute=False
+            )
+        self.report.changes = [c.line() for c in result.changes]
+        self.report.outcome = ReleaseOutcome.PREVIEWED
+        stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+        self.report.url = stack.outputs.get("ServiceUrl", "") if stack else ""
+
     def deploy_image(self, image: PushedImage) -> None:
         """deploy + roll + smoke for one digest, then let the strategy promote it; raises on the first failure."""
         rollout = self.deploy(image)
@@ -174,7 +190,7 @@ class Engine:
         return Interrupted(
             f"interrupted{during} of {self.report.kind} {self.report.version} to {self.env.name} "
             f"({read_now(now, f'the status of {self.stack_name}')}); {after}",
-            hint=f"Run `pipeline status {self.env.name}` to see where it stands.",
+            hint=f"Run `pipeline status --env {self.env.name}` to see where it stands.",
         )
 
     def _ecs_cause(self) -> str:
@@ -186,7 +202,9 @@ class Engine:
         return f" (ECS: {cause})" if cause else ""
 
 
-def release(ctx: Context, environment: str, tag: str, ref: str | None = None) -> ReleaseReport:
+def release(
+    ctx: Context, environment: str, tag: str, ref: str | None = None, *, dry_run: bool = False
+) -> ReleaseReport:
     version = parse_version(tag)
     env = ctx.environment(environment)  # unknown environments are refused before any work
     ctx.clients.check_credentials()
@@ -212,8 +230,18 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
             f"version {version} is not in ECR and {env.name} does not build (build = false)",
             hint=f"Release it to {builders} first; {env.name} promotes the digest verified there.",
         )
+    elif dry_run:
+        ctx.echo(
+            f"dry run: {version} is not built or pushed; the change set pins a placeholder digest "
+            f"({PLACEHOLDER_DIGEST[:15]}...) where the release would pin the pushed one"
+        )
+        image = PushedImage(version, PLACEHOLDER_DIGEST, ecr_api.repository_uri(ecr, ctx.repository))
     else:
         image = _build_and_push(ctx, engine, version)  # a failed build is not a deployment: nothing recorded
+    if dry_run:
+        engine.preview(image)
+        report.digest = "" if image.digest == PLACEHOLDER_DIGEST else image.digest
+        return report
     report.digest = image.digest
     _ship(ctx, engine, image, previous, ref or f"v{version}", done=f"{version} is live", failed=f"{version} failed")
     if env.delivery.github_release and ctx.github is not None:
@@ -224,7 +252,9 @@ def release(ctx: Context, environment: str, tag: str, ref: str | None = None) ->
     return report
 
 
-def rollback(ctx: Context, environment: str, target: str | None, previous: bool = False) -> ReleaseReport:
+def rollback(
+    ctx: Context, environment: str, target: str | None, previous: bool = False, *, dry_run: bool = False
+) -> ReleaseReport:
     env = ctx.environment(environment)
     if previous == (target is not None):
         raise InputError("give either a VERSION or --previous", hint="e.g. `pipeline rollback --env staging 1.0.0`.")
@@ -235,6 +265,9 @@ def rollback(ctx: Context, environment: str, target: str | None, previous: bool 
     report = ReleaseReport("rollback", env.name, version, digest=image.digest)
     engine = Engine(ctx, env.name, report)
     engine.refuse_if_busy()
+    if dry_run:
+        engine.preview(image)
+        return report
     _ship(
         ctx,
         engine,

@@ -123,7 +123,7 @@ class RolloutWatcher:
         return Interrupted(
             f"interrupted while watching the rollout of {service} ({now}); ECS carries on, "
             "and its circuit breaker rolls back a failing deployment by itself",
-            hint=f"Run `pipeline status {self.environment}` to see where it stands.",
+            hint=f"Run `pipeline status --env {self.environment}` to see where it stands.",
         )
 
     def _progress(

@@ -126,7 +126,7 @@ def test_init_release_rollback_on_the_local_ground(repo: Path) -> None:
     body = shlex.quote(json.dumps({"instances": [SETOSA]}))
     chain = (
         "pipeline bootstrap && pipeline release v0.1.0 --env staging && pipeline release v0.2.0 --env staging"
-        f" && pipeline rollback --env staging --previous && pipeline status staging --output json > {status}"
+        f" && pipeline rollback --env staging --previous && pipeline status --env staging --output json > {status}"
         f" && {sys.executable} {predict} {status} {body}"
     )
     result = cli(repo, "local", "exec", "--", "sh", "-c", chain, timeout=900)

@@ -88,7 +88,7 @@ def _local_aws(without: tuple[str, ...]) -> Iterator[LocalAWS]:
 
 
 def _preview_lines(settings: config.Settings, without: tuple[str, ...]) -> list[str]:
-    """What `pipeline diff staging --version` prints for a new digest of the committed template."""
+    """What `pipeline diff --env staging --version` prints for a new digest of the committed template."""
     with _local_aws(without) as aws:
         env = aws.environ()
         cf = boto3.client(

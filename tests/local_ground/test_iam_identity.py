@@ -512,7 +512,7 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
     )
     with pytest.raises(DeployError):
         first.deploy(stack, POLICY_ON_A_CI_ROLE, {})
-    done = pipeline_cli(["deploy", "staging", "7.0.0"], session)
+    done = pipeline_cli(["deploy", "7.0.0", "--env", "staging"], session)
     assert done.returncode == 0, done.stderr + done.stdout
     assert f"{stack}: ROLLBACK_COMPLETE (its first create failed); deleting the empty stack" in done.stdout
     assert f"{stack}: runs 7.0.0" in done.stdout and f"{stack}: executing create" in done.stdout
@@ -521,11 +521,11 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
     assert described["RoleARN"] == names.execution_role_arn(settings, "staging")
 
     preview = assume(bootstrapped, names.pull_request_role_arn(settings), **job(None, event="pull_request"))
-    shown = pipeline_cli(["diff", "staging", "--version", "7.1.0"], preview)
+    shown = pipeline_cli(["diff", "--env", "staging", "--version", "7.1.0"], preview)
     assert shown.returncode == 0, shown.stderr + shown.stdout
     assert f"{stack}: 2 change(s)" in shown.stdout  # the preview ran, with the changes AWS lists
     assert "Modify  TaskDefinition [AWS::ECS::TaskDefinition] (replacement)" in shown.stdout
 
-    refused_deploy = pipeline_cli(["deploy", "staging", "7.1.0"], preview)
+    refused_deploy = pipeline_cli(["deploy", "7.1.0", "--env", "staging"], preview)
     assert refused_deploy.returncode != 0
     assert "is not authorized to perform: cloudformation:ExecuteChangeSet" in refused_deploy.stderr

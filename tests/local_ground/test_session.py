@@ -56,7 +56,7 @@ def test_exec_releases_and_rolls_back_a_repository_unchanged(repo: Path) -> None
     subprocess.run([*git, "tag", "v0.2.0"], check=True)
     chain = (
         "pipeline bootstrap && pipeline release v0.1.0 --env staging && pipeline release v0.2.0 --env staging"
-        " && pipeline rollback --env staging --previous && pipeline status staging --output json"
+        " && pipeline rollback --env staging --previous && pipeline status --env staging --output json"
     )
     result = cli(repo, "local", "exec", "--", "sh", "-c", chain, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -76,7 +76,7 @@ def test_up_detached_then_down(repo: Path, tmp_path: Path) -> None:
     try:
         again = cli(repo, "local", "up", "--detach", env=env)
         assert again.returncode != 0 and "already runs" in again.stderr
-        status = cli(repo, "status", "staging", env={**env, **exports})
+        status = cli(repo, "status", "--env", "staging", env={**env, **exports})
         assert status.returncode != 0 and "staging is not deployed" in status.stderr  # it answered
     finally:
         down = cli(repo, "local", "down", env=env)

@@ -363,13 +363,13 @@ def test_the_single_step_commands_run_the_engine_steps(
         assert exited.value.code == 0, out.err
         return out.out
 
-    deployed = pipeline("deploy", "staging", other)
+    deployed = pipeline("deploy", other, "--env", "staging")
     assert "==> deploy" in deployed and "<== deploy done" in deployed
     assert f"{settings.app.name}-service-staging: runs {other} (sha256:" in deployed
     assert status(context(settings, github=False), "staging").version == other
-    rolled = pipeline("roll", "staging")
+    rolled = pipeline("roll", "--env", "staging")
     assert "==> roll" in rolled and "rollout completed in" in rolled
-    smoked = pipeline("smoke", "staging")
+    smoked = pipeline("smoke", "--env", "staging")
     assert "==> smoke" in smoked and "smoke test passed" in smoked
 
 

@@ -201,7 +201,7 @@ def test_ctrl_c_while_watching_says_what_the_deployments_do(ecs_service: tuple[A
     with pytest.raises(Interrupted) as stopped:
         watcher.wait(cluster, "app", task_definition)
     assert stopped.value.exit_code == 130
-    assert stopped.value.hint == "Run `pipeline status staging` to see where it stands."
+    assert stopped.value.hint == "Run `pipeline status --env staging` to see where it stands."
     assert str(stopped.value).startswith(
         f"interrupted while watching the rollout of app (PRIMARY {cluster}-app:1 IN_PROGRESS 0/1 running); "
         "ECS carries on"

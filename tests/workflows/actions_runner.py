@@ -69,7 +69,7 @@ GITHUB_FIELDS = {"token", "repository", "base_ref", "head_ref", "ref", "ref_name
 EVENT_PATHS = {"pull_request.number", "pull_request.head.repo.full_name"}
 STATUS_FUNCTIONS = {"always()", "success()", "failure()", "cancelled()"}
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
-CONTEXT_PATH = re.compile(r"^(github|inputs|vars|secrets)\.([A-Za-z_][\w.-]*)$")
+CONTEXT_PATH = re.compile(r"^(github|inputs|vars|secrets|steps)\.([A-Za-z_][\w.-]*)$")
 
 
 class WorkflowError(Exception):
@@ -145,6 +145,7 @@ class JobResult:
     steps: list[StepResult] = field(default_factory=list)
     summary: str = ""
     environment: str = ""
+    environment_url: str = ""  # `environment.url`, evaluated when the job ends (as GitHub does)
 
     def step(self, name: str) -> StepResult:
         found = [s for s in self.steps if s.name == name]
@@ -187,6 +188,7 @@ class Contexts:
     inputs: dict[str, str]
     vars: dict[str, str]
     secrets: dict[str, str]
+    steps: dict[str, dict[str, str]] = field(default_factory=dict)  # step id -> its outputs
 
 
 def _lookup(path: str, ctx: Contexts) -> Any:
@@ -212,6 +214,11 @@ def _lookup(path: str, ctx: Contexts) -> Any:
         if rest not in GITHUB_FIELDS:
             raise WorkflowError(f"unsupported expression github.{rest}")
         return ctx.github[rest]
+    if context == "steps":
+        step_id, _, output = rest.partition(".outputs.")
+        if step_id not in ctx.steps or not output or "." in output:
+            raise WorkflowError(f"steps.{rest}: no step with id {step_id!r} ran before (ran: {sorted(ctx.steps)})")
+        return ctx.steps[step_id].get(output, "")  # an output the step did not set is ''
     table: dict[str, str] = getattr(ctx, context)
     if "." in rest or rest not in table:
         raise WorkflowError(f"{context}.{rest} is not set for this run (known: {sorted(table)})")
@@ -593,8 +600,12 @@ class Runner:
             raise WorkflowError(f"job {job_id}: unsupported keys {sorted(unknown)}")
         result = JobResult(job_id, interpolate(job.get("name", job_id), ctx), "success")
         environment = job.get("environment")
+        environment_url = None
         if isinstance(environment, dict):
-            environment = environment.get("name")
+            unknown = set(environment) - {"name", "url"}
+            if unknown:
+                raise WorkflowError(f"job {job_id}: environment keys {sorted(unknown)} are not understood")
+            environment, environment_url = environment.get("name"), environment.get("url")
         result.environment = interpolate(environment, ctx) if environment else ""
         concurrency = job.get("concurrency")
         if concurrency:  # evaluated so that every expression in the file is one this runner understands
@@ -606,6 +617,7 @@ class Runner:
             ctx.inputs,
             {**ctx.vars, **self.environment_vars.get(result.environment, {})},
             ctx.secrets,
+            {},
         )
         timeout = min(STEP_TIMEOUT_CAP, float(job.get("timeout-minutes", 360)) * 60)
         job_dir = run_dir / job_id
@@ -742,11 +754,42 @@ class Runner:
             result.steps.append(step_result)
             result.summary += summary.read_text(encoding="utf-8")
             exported.update(_read_env_file(env_file))
+            if "id" in step:
+                ctx.steps[str(step["id"])] = read_output_file(output_file)
             if code != 0:
                 self.echo(f"[{job_id}] ! {name} failed with exit code {code}")
                 failed = True
         result.status = "failure" if failed else "success"
+        if environment_url is not None:
+            result.environment_url = interpolate(environment_url, ctx)
         return result
+
+
+def read_output_file(path: Path) -> dict[str, str]:
+    """$GITHUB_OUTPUT as the runner reads it: `name=value` lines, or `name<<DELIMITER`, the value's
+    lines, then DELIMITER alone on a line (multiline values)."""
+    values: dict[str, str] = {}
+    lines = path.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        index += 1
+        if not line.strip():
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            try:
+                end = lines.index(delimiter, index)
+            except ValueError:
+                raise WorkflowError(f"GITHUB_OUTPUT: no closing delimiter {delimiter!r} for {name!r}") from None
+            values[name] = "\n".join(lines[index:end])
+            index = end + 1
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            values[name] = value
+        else:
+            raise WorkflowError(f"GITHUB_OUTPUT line not understood: {line!r}")
+    return values
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
