@@ -256,6 +256,7 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     """Show the change set a deploy of ENVIRONMENT would execute, without executing it."""
     from pipeline.steps.push import find_release
     from pipeline.steps.release import running_version
+    from pipeline.steps.scaling import kept_desired_count
     from pipeline.steps.version import parse_version
     from pipeline.templates import names
 
@@ -270,6 +271,7 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
+    params |= kept_desired_count(ctx, env.name, body)  # the preview a release would execute
     ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)
 
 

@@ -83,6 +83,18 @@ def build_service(settings: Settings, environment: str) -> Template:
             Description="The release version",
         )
     )
+    # A parameter, not a fixed number: each deploy passes the count autoscaling set (steps/scaling.py),
+    # since CloudFormation sends DesiredCount with every update of the service.
+    desired_count = t.add_parameter(
+        Parameter(
+            "DesiredCount",
+            Type="Number",
+            Default=s.desired_count,
+            MinValue=s.min_count,
+            MaxValue=s.max_count,
+            Description="Tasks to run: the service's current count on a deploy, desired_count when it is created",
+        )
+    )
 
     log_key = add_log_key(t)
     network = add_network(t, env, GetAtt(log_key, "Arn"))
@@ -205,7 +217,7 @@ def build_service(settings: Settings, environment: str) -> Template:
             "Service",
             Cluster=Ref(cluster),
             TaskDefinition=Ref(task),
-            DesiredCount=s.desired_count,
+            DesiredCount=Ref(desired_count),
             CapacityProviderStrategy=[CapacityProviderStrategyItem(CapacityProvider="FARGATE", Base=1, Weight=1)],
             HealthCheckGracePeriodSeconds=s.warmup,
             NetworkConfiguration=NetworkConfiguration(
