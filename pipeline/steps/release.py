@@ -27,7 +27,7 @@ from pipeline.errors import (
 )
 from pipeline.report import Phase, ReleaseOutcome, ReleaseReport
 from pipeline.steps.context import Context
-from pipeline.steps.deploy import refuse_busy
+from pipeline.steps.deploy import refuse_busy, refuse_unusable
 from pipeline.steps.interrupt import read_now
 from pipeline.steps.push import PushedImage, digest_of, find_release, push_image
 from pipeline.steps.roll import RolloutResult, deployments_line, explain_rolled_back, require_completed
@@ -95,8 +95,11 @@ class Engine:
 
     def refuse_if_busy(self) -> None:
         """Before anything changes: a stack mid-operation is refused (or waited for, with --wait)."""
+        stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+        # Before a build: a version pushed for a stack that cannot take it is burned in ECR.
+        refuse_unusable(self.clients.cloudformation, stack)
         if not self.ctx.wait_if_busy:
-            refuse_busy(cfn.describe_stack(self.clients.cloudformation, self.stack_name))
+            refuse_busy(stack)
 
     # --- the steps --------------------------------------------------------------------------------
 
