@@ -18,7 +18,7 @@ import pytest
 from pipeline.aws.clients import Clients
 from pipeline.clock import WallClock
 from pipeline.config import Settings
-from pipeline.errors import AwsError, DeployError, GitHubError, ReleaseFailed
+from pipeline.errors import AwsError, DeployError, GitHubError, Interrupted, ReleaseFailed
 from pipeline.github import GitHubRecorder
 from pipeline.report import ReleaseOutcome, ReleaseReport
 from pipeline.steps.build import BuildahBuilder
@@ -304,3 +304,38 @@ def test_an_environment_never_deployed_is_one_line_and_creates_nothing(
     assert "Traceback" not in err
     after = (stacks(), production_deployments())
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("at", "says"),
+    [
+        ("<== deploy done", f"of rollback {{version}} to staging ({STACK} is UPDATE_COMPLETE; service: PRIMARY "),
+        ("  rollout ", "interrupted while watching the rollout of iris-classifier-service-staging-Service"),
+        (
+            "  smoke test passed",
+            f"during smoke of rollback {{version}} to staging ({STACK} is UPDATE_COMPLETE; service: ",
+        ),
+    ],
+    ids=["between-deploy-and-roll", "while-watching", "during-smoke"],
+)
+def test_ctrl_c_anywhere_says_the_state_exits_130_and_finishes_the_github_deployment(
+    two_releases: Any, at: str, says: str
+) -> None:
+    settings = two_releases.settings
+    runs(settings, "1.1.0")
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if line.startswith(at):
+            raise KeyboardInterrupt
+
+    ctx = context(settings)
+    ctx.echo = echo
+    with pytest.raises(Interrupted) as stopped:
+        rollback(ctx, "staging", "1.0.0")
+    assert stopped.value.exit_code == 130
+    assert says.format(version="1.0.0") in str(stopped.value), str(stopped.value)
+    report = stopped.value.report
+    assert report is not None and report.outcome is ReleaseOutcome.INTERRUPTED
+    assert newest_deployment("staging") == ("1.0.0", "error")
