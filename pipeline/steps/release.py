@@ -278,6 +278,7 @@ def _ship(
         except PipelineError as err:
             report.cause = err.message
             _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
+            err.message = report.cause  # with the recording's own failure, when GitHub refused it too
             raise
     except (Interrupted, KeyboardInterrupt) as stop:
         interrupted = stop if isinstance(stop, Interrupted) else engine.interrupted()

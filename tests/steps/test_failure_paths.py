@@ -30,7 +30,7 @@ from pipeline.templates import stack_specs
 pytestmark = pytest.mark.slow
 
 STACK = "iris-classifier-service-staging"
-TAGS = ("v0.9.0", "v1.0.0", "v1.1.0", "v1.2.0", "v1.4.0", "v1.5.0", "v2.0.0")
+TAGS = ("v1.0.0", "v1.1.0", "v1.2.0", "v1.4.0", "v1.5.0", "v1.6.0", "v2.0.0")
 
 # Healthy to the load balancer, but where the environment pins the feature order (staging does) the
 # prediction is an error object: the smoke test fails after the health checks passed.
@@ -222,35 +222,57 @@ def test_a_stale_template_is_refused_before_build_and_push(two_releases: Any) ->
     assert newest_deployment("staging") == deployments_before
 
 
-def test_access_denied_on_execute_change_set_is_reported_and_recorded(ground: Any, two_releases: Any) -> None:
-    """A deploy identity that may create change sets but not execute them (a role missing one action)."""
+def deploy_identity_without_execute() -> boto3.session.Session:
+    """An IAM user allowed everything but cloudformation:ExecuteChangeSet (a role missing one action)."""
+    iam = aws("iam")
+    name = "deploy-without-execute"
+    if name not in {u["UserName"] for u in iam.list_users()["Users"]}:
+        iam.create_user(UserName=name)
+        iam.put_user_policy(
+            UserName=name,
+            PolicyName="all-but-execute",
+            PolicyDocument=(
+                '{"Version": "2012-10-17", "Statement": ['
+                '{"Effect": "Allow", "Action": "*", "Resource": "*"},'
+                '{"Effect": "Deny", "Action": "cloudformation:ExecuteChangeSet", "Resource": "*"}]}'
+            ),
+        )
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return boto3.session.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name="us-east-1"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tag", "github_fails"), [("v1.4.0", False), ("v1.6.0", True)], ids=["recorded", "github-500-too"]
+)
+def test_access_denied_on_execute_change_set_is_reported_and_recorded(
+    ground: Any, two_releases: Any, tag: str, github_fails: bool
+) -> None:
     if ground.identity is None:
         pytest.skip("identity enforcement is switched off (LOCAL_GROUND_IDENTITY=off)")
     settings = two_releases.settings
     runs(settings, "1.1.0")
-    iam = aws("iam")
-    iam.create_user(UserName="deploy-without-execute")
-    iam.put_user_policy(
-        UserName="deploy-without-execute",
-        PolicyName="all-but-execute",
-        PolicyDocument=(
-            '{"Version": "2012-10-17", "Statement": ['
-            '{"Effect": "Allow", "Action": "*", "Resource": "*"},'
-            '{"Effect": "Deny", "Action": "cloudformation:ExecuteChangeSet", "Resource": "*"}]}'
-        ),
-    )
-    key = iam.create_access_key(UserName="deploy-without-execute")["AccessKey"]
-    session = boto3.session.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name="us-east-1"
-    )
+    session = deploy_identity_without_execute()
+    lines: list[str] = []
+
+    def echo(line: str) -> None:
+        lines.append(line)
+        if github_fails and line == "==> deploy":
+            ground.github.fail_next(500, "POST")  # the next write is the deployment's final status
+
     ctx = context(settings, make_clients=lambda region: Clients(region, session))
+    ctx.echo = echo
     with pytest.raises(AwsError) as denied:
-        release(ctx, "staging", "v1.4.0")
-    assert "AccessDenied" in str(denied.value) and "cloudformation:ExecuteChangeSet" in str(denied.value)
-    github = GitHubRecorder.from_environ(os.environ)
-    assert github is not None
-    newest = github.deployments("staging", 1)[0]
-    assert (newest.version, newest.state) == ("1.4.0", "failure")
+        release(ctx, "staging", tag)
+    message = str(denied.value)
+    assert "AccessDenied" in message and "cloudformation:ExecuteChangeSet" in message
+    version = tag[1:]
+    if github_fails:
+        assert "; recording it on GitHub failed too: GitHub answered 500" in message
+        assert newest_deployment("staging") == (version, "in_progress")
+    else:
+        assert newest_deployment("staging") == (version, "failure")
     assert status(context(settings, github=False), "staging").version == "1.1.0"
     assert stacks()[STACK] == "UPDATE_COMPLETE"
 
