@@ -271,7 +271,7 @@ def diff(environment: str, config_path: Path | None, version: str | None) -> Non
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
-    params |= kept_desired_count(ctx, env.name, body)  # the preview a release would execute
+    params |= kept_desired_count(ctx, env.name, body, live=False)  # as the stack runs it: no ECS read
     ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)
 
 

@@ -29,6 +29,7 @@ from pipeline.report import Phase, ReleaseOutcome, ReleaseReport
 from pipeline.steps.context import Context
 from pipeline.steps.deploy import refuse_busy, refuse_unusable
 from pipeline.steps.interrupt import read_now
+from pipeline.steps.protection import protect_once_created, unprotected_for_create
 from pipeline.steps.push import PushedImage, digest_of, find_release, push_image
 from pipeline.steps.roll import RolloutResult, deployments_line, explain_rolled_back, require_completed
 from pipeline.steps.scaling import kept_desired_count
@@ -108,13 +109,15 @@ class Engine:
         body = self.ctx.committed_template(names.template_file("service", self.env.name))
         self.deploy_started = True
         with self.phase("deploy"):
+            parameters = (
+                {"ImageUri": image.image_uri, "Version": image.version}
+                | kept_desired_count(self.ctx, self.env.name, body)
+                | unprotected_for_create(self.ctx, self.env.name, body)
+            )
+            deployer = self.ctx.deployer(self.env.name)
             try:
-                result = self.ctx.deployer(self.env.name).deploy(
-                    self.stack_name,
-                    body,
-                    {"ImageUri": image.image_uri, "Version": image.version}
-                    | kept_desired_count(self.ctx, self.env.name, body),
-                )
+                result = deployer.deploy(self.stack_name, body, parameters)
+                result = protect_once_created(deployer, self.stack_name, body, parameters, result)
             except DeployError as err:
                 raise DeployError(f"{err.message}{self._ecs_cause()}", hint=err.hint) from None
             self.report.changes = [c.line() for c in result.changes]

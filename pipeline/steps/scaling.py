@@ -17,14 +17,17 @@ from pipeline.steps.context import Context
 PARAMETER = "DesiredCount"
 
 
-def kept_desired_count(ctx: Context, env: str, body: str) -> dict[str, str]:
+def kept_desired_count(ctx: Context, env: str, body: str, *, live: bool = True) -> dict[str, str]:
     """{"DesiredCount": the service's current count} for a template that takes it; {} for a first
-    deploy (the template's default applies) or an older template without the parameter."""
-    if not _declares(body, PARAMETER):
+    deploy (the template's default applies) or an older template without the parameter. `live=False`
+    (previews: the pull-request role reads no ECS service) takes the count the stack last deployed."""
+    if not declares(body, PARAMETER):
         return {}
     clients = ctx.clients_for(env)
     stack = cfn.describe_stack(clients.cloudformation, ctx.service_stack(env))
-    if stack is None or "ClusterName" not in stack.outputs or "ServiceName" not in stack.outputs:
+    if not live and stack is not None and PARAMETER in stack.parameters:
+        return {PARAMETER: stack.parameters[PARAMETER]}
+    if not live or stack is None or "ClusterName" not in stack.outputs or "ServiceName" not in stack.outputs:
         return {}
     state = ecs_api.describe_service(clients.ecs, stack.outputs["ClusterName"], stack.outputs["ServiceName"])
     if state.status != "ACTIVE":
@@ -33,7 +36,7 @@ def kept_desired_count(ctx: Context, env: str, body: str) -> dict[str, str]:
     return {PARAMETER: str(min(max(state.desired, service.min_count), service.max_count))}
 
 
-def _declares(body: str, name: str) -> bool:
+def declares(body: str, name: str) -> bool:
     """Whether the template's top-level Parameters section names `name`."""
     section = re.search(r"(?ms)^Parameters:\n(.*?)(?=^\S|\Z)", body)
     return section is not None and re.search(rf"(?m)^  {re.escape(name)}:", section.group(1)) is not None

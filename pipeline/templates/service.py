@@ -96,6 +96,18 @@ def build_service(settings: Settings, environment: str) -> Template:
         )
     )
 
+    # Off only while the pipeline first creates the stack (steps/protection.py): a failed create must
+    # roll back to ROLLBACK_COMPLETE, not stop at a load balancer it cannot delete.
+    deletion_protection = t.add_parameter(
+        Parameter(
+            "DeletionProtection",
+            Type="String",
+            AllowedValues=["true", "false"],
+            Default="true",
+            Description="The load balancer's deletion protection: false only during the stack's first create",
+        )
+    )
+
     log_key = add_log_key(t)
     network = add_network(t, env, GetAtt(log_key, "Arn"))
     logs = t.add_resource(
@@ -166,7 +178,7 @@ def build_service(settings: Settings, environment: str) -> Template:
             LoadBalancerAttributes=[
                 LoadBalancerAttributes(Key="routing.http.drop_invalid_header_fields.enabled", Value="true"),
                 LoadBalancerAttributes(Key="idle_timeout.timeout_seconds", Value=str(s.idle_timeout)),
-                LoadBalancerAttributes(Key="deletion_protection.enabled", Value="true"),
+                LoadBalancerAttributes(Key="deletion_protection.enabled", Value=Ref(deletion_protection)),
             ],
             Metadata=checkov_skip(
                 (

