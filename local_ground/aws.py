@@ -93,6 +93,9 @@ class LocalAWS:
         if self._server is not None:
             raise RuntimeError("LocalAWS is already running")
         self._threads_before = set(threading.enumerate())
+        # moto's backends are process-wide: start from an empty account, not from what a plain moto
+        # server of an earlier test left (e.g. a stack of the same name), as a fresh AWS account would.
+        moto_api.moto_api_backend.reset()
         set_time_scale(self.time_scale)
         for extension in self.extensions:
             extension.install()

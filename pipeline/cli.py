@@ -341,6 +341,7 @@ def diff(
     """Show the change set a deploy of the environment would execute, without executing it."""
     from pipeline.steps.push import find_release
     from pipeline.steps.release import running_version
+    from pipeline.steps.scaling import kept_desired_count
     from pipeline.steps.version import parse_version
     from pipeline.templates import names
 
@@ -362,6 +363,7 @@ def diff(
     else:
         raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
+    params |= kept_desired_count(ctx, env.name, body, live=False)  # as the stack runs it: no ECS read
     result = ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)
     if output == "json":
         emit_json(_deploy_result_dict(env.name, params["Version"], result))

@@ -17,6 +17,7 @@ from .cfn_validation import (
 from .change_set_changes import ChangeSetsListResolvedChanges
 from .change_set_imports import ChangeSetStacksImportValues
 from .change_set_outputs import ChangeSetStacksReportOutputs
+from .change_set_pages import ChangeSetsDescribedInPages
 from .cloudwatch_alarms import CloudWatchAlarmsEvaluateMetrics, CloudWatchAlarmsFromTemplates
 from .create_waits import StackCreationWaitsForEcs
 from .deployment_alarms import EcsDeploymentAlarms
@@ -53,6 +54,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     ChangeSetStacksReportOutputs,
     ChangeSetStacksImportValues,
     ChangeSetsListResolvedChanges,
+    ChangeSetsDescribedInPages,
     AutoscalingResourcesFromTemplates,
     CloudWatchAlarmsFromTemplates,
     CloudWatchAlarmsEvaluateMetrics,

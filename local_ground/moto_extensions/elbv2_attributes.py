@@ -58,8 +58,25 @@ class LoadBalancerAttributesFromTemplates(Extension):
                 elbv2_backends[account_id][region_name].modify_load_balancer_attributes(balancer.arn, attributes)
             return balancer
 
+        def update_load_balancer(
+            cls: type,
+            original_resource: FakeLoadBalancer,
+            new_resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+        ) -> FakeLoadBalancer:
+            """LoadBalancerAttributes update in place ("No interruption"); moto has no update at all."""
+            attributes = _attributes(cloudformation_json["Properties"].get("LoadBalancerAttributes"))
+            if attributes:
+                elbv2_backends[account_id][region_name].modify_load_balancer_attributes(
+                    original_resource.arn, attributes
+                )
+            return original_resource
+
         yield FakeTargetGroup, "create_from_cloudformation_json", classmethod(target_group)
         yield FakeLoadBalancer, "create_from_cloudformation_json", classmethod(load_balancer)
+        yield FakeLoadBalancer, "update_from_cloudformation_json", classmethod(update_load_balancer)
 
 
 class DeletionProtectionRefused(ELBClientError):

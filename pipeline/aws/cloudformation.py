@@ -128,8 +128,13 @@ def create_change_set(
 def describe_change_set(cf: Any, stack: str, change_set_id: str) -> ChangeSet:
     with aws_call(f"describe change set of {stack}"):
         raw = cf.describe_change_set(ChangeSetName=change_set_id, StackName=stack)
+        listed = list(raw.get("Changes", []))
+        # A large change set lists its changes in pages: every page, or changes go unreviewed.
+        while raw.get("NextToken"):
+            raw = cf.describe_change_set(ChangeSetName=change_set_id, StackName=stack, NextToken=raw["NextToken"])
+            listed += raw.get("Changes", [])
     changes = []
-    for c in raw.get("Changes", []):
+    for c in listed:
         rc = c.get("ResourceChange", {})
         changes.append(
             Change(

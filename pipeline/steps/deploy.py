@@ -170,11 +170,7 @@ class Deployer:
                     f"{stack_name}: the rollback could not be continued ({stack.status})",
                     hint="Skip the failing resources with continue-update-rollback in the console.",
                 )
-        if stack.status in ("ROLLBACK_FAILED", "DELETE_FAILED", "DELETE_COMPLETE"):
-            raise DeployError(
-                f"{stack_name} is {stack.status} and cannot be updated",
-                hint="Delete the stack by hand, then deploy again.",
-            )
+        refuse_unusable(self.cf, stack)
         return stack
 
     # --- waiting ----------------------------------------------------------------------------------
@@ -243,4 +239,20 @@ def refuse_busy(stack: cfn.Stack | None) -> None:
         raise StackBusyError(
             f"{stack.name} is {stack.status}: another operation is running",
             hint="Wait for it to finish (or pass --wait); two updates are never stacked.",
+        )
+
+
+def refuse_unusable(cf: Any, stack: cfn.Stack | None) -> None:
+    """A stack no update can fix (ROLLBACK_FAILED, DELETE_FAILED) is refused, naming what blocked it
+    (the stack's reason, else its newest event in that state)."""
+    if stack is not None and stack.status in ("ROLLBACK_FAILED", "DELETE_FAILED", "DELETE_COMPLETE"):
+        reason = stack.reason or next(
+            (e.reason for e in reversed(cfn.stack_events(cf, stack.name)) if e.status == stack.status and e.reason),
+            "",
+        )
+        why = f": {reason}" if reason else ""
+        raise DeployError(
+            f"{stack.name} is {stack.status} and cannot be updated{why}",
+            hint="Remove what blocks the deletion (e.g. the load balancer's deletion protection), delete the stack "
+            "by hand, then deploy again.",
         )

@@ -85,14 +85,21 @@ def history(ctx: Context, env: str, limit: int = 10) -> list[HistoryEntry]:
     return stack_history(ctx, env)[:limit]
 
 
-def stack_history(ctx: Context, env: str) -> list[HistoryEntry]:
-    """Active task definition revisions of the environment's family, newest first."""
+def stack_history(ctx: Context, env: str, before: int | None = None) -> list[HistoryEntry]:
+    """Task definition revisions of the environment's family (only those older than revision `before`
+    when given), newest first.
+
+    INACTIVE ones too: CloudFormation deregisters the revision a stack update replaced, so every
+    earlier release is INACTIVE and only the running one is ACTIVE (AWS keeps INACTIVE revisions
+    describable)."""
     family = f"{ctx.settings.app.name}-{env}"
     ecs = ctx.clients_for(env).ecs
-    with aws_call(f"list task definitions of {family}"):
-        arns = ecs.list_task_definitions(familyPrefix=family, status="ACTIVE", sort="DESC").get(
-            "taskDefinitionArns", []
-        )
+    arns: list[str] = []
+    for state in ("ACTIVE", "INACTIVE"):
+        with aws_call(f"list task definitions of {family}"):
+            pages = ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status=state, sort="DESC")
+            arns += [arn for page in pages for arn in page.get("taskDefinitionArns", [])]
+    arns = sorted((arn for arn in arns if before is None or _revision(arn) < before), key=_revision, reverse=True)
     entries: list[HistoryEntry] = []
     for arn in arns[:20]:
         with aws_call(f"describe task definition {arn}"):
@@ -111,3 +118,15 @@ def stack_history(ctx: Context, env: str) -> list[HistoryEntry]:
             )
         )
     return entries
+
+
+def running_revision(ctx: Context, env: str) -> int | None:
+    """The task definition revision the service stack runs now (its TaskDefinitionArn output)."""
+    stack = cfn.describe_stack(ctx.clients_for(env).cloudformation, ctx.service_stack(env))
+    arn = stack.outputs.get("TaskDefinitionArn", "") if stack is not None else ""
+    return _revision(arn) if arn else None
+
+
+def _revision(arn: str) -> int:
+    """The revision number at the end of a task definition ARN (family:revision)."""
+    return int(arn.rsplit(":", 1)[-1])

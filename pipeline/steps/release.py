@@ -17,6 +17,7 @@ from pipeline.aws import ecr as ecr_api
 from pipeline.aws import ecs as ecs_api
 from pipeline.errors import (
     DeployError,
+    GitHubError,
     InputError,
     Interrupted,
     PipelineError,
@@ -26,10 +27,12 @@ from pipeline.errors import (
 )
 from pipeline.report import Phase, ReleaseOutcome, ReleaseReport
 from pipeline.steps.context import Context
-from pipeline.steps.deploy import refuse_busy
+from pipeline.steps.deploy import refuse_busy, refuse_unusable
 from pipeline.steps.interrupt import read_now
+from pipeline.steps.protection import protect_once_created, unprotected_for_create
 from pipeline.steps.push import PushedImage, digest_of, find_release, push_image
 from pipeline.steps.roll import RolloutResult, deployments_line, explain_rolled_back, require_completed
+from pipeline.steps.scaling import kept_desired_count
 from pipeline.steps.smoke import SmokeResult
 from pipeline.steps.strategy import Rollout
 from pipeline.steps.version import parse_version
@@ -97,8 +100,11 @@ class Engine:
 
     def refuse_if_busy(self) -> None:
         """Before anything changes: a stack mid-operation is refused (or waited for, with --wait)."""
+        stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+        # Before a build: a version pushed for a stack that cannot take it is burned in ECR.
+        refuse_unusable(self.clients.cloudformation, stack)
         if not self.ctx.wait_if_busy:
-            refuse_busy(cfn.describe_stack(self.clients.cloudformation, self.stack_name))
+            refuse_busy(stack)
 
     # --- the steps --------------------------------------------------------------------------------
 
@@ -107,10 +113,15 @@ class Engine:
         body = self.ctx.committed_template(names.template_file("service", self.env.name))
         self.deploy_started = True
         with self.phase("deploy"):
+            parameters = (
+                {"ImageUri": image.image_uri, "Version": image.version}
+                | kept_desired_count(self.ctx, self.env.name, body)
+                | unprotected_for_create(self.ctx, self.env.name, body)
+            )
+            deployer = self.ctx.deployer(self.env.name)
             try:
-                result = self.ctx.deployer(self.env.name).deploy(
-                    self.stack_name, body, {"ImageUri": image.image_uri, "Version": image.version}
-                )
+                result = deployer.deploy(self.stack_name, body, parameters)
+                result = protect_once_created(deployer, self.stack_name, body, parameters, result)
             except DeployError as err:
                 raise DeployError(f"{err.message}{self._ecs_cause()}", hint=err.hint) from None
             self.report.changes = [c.line() for c in result.changes]
@@ -211,6 +222,8 @@ def release(
     report = ReleaseReport("release", env.name, version)
     engine = Engine(ctx, env.name, report)
     engine.refuse_if_busy()
+    # A stale template is refused before the build: a version pushed to ECR can never be built again.
+    ctx.committed_template(names.template_file("service", env.name))
     previous = running_version(ctx, env.name)
     ecr = ctx.clients.ecr
 
@@ -301,6 +314,7 @@ def _ship(
         except PipelineError as err:
             report.cause = err.message
             _record_finish(ctx, deployment_id, "failure", report, f"{failed}: {err.message}")
+            err.message = report.cause  # with the recording's own failure, when GitHub refused it too
             raise
     except (Interrupted, KeyboardInterrupt) as stop:
         interrupted = stop if isinstance(stop, Interrupted) else engine.interrupted()
@@ -353,6 +367,11 @@ def _restore(ctx: Context, engine: Engine, previous: Running | None, report: Rel
 
 
 def _previous_version(ctx: Context, env: str, current: Running | None) -> str:
+    if current is None:
+        raise InputError(
+            f"{env} is not deployed: there is no current version to roll back from",
+            hint=f"Name the version to deploy: `pipeline rollback --env {env} VERSION`.",
+        )
     if ctx.github is not None:
         record = ctx.github.previous_successful(env)
         if record is not None:
@@ -362,9 +381,10 @@ def _previous_version(ctx: Context, env: str, current: Running | None) -> str:
             f"GitHub has no successful deployment of {env} before the current one",
             hint="Name the version to roll back to.",
         )
-    from pipeline.steps.history import stack_history
+    from pipeline.steps.history import running_revision, stack_history
 
-    for entry in stack_history(ctx, env):
+    # Older revisions than the running one only: a release CloudFormation rolled back left a newer one.
+    for entry in stack_history(ctx, env, before=running_revision(ctx, env)):
         if current is None or entry.digest != current.digest:
             ctx.echo(f"previous version from the stack's task definitions: {entry.version} ({entry.digest})")
             return entry.version
@@ -383,7 +403,17 @@ def _record_finish(
 ) -> None:
     if ctx.github is None or deployment_id is None:
         return
-    ctx.github.finish_deployment(deployment_id, state, report.url or None, description)  # type: ignore[arg-type]
+    try:
+        ctx.github.finish_deployment(deployment_id, state, report.url or None, description)  # type: ignore[arg-type]
+    except GitHubError as err:
+        if state == "success":  # never a silent success: the job fails and says what serves
+            raise GitHubError(
+                f"{description}, but GitHub could not record it: {err.message}",
+                hint=f"GitHub deployment {deployment_id} stays in_progress; {err.hint or 're-run the job'}",
+            ) from None
+        # A failure stays the failure: recording it is the second cause, not a replacement.
+        report.cause += f"; recording it on GitHub failed too: {err.message}"
+        ctx.echo(f"GitHub could not record deployment {deployment_id} as {state}: {err.message}")
 
 
 def release_notes(report: ReleaseReport) -> str:

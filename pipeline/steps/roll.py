@@ -92,13 +92,16 @@ class RolloutWatcher:
     ) -> RolloutResult:
         started = self.clock.now()
         last_line = ""
+        deployment_id = ""  # ours, noted while listed: its events still name it once it is gone
         try:
             while True:
                 state = ecs_api.describe_service(self.ecs, cluster, service)
                 elapsed = self.clock.now() - started
                 decision = decide(state, task_definition, elapsed, self.timeout)
+                listed = state.deployment_for(task_definition)
+                deployment_id = listed.deployment_id if listed is not None else deployment_id
                 if decision.outcome is RolloutOutcome.ROLLED_BACK:
-                    cause = self.explain(cluster, service, state, task_definition) or decision.cause
+                    cause = self.explain(cluster, service, state, task_definition, deployment_id) or decision.cause
                     return RolloutResult(decision.outcome, elapsed, cause)
                 if decision.outcome is RolloutOutcome.TIMED_OUT:
                     return RolloutResult(decision.outcome, elapsed, decision.cause)
@@ -137,31 +140,39 @@ class RolloutWatcher:
         old = f", {others} old task(s) running" if others else ""
         return f"  rollout {ours.rollout_state.lower() or 'starting'}: {ours.running}/{ours.desired} new task(s) running{old}{healthy} ({int(elapsed)}s)"
 
-    def explain(self, cluster: str, service: str, state: ecs_api.ServiceState, task_definition: str) -> str:
+    def explain(
+        self, cluster: str, service: str, state: ecs_api.ServiceState, task_definition: str, deployment_id: str = ""
+    ) -> str:
         """Why a rollout failed: the deployment's reason, then what the stopped tasks say."""
-        reasons: list[str] = []
-        ours = state.deployment_for(task_definition)
-        if ours is not None and ours.rollout_reason:
-            reasons.append(ours.rollout_reason)
-        else:
-            circuit = next(
-                (
-                    e.message
-                    for e in state.events
-                    if "circuit breaker" in e.message.lower() or "rolling back" in e.message.lower()
-                ),
-                "",
-            )
-            if circuit:
-                reasons.append(circuit)
-        stopped = [t for t in ecs_api.stopped_tasks(self.ecs, cluster, service) if t.task_definition == task_definition]
-        seen: set[str] = set()
-        for task in stopped:
-            reason = task.reason()
-            if reason and reason not in seen:
-                seen.add(reason)
-                reasons.append(f"task stopped: {reason}")
-        return "; ".join(reasons[:3])
+        return rollout_cause(state, task_definition, deployment_id, ecs_api.stopped_tasks(self.ecs, cluster, service))
+
+
+def rollout_cause(
+    state: ecs_api.ServiceState, task_definition: str, deployment_id: str, stopped: list[ecs_api.StoppedTask]
+) -> str:
+    """Why our deployment failed, from this deployment only: its rolloutStateReason, else the service
+    event naming its id (`deployment_id`, noted while it was listed), then its own stopped tasks. An
+    earlier deployment's circuit breaker event or stopped tasks (ECS keeps both for a while) say nothing
+    about this one."""
+    reasons: list[str] = []
+    ours = state.deployment_for(task_definition)
+    if ours is not None and ours.rollout_reason:
+        reasons.append(ours.rollout_reason)
+    else:
+        named = ours.deployment_id if ours is not None else deployment_id
+        event = next(
+            (e.message for e in state.events if named and f"(deployment {named})" in e.message and "fail" in e.message),
+            "",
+        )
+        if event:
+            reasons.append(event)
+    seen: set[str] = set()
+    for task in stopped:
+        reason = task.reason()
+        if task.task_definition == task_definition and reason and reason not in seen:
+            seen.add(reason)
+            reasons.append(f"task stopped: {reason}")
+    return "; ".join(reasons[:3])
 
 
 def explain_rolled_back(ecs: Any, cluster: str, service: str) -> str:

@@ -86,6 +86,30 @@ def build_service(settings: Settings, environment: str) -> Template:
             Description="The release version",
         )
     )
+    # A parameter, not a fixed number: each deploy passes the count autoscaling set (steps/scaling.py),
+    # since CloudFormation sends DesiredCount with every update of the service.
+    desired_count = t.add_parameter(
+        Parameter(
+            "DesiredCount",
+            Type="Number",
+            Default=s.desired_count,
+            MinValue=s.min_count,
+            MaxValue=s.max_count,
+            Description="Tasks to run: the service's current count on a deploy, desired_count when it is created",
+        )
+    )
+
+    # Off only while the pipeline first creates the stack (steps/protection.py): a failed create must
+    # roll back to ROLLBACK_COMPLETE, not stop at a load balancer it cannot delete.
+    deletion_protection = t.add_parameter(
+        Parameter(
+            "DeletionProtection",
+            Type="String",
+            AllowedValues=["true", "false"],
+            Default="true",
+            Description="The load balancer's deletion protection: false only during the stack's first create",
+        )
+    )
 
     log_key = add_log_key(t)
     boundary = role_boundary(settings, env.name)
@@ -160,7 +184,7 @@ def build_service(settings: Settings, environment: str) -> Template:
             LoadBalancerAttributes=[
                 LoadBalancerAttributes(Key="routing.http.drop_invalid_header_fields.enabled", Value="true"),
                 LoadBalancerAttributes(Key="idle_timeout.timeout_seconds", Value=str(s.idle_timeout)),
-                LoadBalancerAttributes(Key="deletion_protection.enabled", Value="true"),
+                LoadBalancerAttributes(Key="deletion_protection.enabled", Value=Ref(deletion_protection)),
             ],
             Metadata=checkov_skip(
                 (
@@ -211,7 +235,7 @@ def build_service(settings: Settings, environment: str) -> Template:
             "Service",
             Cluster=Ref(cluster),
             TaskDefinition=Ref(task),
-            DesiredCount=s.desired_count,
+            DesiredCount=Ref(desired_count),
             CapacityProviderStrategy=[CapacityProviderStrategyItem(CapacityProvider="FARGATE", Base=1, Weight=1)],
             HealthCheckGracePeriodSeconds=s.warmup,
             NetworkConfiguration=NetworkConfiguration(

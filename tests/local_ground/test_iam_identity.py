@@ -517,7 +517,9 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
     assert f"{stack}: ROLLBACK_COMPLETE (its first create failed); deleting the empty stack" in done.stdout
     assert f"{stack}: runs 7.0.0" in done.stdout and f"{stack}: executing create" in done.stdout
     described = cf.describe_stacks(StackName=stack)["Stacks"][0]
-    assert described["StackStatus"] == "CREATE_COMPLETE"
+    # Created unprotected, then updated once to turn the load balancer's deletion protection on.
+    assert described["StackStatus"] == "UPDATE_COMPLETE"
+    assert {"ParameterKey": "DeletionProtection", "ParameterValue": "true"} in described["Parameters"]
     assert described["RoleARN"] == names.execution_role_arn(settings, "staging")
 
     preview = assume(bootstrapped, names.pull_request_role_arn(settings), **job(None, event="pull_request"))
@@ -528,4 +530,5 @@ def test_a_deploy_with_the_deploy_roles_credentials_passes_the_execution_role(
 
     refused_deploy = pipeline_cli(["deploy", "7.1.0", "--env", "staging"], preview)
     assert refused_deploy.returncode != 0
-    assert "is not authorized to perform: cloudformation:ExecuteChangeSet" in refused_deploy.stderr
+    # Refused before any change: reading the service's desired count (ecs:DescribeServices) comes first now.
+    assert "assumed-role/iris-classifier-ci-pull-request/github is not authorized to perform: " in refused_deploy.stderr

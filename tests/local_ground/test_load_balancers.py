@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.local_ground.test_moto_extensions import IMAGE_1, Clients, service_template, shows_gap_without
+import pytest
+
+from tests.local_ground.test_moto_extensions import IMAGE_1, Clients, local_aws, service_template, shows_gap_without
 from tests.local_ground.test_validation import error_of
 
 
@@ -44,6 +46,31 @@ def test_load_balancer_and_target_group_attributes_come_from_the_template() -> N
         assert delay == "35"
 
     shows_gap_without("load_balancer_attributes_from_templates", check)
+
+
+def test_a_stack_update_changes_load_balancer_attributes_in_place() -> None:
+    """An update of LoadBalancerAttributes alone keeps the load balancer ("No interruption")."""
+
+    def check(c: Clients) -> None:
+        unprotected = protected_template()
+        unprotected["Resources"]["Alb"]["Properties"]["LoadBalancerAttributes"][1]["Value"] = "false"
+        c.deploy("CREATE", IMAGE_1, "create", unprotected)
+        c.aws.complete_deployment(*c.cluster_and_service())
+        balancer, _ = _balancer(c)
+        c.deploy("UPDATE", IMAGE_1, "protect", protected_template())
+        assert c.stack()["StackStatus"] == "UPDATE_COMPLETE"
+        assert _balancer(c)[0] == balancer, "the same load balancer"
+        attributes = {
+            a["Key"]: a["Value"]
+            for a in c.elbv2.describe_load_balancer_attributes(LoadBalancerArn=balancer)["Attributes"]
+        }
+        assert attributes["deletion_protection.enabled"] == "true"
+
+    with local_aws() as clients:
+        check(clients)
+    # Without it moto has no update for a load balancer: the update fails (HTTP 500), nothing changes.
+    with local_aws(without=("load_balancer_attributes_from_templates",)) as clients, pytest.raises(Exception):  # noqa: B017
+        check(clients)
 
 
 def test_a_load_balancer_with_deletion_protection_cannot_be_deleted() -> None:

@@ -36,7 +36,21 @@ def test_service_rolls_back_on_circuit_breaker_and_alarms(settings: config.Setti
         if "MetricStat" in q
     }
     assert metrics == {"HTTPCode_Target_5XX_Count", "RequestCount", "TargetResponseTime"}
-    assert svc["DesiredCount"] == 2
+    # The count is a parameter (each deploy passes what autoscaling set), desired_count when created.
+    assert svc["DesiredCount"] == {"Ref": "DesiredCount"}
+    assert t.to_dict()["Parameters"]["DesiredCount"] == {
+        "Type": "Number",
+        "Default": 2,
+        "MinValue": 2,
+        "MaxValue": 6,
+        "Description": "Tasks to run: the service's current count on a deploy, desired_count when it is created",
+    }
+    # Protection is a parameter too: off only while the pipeline first creates the stack.
+    assert t.to_dict()["Parameters"]["DeletionProtection"]["Default"] == "true"
+    balancer = one(t, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert {"Key": "deletion_protection.enabled", "Value": {"Ref": "DeletionProtection"}} in [
+        a.to_dict() if hasattr(a, "to_dict") else a for a in balancer["LoadBalancerAttributes"]
+    ]
     assert svc["LoadBalancers"][0]["ContainerPort"] == 8080
     assert svc["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
     assert svc["HealthCheckGracePeriodSeconds"] == settings.environment("production").service.warmup
