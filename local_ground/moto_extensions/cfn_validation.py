@@ -19,7 +19,10 @@
   contain changes. Submit different information to create a change set." (CloudFormation User
   Guide, "Update CloudFormation stacks using change sets"). moto 5.2.5 raises "No updates are to
   be performed." at CreateChangeSet when the template text and parameters are the same (that is
-  UpdateStack's answer, which stays as it is).
+  UpdateStack's answer, which stays as it is). "The same" is judged as CloudFormation does, on the
+  parameters in effect: a parameter left out takes its Default ("Default: A value of the appropriate
+  type for the template to use if no value is specified when a stack is created"), so leaving out
+  one whose Default equals the stack's value changes nothing; moto compared the submitted lists.
 
 All errors are ValidationError (HTTP 400), as CloudFormation answers.
 """
@@ -33,7 +36,7 @@ from typing import Any
 
 import yaml
 from moto.cloudformation.exceptions import ValidationError
-from moto.cloudformation.models import CloudFormationBackend
+from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.cloudformation.responses import CloudFormationResponse
 from moto.cloudformation.utils import yaml_tag_constructor
 
@@ -185,3 +188,10 @@ class NoChangeUpdateIsAFailedChangeSet(Extension):
             return respond(response)
 
         yield CloudFormationResponse, "create_change_set", create_change_set
+        yield Stack, "has_parameters", _has_parameters_in_effect
+
+
+def _has_parameters_in_effect(stack: Stack, other_parameters: dict[str, Any]) -> bool:
+    declared = (stack.template_dict or {}).get("Parameters") or {}
+    defaults = {name: str(spec["Default"]) for name, spec in declared.items() if "Default" in spec}
+    return {**defaults, **stack.parameters} == {**defaults, **other_parameters}

@@ -129,6 +129,22 @@ def test_a_no_change_update_is_a_failed_change_set() -> None:
     shows_gap_without("no_change_update_is_a_failed_change_set", check)
 
 
+def test_a_parameter_left_out_takes_its_default_before_the_stacks_are_compared() -> None:
+    """The stack was deployed with Size=30 given; an update leaving Size out (its Default is 30) changes
+    nothing, so its change set fails as a no-change update, as on AWS (moto compared the submitted lists)."""
+
+    def check(c: Clients) -> None:
+        versions = {"ImageUri": IMAGE_1, "Version": "1.0.0"}
+        _change_set(c, {**versions, "Size": "30"})()
+        c.cfn.execute_change_set(StackName=STACK, ChangeSetName="cs")
+        c.cfn.delete_change_set(StackName=STACK, ChangeSetName="cs")
+        _change_set(c, versions, kind="UPDATE")()
+        change_set = c.cfn.describe_change_set(StackName=STACK, ChangeSetName="cs")
+        assert (change_set["Status"], change_set.get("Changes")) == ("FAILED", [])
+
+    shows_gap_without("no_change_update_is_a_failed_change_set", check)
+
+
 def _task_definition(c: Clients, **overrides: Any) -> Callable[[], Any]:
     kwargs: dict[str, Any] = {
         "family": "model",

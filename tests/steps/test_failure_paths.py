@@ -300,9 +300,12 @@ def test_github_answering_500_when_recording_a_success_fails_the_run(ground: Any
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (("status", "production"), "error: production is not deployed: stack iris-classifier-service-production"),
+        (
+            ("status", "--env", "production"),
+            "error: production is not deployed: stack iris-classifier-service-production",
+        ),
         (("rollback", "--env", "production", "--previous"), "error: production is not deployed: there is no current"),
-        (("diff", "production"), "error: production is not deployed yet. Pass --version"),
+        (("diff", "--env", "production"), "error: production is not deployed yet. Pass --version"),
     ],
     ids=["status", "rollback-previous", "diff"],
 )
