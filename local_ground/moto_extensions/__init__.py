@@ -41,6 +41,7 @@ from .ecs_validation import (
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
 from .rollback_waits import UpdateRollbackWaitsForEcs
+from .service_deployment_api import EcsServiceDeploymentApi, ServiceDeploymentStatus
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
@@ -57,6 +58,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
     EcsDeploymentAlarms,
+    EcsServiceDeploymentApi,
     FailedStackUpdateRollsBack,
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,
@@ -91,6 +93,7 @@ __all__ = [
     "DeploymentStatus",
     "Extension",
     "RolloutState",
+    "ServiceDeploymentStatus",
     "ServiceDeployments",
     "TaskRunner",
     "all_extensions",
