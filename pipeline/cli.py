@@ -138,15 +138,24 @@ def _echo(line: str) -> None:
 
 
 def _run_and_report(chain: Callable[[], Any], summary: Path | None) -> None:
-    """Run a release or rollback; print its report (and the job summary) whether it succeeds or not."""
+    """Run a release or rollback; print its report (and the job summary) whether it succeeds or not.
+    SIGTERM (a cancelled or timed-out job) stops it as Ctrl-C does; the exit code says which: 130 or 143."""
     from pipeline.errors import Interrupted, ReleaseFailed
+    from pipeline.steps.interrupt import stop_signals
 
-    try:
-        report = chain()
-    except (ReleaseFailed, Interrupted) as failed:
-        if failed.report is not None:
-            _report(failed.report, summary)
-        raise
+    with stop_signals() as signals:
+        try:
+            report = chain()
+        except (ReleaseFailed, Interrupted) as failed:
+            if isinstance(failed, Interrupted):
+                failed.exit_code = signals.exit_code
+            if failed.report is not None:
+                _report(failed.report, summary)
+            raise
+        except KeyboardInterrupt:
+            stopped = Interrupted(f"stopped by {signals.name} before any deploy started", hint="Nothing was deployed.")
+            stopped.exit_code = signals.exit_code
+            raise stopped from None
     _report(report, summary)
 
 
@@ -195,10 +204,23 @@ def release(
     default=None,
     help="Append a Markdown summary here.",
 )
+@click.option(
+    "--resolve",
+    is_flag=True,
+    help="Only print the version it would deploy (also `version=...` to $GITHUB_OUTPUT when set); "
+    "with GitHub configured, no AWS call.",
+)
 def rollback(
-    version: str | None, environment: str, previous: bool, config_path: Path | None, wait: bool, summary: Path | None
+    version: str | None,
+    environment: str,
+    previous: bool,
+    config_path: Path | None,
+    wait: bool,
+    summary: Path | None,
+    resolve: bool,
 ) -> None:
     """Deploy a version already in ECR again (no build): VERSION, or --previous."""
+    from pipeline.steps.release import resolve_version
     from pipeline.steps.release import rollback as run_rollback
     from pipeline.steps.version import parse_version
 
@@ -207,7 +229,21 @@ def rollback(
     if version is not None:
         parse_version(version)
     ctx = _context(config_path, wait=wait, environment=environment)
+    if resolve:  # rollback.yml checks out this version's tag, then deploys from its templates
+        _write_output("version", resolve_version(ctx, environment, version, previous))
+        return
     _run_and_report(lambda: run_rollback(ctx, environment, version, previous), summary)
+
+
+def _write_output(name: str, value: str) -> None:
+    """Print VALUE; in a GitHub Actions step also set the step output NAME (steps.ID.outputs.NAME)."""
+    import os
+
+    click.echo(value)
+    output = os.environ.get("GITHUB_OUTPUT", "").strip()
+    if output:
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write(f"{name}={value}\n")
 
 
 @cli.command()
