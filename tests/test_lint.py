@@ -62,7 +62,7 @@ def test_workflows_pass_zizmor_actionlint_shellcheck_and_the_schemas(project_roo
     lines: list[str] = []
     run_workflow_lint(project_root, lines.append)
     assert lines == [
-        "workflows: 3 file(s), zizmor (regular and auditor), actionlint, shellcheck (11 run: blocks) "
+        "workflows: 3 file(s), zizmor (regular and auditor), actionlint, shellcheck (12 run: blocks) "
         "and GitHub's schemas report nothing"
     ]
 
