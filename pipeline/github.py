@@ -44,7 +44,7 @@ _FINISH_STATES: frozenset[str] = frozenset({"success", "failure", "error"})
 _SCAN_LIMIT = 200  # deployments looked at when searching history; older ones do not matter
 _DESCRIPTION_MAX = 140  # GitHub rejects longer deployment status descriptions
 _UNFINISHED_STATES = frozenset({"pending", "queued", "in_progress"})
-_UNFINISHED_SCAN = 30  # a killed run's deployment is among the newest
+_UNFINISHED_SCAN = 10  # a killed run's deployment is among the newest
 
 
 @dataclass(frozen=True)
@@ -247,8 +247,9 @@ class GitHubRecorder:
             target_url=self.log_url or NotSet,  # GitHub shows it as the deployment's log
         )
 
-    def _records(self, environment: str) -> Iterator[DeploymentRecord]:
-        """The pipeline's deployments to `environment`, newest first (lazily paginated)."""
+    def _records(self, environment: str, version: str | None = None) -> Iterator[DeploymentRecord]:
+        """The pipeline's deployments to `environment` (of `version` only, when given), newest first
+        (lazily paginated; statuses are read only for the deployments yielded)."""
         listing = self._repo.get_deployments(environment=environment, task=DEPLOY_TASK)
         for scanned, deployment in enumerate(listing):
             if scanned >= _SCAN_LIMIT:
@@ -256,6 +257,8 @@ class GitHubRecorder:
             payload = _payload(deployment)
             if "version" not in payload or "digest" not in payload:
                 continue  # not the pipeline's (e.g. created by an Actions job's environment)
+            if version is not None and str(payload["version"]) != version:
+                continue
             statuses = list(deployment.get_statuses().get_page(0))  # newest first
             active = next((s.state for s in statuses if s.state != "inactive"), None)
             yield DeploymentRecord(
@@ -297,6 +300,11 @@ class GitHubRecorder:
                     found.append(record)
         return found
 
+    def deployments_of(self, environment: str, version: str) -> list[DeploymentRecord]:
+        """Every pipeline deployment of `version` to `environment` (among the newest scanned), newest first."""
+        with self._calling(f"listing deployments of {version} to {environment}", "deployments: read"):
+            return list(self._records(environment, version))
+
     def made_by_this_run(self, record: DeploymentRecord) -> bool:
         """Whether this workflow run (an earlier attempt of it: "Re-run jobs" keeps the run id) wrote
         the record's statuses."""
@@ -306,7 +314,7 @@ class GitHubRecorder:
         """The newest deployment of `version` to `environment` that succeeded (even if a later one
         replaced it), or None: whether that version ever released there."""
         with self._calling(f"looking up deployments of {version} to {environment}", "deployments: read"):
-            return next((r for r in self._records(environment) if r.version == version and r.succeeded), None)
+            return next((r for r in self._records(environment, version) if r.succeeded), None)
 
     def previous_successful(self, environment: str) -> DeploymentRecord | None:
         """The successful deployment before the current one (the newest successful), skipping

@@ -362,7 +362,7 @@ def _pushed_before(ctx: Context, env: str, version: str, digest: str, released: 
         )
     ecr = ctx.clients.ecr
     served = ecr_api.manifest_digest(ecr, ctx.repository, version)
-    recorded = {r.digest for r in ctx.github.deployments(env, 50) if r.version == version}
+    recorded = {r.digest for r in ctx.github.deployments_of(env, version)}
     if served != digest or recorded - {digest}:
         raise InputError(
             f"version {version} in ECR is {digest}, but its manifest hashes to {served} and earlier attempts "
