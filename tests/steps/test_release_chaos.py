@@ -22,6 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
+from pipeline import config
 from pipeline.github import GitHubRecorder
 from tests.projects import Project, make_git_project
 
@@ -42,13 +43,18 @@ def pipeline(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def project(ground: Any, tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("chaos")
-    project = make_git_project(root)
+    make_git_project(root)
     settings = root / "pipeline.toml"
     text = settings.read_text()
-    assert text.count("[environments.staging.variables]\n") == 1
-    settings.write_text(
-        text.replace("[environments.staging.variables]\n", '[environments.staging.variables]\nSTART_DELAY = "4"\n')
-    )
+    for old, new in (
+        ("[environments.staging.variables]\n", '[environments.staging.variables]\nSTART_DELAY = "4"\n'),
+        # Its own stacks and repository: moto's backends are process-wide, and a module that ran before
+        # in this worker on a plain moto server may have left stacks under the project's usual name.
+        ('name = "iris-classifier"', 'name = "chaos-model"'),
+    ):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    settings.write_text(text)
     for step in (("synth",), ("bootstrap",)):
         done = pipeline(root, *step)
         assert done.returncode == 0, done.stdout + done.stderr
@@ -56,7 +62,7 @@ def project(ground: Any, tmp_path_factory: pytest.TempPathFactory) -> Project:
         ground.github.create_tag(f"v{version}")
     done = pipeline(root, "release", "v1.0.0", "--env", ENV)
     assert done.returncode == 0, done.stdout + done.stderr
-    return project
+    return Project(root, config.load(settings))
 
 
 def started_and_stopped(

@@ -21,7 +21,13 @@ What it does, as GitHub does it:
   AWS_SESSION_TOKEN, AWS_REGION and AWS_DEFAULT_REGION to the later steps. A refusal fails the step
   with the action's "Could not assume role with OIDC: MESSAGE" (the real action retries first).
 
-What it does not do: other `uses:` steps are skipped (and logged). A `run:` text listed in
+- step outputs (`GITHUB_OUTPUT` of a step with an `id`) as `steps.ID.outputs.NAME`, '' when unset;
+- "Re-run failed jobs" / "Re-run all jobs" (`rerun`): the same GITHUB_RUN_ID, the next
+  GITHUB_RUN_ATTEMPT; a job not re-run keeps its earlier result;
+- the Cancel button (`cancel`): SIGINT to the running step's processes, SIGTERM 7.5 s later, SIGKILL
+  2.5 s after that; the step and job end `cancelled` and later jobs are skipped.
+
+What it does not do: other `uses:` steps are skipped (and logged), as is an action that answers None. A `run:` text listed in
 `substitutions` is checked to be exactly that text and is not executed; the caller says why. `${{ }}` expressions are evaluated for the few forms
 the workflows use; anything else raises WorkflowError instead of guessing.
 

@@ -3,7 +3,10 @@ gives them, against the local ground (AWS running real tasks, the registry behin
 
 - release.yml on a pushed tag: staging then production run the version, GitHub has the successful
   deployments and the release, and the job summary shows version, digest, URL and the gantt chart;
-- rollback.yml dispatched with inputs: the environment runs the earlier version again;
+- release.yml failing after the push, then re-run ("Re-run failed jobs", "Re-run all jobs") to success,
+  with no rebuild; a cancelled release whose rollout is stopped and recorded;
+- rollback.yml dispatched with inputs: the environment runs the earlier version again, deployed from
+  that version's tag (its own settings and templates);
 - lint.yml on a pull request: passes on the project and comments the template changes; fails at
   `synth --check` when a template is stale and at `lint` when a template is broken.
 
@@ -14,7 +17,8 @@ local STS (which checks the token and the role's trust policy), and only that se
 steps; `vars.AWS_DEPLOY_ROLE_ARN` is each GitHub environment's own deploy role. A tag-push job
 without `environment:` is refused at that step.
 
-Other `uses:` steps are not run (actions/checkout's effect is the workspace this test prepares).
+Other `uses:` steps are not run (actions/checkout's effect is the workspace this test prepares, a git
+repository whose tags are the released versions; a checkout with `path` clones its `ref` from there).
 Three `run:` texts are not run either, each checked to be exactly the documented command (see
 SUBSTITUTED below).
 """
