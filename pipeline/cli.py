@@ -164,15 +164,24 @@ def _echo(line: str) -> None:
 
 def _run_and_report(chain: Callable[[], Any], summary: Path | None, output: str, github_output: Path | None) -> None:
     """Run a release or rollback; print its report (and the job summary, and the step outputs) whether it
-    succeeds or not."""
+    succeeds or not. SIGTERM (a cancelled or timed-out job) stops it as Ctrl-C does; the exit code says
+    which: 130 or 143."""
     from pipeline.errors import Interrupted, ReleaseFailed
+    from pipeline.steps.interrupt import stop_signals
 
-    try:
-        report = chain()
-    except (ReleaseFailed, Interrupted) as failed:
-        if failed.report is not None:
-            _report(failed.report, summary, output, github_output)
-        raise
+    with stop_signals() as signals:
+        try:
+            report = chain()
+        except (ReleaseFailed, Interrupted) as failed:
+            if isinstance(failed, Interrupted):
+                failed.exit_code = signals.exit_code
+            if failed.report is not None:
+                _report(failed.report, summary, output, github_output)
+            raise
+        except KeyboardInterrupt:
+            stopped = Interrupted(f"stopped by {signals.name} before any deploy started", hint="Nothing was deployed.")
+            stopped.exit_code = signals.exit_code
+            raise stopped from None
     _report(report, summary, output, github_output)
 
 
@@ -256,6 +265,12 @@ def release(
 @GITHUB_OUTPUT_OPTION
 @OUTPUT_OPTION
 @DRY_RUN_OPTION
+@click.option(
+    "--resolve",
+    is_flag=True,
+    help="Only print the version it would deploy (also `version=...` to $GITHUB_OUTPUT when set); "
+    "with GitHub configured, no AWS call.",
+)
 def rollback(
     version: str | None,
     environment: str | None,
@@ -266,8 +281,10 @@ def rollback(
     github_output: Path | None,
     output: str,
     dry_run: bool,
+    resolve: bool,
 ) -> None:
     """Deploy a version already in ECR again (no build): VERSION, or --previous."""
+    from pipeline.steps.release import resolve_version
     from pipeline.steps.release import rollback as run_rollback
     from pipeline.steps.version import parse_version
 
@@ -277,6 +294,11 @@ def rollback(
     if version is not None:
         parse_version(version)
     ctx = _context(config_path, wait=wait, environment=environment, echo=progress(output))
+    if resolve:  # rollback.yml checks out this version's tag, then deploys from its templates
+        resolved = resolve_version(ctx, environment, version, previous)
+        click.echo(resolved)
+        write_github_output(github_output, {"version": resolved})
+        return
     _run_and_report(
         lambda: run_rollback(ctx, environment, version, previous, dry_run=dry_run), summary, output, github_output
     )

@@ -15,7 +15,7 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 ├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
 ├── SmokeTestError            the service answered wrongly through its URL
 ├── ReleaseFailed             a release or rollback failed; carries its report (what ran, what serves now)
-├── Interrupted               Ctrl-C while AWS works: says what state the stack or service is in (exit 130)
+├── Interrupted               Ctrl-C/SIGTERM while AWS works: says what state it left (exit 130/143)
 ├── GitHubError               recording to GitHub failed
 ├── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
 └── MissingExtraError         a command needs an optional extra that is not installed (exit 2)
@@ -115,8 +115,9 @@ class ReleaseFailed(PipelineError):
 
 
 class Interrupted(PipelineError):
-    """Ctrl-C while CloudFormation or ECS works: they carry on without us. The message says what state
-    the stack or service was in when we stopped watching; `report` is set when a release was running."""
+    """Ctrl-C or SIGTERM while CloudFormation or ECS works. The message says what state the stack or
+    service was in when we stopped watching (and the rollout the release stopped); `report` is set when a
+    release was running. The CLI sets `exit_code` from the signal: 130 (SIGINT) or 143 (SIGTERM)."""
 
     exit_code = 130
     report: ReleaseReport | None = None

@@ -43,6 +43,8 @@ FinishState = Literal["success", "failure", "error"]
 _FINISH_STATES: frozenset[str] = frozenset({"success", "failure", "error"})
 _SCAN_LIMIT = 200  # deployments looked at when searching history; older ones do not matter
 _DESCRIPTION_MAX = 140  # GitHub rejects longer deployment status descriptions
+_UNFINISHED_STATES = frozenset({"pending", "queued", "in_progress"})
+_UNFINISHED_SCAN = 10  # a killed run's deployment is among the newest
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class DeploymentRecord:
     state: str | None  # the newest status ("inactive" once a later success replaced it)
     succeeded: bool  # the newest status other than "inactive" is "success"
     url: str | None  # the environment URL from the newest status that has one
+    log_url: str | None = None  # the run that wrote its newest status (target_url): which run made it
 
 
 def _is_loopback(api_url: str) -> bool:
@@ -244,8 +247,9 @@ class GitHubRecorder:
             target_url=self.log_url or NotSet,  # GitHub shows it as the deployment's log
         )
 
-    def _records(self, environment: str) -> Iterator[DeploymentRecord]:
-        """The pipeline's deployments to `environment`, newest first (lazily paginated)."""
+    def _records(self, environment: str, version: str | None = None) -> Iterator[DeploymentRecord]:
+        """The pipeline's deployments to `environment` (of `version` only, when given), newest first
+        (lazily paginated; statuses are read only for the deployments yielded)."""
         listing = self._repo.get_deployments(environment=environment, task=DEPLOY_TASK)
         for scanned, deployment in enumerate(listing):
             if scanned >= _SCAN_LIMIT:
@@ -253,6 +257,8 @@ class GitHubRecorder:
             payload = _payload(deployment)
             if "version" not in payload or "digest" not in payload:
                 continue  # not the pipeline's (e.g. created by an Actions job's environment)
+            if version is not None and str(payload["version"]) != version:
+                continue
             statuses = list(deployment.get_statuses().get_page(0))  # newest first
             active = next((s.state for s in statuses if s.state != "inactive"), None)
             yield DeploymentRecord(
@@ -266,6 +272,7 @@ class GitHubRecorder:
                 state=statuses[0].state if statuses else None,
                 succeeded=active == "success",
                 url=next((s.environment_url for s in statuses if s.environment_url), None),
+                log_url=next((s.target_url for s in statuses if s.target_url), None),
             )
 
     def deployments(self, environment: str, limit: int = 10) -> list[DeploymentRecord]:
@@ -279,6 +286,35 @@ class GitHubRecorder:
                 if len(found) >= limit:
                     break
         return found
+
+    def unfinished(self, environment: str, limit: int = _UNFINISHED_SCAN) -> list[DeploymentRecord]:
+        """Among the newest `limit` pipeline deployments to `environment`, those whose newest status is
+        still pending, queued or in_progress (or that have none): deploys of one environment never
+        overlap, so at the start of a run these were left by a run that was killed or timed out."""
+        found: list[DeploymentRecord] = []
+        with self._calling(f"looking up unfinished deployments to {environment}", "deployments: read"):
+            for scanned, record in enumerate(self._records(environment)):
+                if scanned >= limit:
+                    break
+                if record.state is None or record.state in _UNFINISHED_STATES:
+                    found.append(record)
+        return found
+
+    def deployments_of(self, environment: str, version: str) -> list[DeploymentRecord]:
+        """Every pipeline deployment of `version` to `environment` (among the newest scanned), newest first."""
+        with self._calling(f"listing deployments of {version} to {environment}", "deployments: read"):
+            return list(self._records(environment, version))
+
+    def made_by_this_run(self, record: DeploymentRecord) -> bool:
+        """Whether this workflow run (an earlier attempt of it: "Re-run jobs" keeps the run id) wrote
+        the record's statuses."""
+        return bool(self.log_url) and record.log_url == self.log_url
+
+    def succeeded(self, environment: str, version: str) -> DeploymentRecord | None:
+        """The newest deployment of `version` to `environment` that succeeded (even if a later one
+        replaced it), or None: whether that version ever released there."""
+        with self._calling(f"looking up deployments of {version} to {environment}", "deployments: read"):
+            return next((r for r in self._records(environment, version) if r.succeeded), None)
 
     def previous_successful(self, environment: str) -> DeploymentRecord | None:
         """The successful deployment before the current one (the newest successful), skipping

@@ -11,7 +11,7 @@ class ReleaseOutcome(Enum):
     RELEASED = "released"
     ROLLED_BACK = "rolled back"  # failed, and the previous version serves again
     FAILED = "failed"  # failed with nothing to go back to
-    INTERRUPTED = "interrupted"  # Ctrl-C (or a cancelled job): AWS carries on without us
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM (a cancelled job): the rollout in flight was stopped
     PREVIEWED = "previewed"  # --dry-run: the change set was shown and deleted, nothing executed
 
 

@@ -76,6 +76,35 @@ _PYTHON = f"""      - uses: {uses("actions/setup-python")}
 """
 
 
+# rollback.yml: the version is resolved first (GitHub's deployment records only, before any AWS role),
+# then its tag is checked out and the rollback runs from there: the restored version's own settings and
+# cloudformation/ templates, not those of the branch the workflow was dispatched from.
+RESTORED = "restored"
+_RESOLVE = """      - name: Resolve the version to restore (the pipeline validates both inputs)
+        id: resolve
+        run: pipeline rollback "$VERSION" --env "$ENVIRONMENT" --resolve
+        env:
+          ENVIRONMENT: ${{ inputs.environment }}
+          VERSION: ${{ inputs.version }}
+          GITHUB_TOKEN: ${{ github.token }}
+"""
+_RESTORED_CHECKOUT = f"""      - uses: {uses("actions/checkout")}
+        with:
+          ref: v${{{{ steps.resolve.outputs.version }}}}
+          path: {RESTORED}
+          persist-credentials: false
+"""
+_ROLL_BACK = f"""      - name: Roll back with that version's templates
+        id: rollback
+        working-directory: {RESTORED}
+        run: pipeline rollback "$VERSION" --env "$ENVIRONMENT"
+        env:
+          ENVIRONMENT: ${{{{ inputs.environment }}}}
+          VERSION: ${{{{ steps.resolve.outputs.version }}}}
+          GITHUB_TOKEN: ${{{{ github.token }}}}
+"""
+
+
 def _credentials() -> str:
     return f"""      - uses: {uses("aws-actions/configure-aws-credentials")}
         with:
@@ -174,18 +203,11 @@ jobs:
       group: deploy-${{{{ inputs.environment }}}}
       cancel-in-progress: false
     permissions:
-      contents: read # check out the templates
+      contents: read # check out the pipeline and the restored version's tag
       id-token: write # assume the environment's deploy role through OIDC
       deployments: write # record the GitHub deployment and its statuses
     steps:
-{_CHECKOUT}{_PYTHON}{_INSTALL}{_credentials()}      - name: Roll back (the pipeline validates both inputs)
-        id: rollback
-        run: pipeline rollback "$VERSION" --env "$ENVIRONMENT"
-        env:
-          ENVIRONMENT: ${{{{ inputs.environment }}}}
-          VERSION: ${{{{ inputs.version }}}}
-          GITHUB_TOKEN: ${{{{ github.token }}}}
-"""
+{_CHECKOUT}{_PYTHON}{_INSTALL}{_RESOLVE}{_RESTORED_CHECKOUT}{_credentials()}{_ROLL_BACK}"""
 
 
 _SAME_REPOSITORY = "github.event.pull_request.head.repo.full_name == github.repository"

@@ -253,3 +253,32 @@ def test_writes_are_paced_except_on_loopback() -> None:
     assert _is_loopback("http://127.0.0.1:8080") and _is_loopback("http://localhost:1")
     assert not _is_loopback("https://api.github.com")
     assert not _is_loopback("https://ghe.example/api/v3")
+
+
+def test_unfinished_deployments_are_the_ones_a_killed_run_left(github: LocalGitHub, recorder: GitHubRecorder) -> None:
+    release(recorder, "staging", "v1.0.0", "success")
+    left = recorder.start_deployment("staging", "v1.1.0", ref="v1.1.0", digest="sha256:b", description="x")
+    someone_else(github).create_deployment(  # created, killed before its first status
+        ref="v1.2.0", environment="staging", payload={"version": "v1.2.0", "digest": "sha256:c"}, auto_merge=False
+    )
+    release(recorder, "production", "v1.1.0", "failure")
+    unfinished = recorder.unfinished("staging")
+    assert [(r.version, r.state) for r in unfinished] == [("v1.2.0", None), ("v1.1.0", "in_progress")]
+    assert unfinished[1].id == left
+    assert recorder.unfinished("production") == []
+
+
+def test_succeeded_and_which_run_made_it(github: LocalGitHub) -> None:
+    run = {"GITHUB_TOKEN": github.token, "GITHUB_REPOSITORY": github.repository, "GITHUB_API_URL": github.base_url}
+    first = GitHubRecorder.from_environ({**run, "GITHUB_RUN_ID": "41"}, retries=0)
+    other = GitHubRecorder.from_environ({**run, "GITHUB_RUN_ID": "42"}, retries=0)
+    assert first is not None and other is not None
+    release(first, "staging", "v1.0.0", "failure")
+    assert first.succeeded("staging", "v1.0.0") is None
+    done = release(first, "staging", "v1.0.0", "success")
+    release(other, "staging", "v1.1.0", "success")  # marks v1.0.0's deployment inactive
+    found = first.succeeded("staging", "v1.0.0")
+    assert found is not None and found.id == done and found.log_url.endswith("/actions/runs/41")
+    assert first.made_by_this_run(found) and not other.made_by_this_run(found)
+    assert first.succeeded("production", "v1.0.0") is None
+    assert [r.state for r in first.deployments_of("staging", "v1.0.0")] == ["inactive", "failure"]

@@ -62,7 +62,7 @@ def test_workflows_pass_zizmor_actionlint_shellcheck_and_the_schemas(project_roo
     lines: list[str] = []
     run_workflow_lint(project_root, lines.append)
     assert lines == [
-        "workflows: 4 file(s), zizmor (regular and auditor), actionlint, shellcheck (14 run: blocks) "
+        "workflows: 4 file(s), zizmor (regular and auditor), actionlint, shellcheck (19 run: blocks) "
         "and GitHub's schemas report nothing"
     ]
 

@@ -123,3 +123,33 @@ def test_the_tool_and_the_models_have_separate_tag_lines() -> None:
     """`v*` tags are model versions (release.yml); `tool-v*` tags release the tool itself (publish.yml)."""
     assert workflow("publish.yml")[True]["push"] == {"tags": ["tool-v*.*.*"]}
     assert workflow("release.yml")[True]["push"] == {"tags": ["v*.*.*"]}
+
+
+def test_rollback_deploys_the_restored_versions_templates_as_init_writes_it(settings: Settings) -> None:
+    """Resolve the version (GitHub only, before any AWS role), check out its tag, roll back from there;
+    the committed rollback.yml and the one `pipeline init` writes take the same steps."""
+    from pipeline.workflows import rollback_yml
+
+    def steps(document: dict[str, Any]) -> list[dict[str, Any]]:
+        return [s for s in document["jobs"]["rollback"]["steps"] if not s.get("name", "").startswith("Install")]
+
+    committed, rendered = steps(workflow("rollback.yml")), steps(yaml.safe_load(rollback_yml(settings)))
+    assert committed == rendered
+    names = [s.get("name") or s["uses"].split("@")[0] for s in committed]
+    assert names == [
+        "actions/checkout",
+        "actions/setup-python",
+        "Resolve the version to restore (the pipeline validates both inputs)",
+        "actions/checkout",
+        "aws-actions/configure-aws-credentials",
+        "Roll back with that version's templates",
+    ]
+    resolve, restored, roll = committed[2], committed[3], committed[5]
+    assert resolve["id"] == "resolve" and resolve["run"].endswith("--resolve")
+    assert restored["with"] == {
+        "ref": "v${{ steps.resolve.outputs.version }}",
+        "path": "restored",
+        "persist-credentials": False,
+    }
+    assert roll["working-directory"] == "restored"
+    assert roll["env"]["VERSION"] == "${{ steps.resolve.outputs.version }}"

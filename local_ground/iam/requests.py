@@ -1,7 +1,7 @@
 """What a request to the local AWS asks IAM: its action, the ARN it acts on, and its condition keys.
 
 Resource ARNs are real where the pipeline's policies scope by ARN (CloudFormation stacks, the ECR
-repository, IAM roles and users, STS role ARNs). Every other action is authorized against "*",
+repository, IAM roles and users, STS role ARNs, ECS services and service deployments). Every other action is authorized against "*",
 which only a `"Resource": "*"` statement matches: stricter than AWS for a policy that scopes them,
 never more lenient.
 """
@@ -86,6 +86,27 @@ def resource_of(response: Any, service: str, action: str, account: str, region: 
         return _param(response, "PolicyArn") or _param(response, "OpenIDConnectProviderArn") or "*"
     if service == "sts":
         return _param(response, "RoleArn") or "*"
+    if service == "ecs":
+        return _ecs_resource(response, action, account, region)
+    return "*"
+
+
+def _ecs_resource(response: Any, action: str, account: str, region: str) -> str:
+    """The service deployment calls, which the deploy role scopes to its own cluster's ARNs."""
+    if action == "StopServiceDeployment":
+        return _param(response, "serviceDeploymentArn") or "*"
+    if action == "DescribeServiceDeployments":
+        try:
+            arns = response._get_param("serviceDeploymentArns") or []
+        except Exception:  # noqa: BLE001
+            arns = []
+        return str(arns[0]) if len(arns) == 1 else "*"  # several: only a "*" grant covers them
+    if action == "ListServiceDeployments":
+        service = _param(response, "service")
+        if service and service.startswith("arn:"):
+            return service
+        cluster = (_param(response, "cluster") or "default").rsplit("/", 1)[-1]
+        return f"arn:{get_partition(region)}:ecs:{region}:{account}:service/{cluster}/{service}" if service else "*"
     return "*"
 
 

@@ -45,6 +45,7 @@ from .logs_filter import FilterLogEventsHonoursStreamPrefix
 from .network_deletion import StackDeletionDeletesNetworkResources
 from .rollback_waits import UpdateRollbackWaitsForEcs
 from .service_deletion import StackDeletionStopsEcsServices
+from .service_deployment_api import EcsServiceDeploymentApi, ServiceDeploymentStatus
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
@@ -62,6 +63,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
     EcsDeploymentAlarms,
+    EcsServiceDeploymentApi,
     FailedStackUpdateRollsBack,
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,
@@ -99,6 +101,7 @@ __all__ = [
     "DeploymentStatus",
     "Extension",
     "RolloutState",
+    "ServiceDeploymentStatus",
     "ServiceDeployments",
     "TaskRunner",
     "all_extensions",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,3 +70,23 @@ def images(ecr: Any, repository: str) -> list[Image]:
         for d in details
         for t in d.get("imageTags", [])
     ]
+
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+
+
+def manifest_digest(ecr: Any, repository: str, tag: str) -> str | None:
+    """The sha256 of the manifest ECR serves for `tag` (BatchGetImage), or None when it serves none.
+    An image digest *is* that hash, so equal digests mean the complete image a push stored."""
+    with aws_call(f"read the manifest of {repository}:{tag}", hint="The role needs ecr:BatchGetImage."):
+        found = ecr.batch_get_image(
+            repositoryName=repository, imageIds=[{"imageTag": tag}], acceptedMediaTypes=list(MANIFEST_TYPES)
+        ).get("images", [])
+    if not found or not found[0].get("imageManifest"):
+        return None
+    return "sha256:" + hashlib.sha256(found[0]["imageManifest"].encode("utf-8")).hexdigest()

@@ -1,11 +1,13 @@
-"""ECS and target-group reads the rollout check makes, with plain data out."""
+"""ECS and target-group reads the rollout check makes, and the stop of a cancelled rollout; plain data out."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.aws.clients import aws_call
+from botocore.exceptions import ClientError
+
+from pipeline.aws.clients import aws_call, error_code
 from pipeline.errors import RolloutError
 
 
@@ -123,3 +125,39 @@ def healthy_targets(elbv2: Any, target_group_arn: str) -> tuple[int, int]:
             for d in elbv2.describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
         ]
     return sum(1 for s in states if s == "healthy"), len(states)
+
+
+# --- service deployments: finding and stopping a rollout in flight -----------------------------------
+
+IN_FLIGHT = ("PENDING", "IN_PROGRESS")
+
+
+@dataclass(frozen=True)
+class ServiceDeployment:
+    arn: str
+    status: str  # PENDING | IN_PROGRESS | SUCCESSFUL | STOPPED | ROLLBACK_* | STOP_REQUESTED
+
+    @property
+    def short_id(self) -> str:
+        return self.arn.rsplit("/", 1)[-1]
+
+
+def deployments_in_flight(ecs: Any, cluster: str, service: str) -> list[ServiceDeployment]:
+    """The service's deployments ECS is still rolling out (ListServiceDeployments), newest first."""
+    with aws_call(f"list the deployments of {service}", hint="The role needs ecs:ListServiceDeployments."):
+        found = ecs.list_service_deployments(cluster=cluster, service=service, status=list(IN_FLIGHT))
+    return [ServiceDeployment(d["serviceDeploymentArn"], d["status"]) for d in found.get("serviceDeployments", [])]
+
+
+def stop_deployment(ecs: Any, arn: str) -> ServiceDeployment:
+    """StopServiceDeployment with ROLLBACK: ECS returns the service to the revision it ran before; the
+    deployment's status after the request (DescribeServiceDeployments). One that ended meanwhile is
+    not an error: its final status is returned."""
+    with aws_call("stop a service deployment", hint="The role needs ecs:StopServiceDeployment."):
+        try:
+            ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+        except ClientError as err:
+            if error_code(err) != "ConflictException":  # finished before the request arrived
+                raise
+        described = ecs.describe_service_deployments(serviceDeploymentArns=[arn]).get("serviceDeployments", [])
+    return ServiceDeployment(arn, described[0]["status"] if described else "UNKNOWN")

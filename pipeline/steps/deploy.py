@@ -142,6 +142,18 @@ class Deployer:
                 hint="Fix or retain the resource named, then delete it again.",
             )
 
+    def settle(self, stack_name: str) -> cfn.Stack | None:
+        """Wait while the stack is mid-operation (one that a killed run started); None when it does not exist."""
+        stack = cfn.describe_stack(self.cf, stack_name)
+        if stack is None or not stack.in_progress:
+            return stack
+        self.echo(f"{stack_name}: {stack.status}, waiting for it to settle")
+        self._mark_old_events_seen(stack_name, stack)
+        try:
+            return self._wait_stack(stack_name, "settle")
+        except KeyboardInterrupt:
+            raise self.interrupted(stack_name) from None
+
     # --- states that cannot take an update as they are -------------------------------------------
 
     def _ready_stack(self, stack_name: str) -> cfn.Stack | None:

@@ -4,6 +4,14 @@ release VERSION --env ENV: build, push, deploy, roll, smoke, record. When deploy
 the service goes back to what ran before (by digest), the failure is recorded, and the error says why.
 rollback --env ENV VERSION|--previous: no build; the version's digest comes from ECR, then deploy,
 roll, smoke, record. Both are "deploy this digest": CloudFormation is the one source of truth.
+
+Re-runs: a version already in ECR is never built again. One that never released to the environment
+(no successful GitHub deployment of it there) is deployed again with the digest in ECR, once ECR's
+manifest is checked to hash to it; one that did is refused, unless an earlier attempt of this same
+workflow run released it ("Re-run all jobs"): then there is nothing to do. Deployments a killed run
+left in progress on GitHub are finished as `error` by the next run, which also waits for the stack
+operation such a run started. SIGINT or SIGTERM mid-release stops the ECS deployment in flight
+(StopServiceDeployment, rollback) and finishes the GitHub deployment as `error`.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.aws import cloudformation as cfn
 from pipeline.aws import ecr as ecr_api
@@ -41,6 +50,9 @@ from pipeline.templates import names
 # A dry-run release to an environment that builds neither builds nor pushes: its change set pins the
 # repository to this digest instead, so the task definition shows as replaced, as the release will.
 PLACEHOLDER_DIGEST = "sha256:" + "0" * 64
+
+if TYPE_CHECKING:
+    from pipeline.github import DeploymentRecord
 
 
 @dataclass(frozen=True)
@@ -181,6 +193,22 @@ class Engine:
             if done:
                 self.echo(done)
 
+    def stop_rollout(self) -> str:
+        """SIGINT/SIGTERM after the deploy started: stop the ECS deployment still rolling out on this
+        environment's service with a rollback, so nothing rolls on unwatched; says what was done."""
+        if not self.deploy_started:
+            return ""
+        stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+        if stack is None or "ClusterName" not in stack.outputs:
+            return f"{self.stack_name} has no ECS service yet; CloudFormation carries on"
+        cluster, service = stack.outputs["ClusterName"], stack.outputs["ServiceName"]
+        in_flight = ecs_api.deployments_in_flight(self.clients.ecs, cluster, service)
+        if not in_flight:
+            return "no ECS deployment was rolling out"
+        done = [ecs_api.stop_deployment(self.clients.ecs, d.arn) for d in in_flight]
+        stopped = ", ".join(f"{d.short_id} ({d.status})" for d in done)
+        return f"stopped ECS deployment {stopped} with a rollback to the revision that ran before"
+
     def interrupted(self) -> Interrupted:
         """Ctrl-C in a phase whose wait does not report it itself: say what the stack and service do now."""
 
@@ -220,6 +248,8 @@ def release(
     env = ctx.environment(environment)  # unknown environments are refused before any work
     ctx.clients.check_credentials()
     report = ReleaseReport("release", env.name, version)
+    if not dry_run:  # a rehearsal changes nothing, GitHub records included
+        finish_abandoned(ctx, env.name)
     engine = Engine(ctx, env.name, report)
     engine.refuse_if_busy()
     # A stale template is refused before the build: a version pushed to ECR can never be built again.
@@ -228,13 +258,13 @@ def release(
     ecr = ctx.clients.ecr
 
     existing = ecr_api.image_by_tag(ecr, ctx.repository, version)
+    released = ctx.github.succeeded(env.name, version) if existing is not None and ctx.github else None
+    if released is not None and ctx.github is not None and ctx.github.made_by_this_run(released):
+        return _released_by_this_run(ctx, engine, released, existing.digest if existing else "")
     if existing is not None and env.delivery.build:
-        # An environment that builds never rebuilds: a version already in ECR was released before.
-        raise InputError(
-            f"version {version} is already in ECR ({existing.digest}); tags are immutable",
-            hint=f"Tag a new version, or run `pipeline rollback --env {env.name} {version}` to deploy it again.",
-        )
-    if existing is not None:
+        # An environment that builds never rebuilds: the image in ECR is the one this version ships.
+        image = _pushed_before(ctx, env.name, version, existing.digest, released)
+    elif existing is not None:
         ctx.echo(f"{version} is already in ECR as {existing.digest}: promoting it to {env.name} without a build")
         image = find_release(ecr, ctx.repository, version)
     elif not env.delivery.build:
@@ -265,6 +295,21 @@ def release(
     return report
 
 
+def resolve_version(ctx: Context, environment: str, target: str | None, previous: bool = False) -> str:
+    """The version `rollback` would deploy, changing nothing. With GitHub configured, `previous` is read
+    from its deployments alone: the rollback workflow resolves it before assuming any AWS role."""
+    env = ctx.environment(environment)
+    if previous == (target is not None):
+        raise InputError("give either a VERSION or --previous", hint="e.g. `pipeline rollback --env staging 1.0.0`.")
+    if target is not None:
+        return parse_version(target)
+    current = None
+    if ctx.github is None:
+        ctx.clients.check_credentials()
+        current = running_version(ctx, env.name)
+    return _previous_version(ctx, env.name, current)
+
+
 def rollback(
     ctx: Context, environment: str, target: str | None, previous: bool = False, *, dry_run: bool = False
 ) -> ReleaseReport:
@@ -272,6 +317,8 @@ def rollback(
     if previous == (target is not None):
         raise InputError("give either a VERSION or --previous", hint="e.g. `pipeline rollback --env staging 1.0.0`.")
     ctx.clients.check_credentials()
+    if not dry_run:
+        finish_abandoned(ctx, env.name)
     current = running_version(ctx, env.name)
     version = parse_version(target) if target else _previous_version(ctx, env.name, current)
     image = find_release(ctx.clients.ecr, ctx.repository, version)  # refused here when missing: nothing changed
@@ -318,14 +365,79 @@ def _ship(
             raise
     except (Interrupted, KeyboardInterrupt) as stop:
         interrupted = stop if isinstance(stop, Interrupted) else engine.interrupted()
+        stopped = read_now(engine.stop_rollout, "the ECS deployment in flight")
+        if stopped:
+            interrupted = Interrupted(f"{interrupted.message}; then {stopped}", hint=interrupted.hint)
         report.cause = interrupted.message
         report.outcome = ReleaseOutcome.INTERRUPTED
         interrupted.report = report
-        what = f"{report.kind} of {report.version} interrupted (Ctrl-C) during {engine.current_phase or 'start'}"
-        _record_finish(ctx, deployment_id, "error", report, f"{what}; AWS carries on")
+        what = f"{report.kind} of {report.version} interrupted during {engine.current_phase or 'start'}"
+        _record_finish(ctx, deployment_id, "error", report, f"{what}; {stopped or 'AWS carries on'}")
         raise interrupted from None
     report.outcome = ReleaseOutcome.RELEASED
     _record_finish(ctx, deployment_id, "success", report, done)
+
+
+def finish_abandoned(ctx: Context, env: str) -> None:
+    """A run that was killed or timed out leaves its GitHub deployment in progress (deploys of one
+    environment never overlap, so any found now is such a one): finish it as `error`, say so, and wait
+    for the stack operation that run may have left running before looking at the stack."""
+    if ctx.github is None:
+        return
+    left = ctx.github.unfinished(env)
+    for record in left:
+        ctx.github.finish_deployment(
+            record.id,
+            "error",
+            record.url or "",
+            f"abandoned: the run deploying {record.version} ended without finishing",
+        )
+        ctx.echo(
+            f"GitHub deployment #{record.id} ({record.version} to {env}) was left {record.state or 'without a status'} "
+            "by a run that ended without finishing it (killed or timed out): marked error"
+        )
+    if left:
+        ctx.deployer(env).settle(ctx.service_stack(env))
+
+
+def _pushed_before(ctx: Context, env: str, version: str, digest: str, released: DeploymentRecord | None) -> PushedImage:
+    """The image an earlier attempt pushed, for an environment that builds: refused when the version
+    released there before (or when GitHub is not there to say), else checked and deployed again."""
+    if released is not None or ctx.github is None:
+        before = f" and was released to {env} (GitHub deployment #{released.id})" if released else ""
+        raise InputError(
+            f"version {version} is already in ECR ({digest}){before}; tags are immutable",
+            hint=f"Tag a new version, or run `pipeline rollback --env {env} {version}` to deploy it again.",
+        )
+    ecr = ctx.clients.ecr
+    served = ecr_api.manifest_digest(ecr, ctx.repository, version)
+    recorded = {r.digest for r in ctx.github.deployments_of(env, version)}
+    if served != digest or recorded - {digest}:
+        raise InputError(
+            f"version {version} in ECR is {digest}, but its manifest hashes to {served} and earlier attempts "
+            f"recorded {', '.join(sorted(recorded)) or 'nothing'}",
+            hint="Do not deploy an image whose digest is not confirmed; tag a new version.",
+        )
+    ctx.echo(
+        f"{version} is already in ECR as {digest} (manifest checked), pushed by an earlier attempt that never "
+        f"released to {env}: deploying that digest again, no build"
+    )
+    return PushedImage(version, digest, ecr_api.repository_uri(ecr, ctx.repository))
+
+
+def _released_by_this_run(ctx: Context, engine: Engine, released: DeploymentRecord, digest: str) -> ReleaseReport:
+    """ "Re-run all jobs" after a later job failed: this environment's job already released the version."""
+    report = engine.report
+    report.digest, report.url, report.outcome = digest or released.digest, released.url or "", ReleaseOutcome.RELEASED
+    ctx.echo(
+        f"{report.version} was released to {engine.env.name} by an earlier attempt of this run "
+        f"(GitHub deployment #{released.id}): nothing to do"
+    )
+    if engine.env.delivery.github_release and ctx.github is not None:
+        with engine.phase("record"):  # the attempt may have failed at this very step
+            url = ctx.github.create_release(f"v{report.version}", f"v{report.version}", release_notes(report))
+            ctx.echo(f"GitHub release: {url}")
+    return report
 
 
 def _build_and_push(ctx: Context, engine: Engine, version: str) -> PushedImage:

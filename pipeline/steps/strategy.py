@@ -9,7 +9,8 @@ An environment names its strategy in pipeline.toml (`delivery.strategy`); the re
     promote(rollout)   the checks passed: shift production traffic / continue a paused deployment
     stop(rollout)      the watch or the smoke test failed while the deployment was in flight: stop it or
                        shift its traffic back, before the previous digest is deployed again
-(Ctrl-C stops nothing: the user asked the pipeline to stop, and CloudFormation and ECS carry on.)
+(Ctrl-C or SIGTERM: the release engine itself stops the ECS deployment still rolling out, with
+StopServiceDeployment and a rollback, whatever the strategy; see Engine.stop_rollout.)
 
 A new strategy is a subclass registered under its name with `@register("name")`, plus its name in
 `pipeline.config.STRATEGIES` (settings accept only names the pipeline knows); the release flow is

@@ -272,6 +272,12 @@ def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: 
                             Resource=[repository],
                         ),
                         Statement(
+                            Sid="StopItsOwnRollout",
+                            Effect=Allow,
+                            Action=_actions(permissions.ROLLOUT_STOP_ACTIONS),
+                            Resource=_service_deployment_arns(settings, env),
+                        ),
+                        Statement(
                             Sid="AccountWide",
                             Effect=Allow,
                             Action=_actions(permissions.ACCOUNT_ACTIONS),
@@ -335,6 +341,14 @@ def _actions(names_: Iterable[str]) -> list[Action]:
 def _stack_arn(settings: Settings, env: str) -> Sub:
     stack = names.service_stack(settings, env)
     return Sub(f"arn:${{AWS::Partition}}:cloudformation:${{AWS::Region}}:${{AWS::AccountId}}:stack/{stack}/*")
+
+
+def _service_deployment_arns(settings: Settings, env: str) -> list[Sub]:
+    """ENV's service and its service deployments: the cluster's name is generated from the stack's
+    (STACK-Cluster-RANDOM), so the pattern reaches no other stack's service."""
+    cluster = f"{names.service_stack(settings, env)}-Cluster-*"
+    head = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}"
+    return [Sub(f"{head}:service/{cluster}/*"), Sub(f"{head}:service-deployment/{cluster}/*")]
 
 
 def _pass_to_cloudformation(executions: list[Role]) -> Statement:

@@ -66,12 +66,19 @@ ROLLOUT_READ_ACTIONS: tuple[str, ...] = (
     "ecs:DescribeTaskDefinition",
     "elasticloadbalancing:DescribeTargetHealth",
 )
+# A cancelled or interrupted release stops the ECS deployment it started (release.py, aws/ecs.py).
+ROLLOUT_STOP_ACTIONS: tuple[str, ...] = (
+    "ecs:ListServiceDeployments",
+    "ecs:DescribeServiceDeployments",
+    "ecs:StopServiceDeployment",
+)
 ENGINE_ACTIONS: tuple[str, ...] = (
     *STACK_ACTIONS,
     *REPOSITORY_PUSH_ACTIONS,
     *REPOSITORY_READ_ACTIONS,
     *ACCOUNT_ACTIONS,
     *ROLLOUT_READ_ACTIONS,
+    *ROLLOUT_STOP_ACTIONS,
 )
 PREVIEW_ACTIONS: tuple[str, ...] = (
     *PREVIEW_STACK_ACTIONS,

@@ -21,7 +21,13 @@ What it does, as GitHub does it:
   AWS_SESSION_TOKEN, AWS_REGION and AWS_DEFAULT_REGION to the later steps. A refusal fails the step
   with the action's "Could not assume role with OIDC: MESSAGE" (the real action retries first).
 
-What it does not do: other `uses:` steps are skipped (and logged). A `run:` text listed in
+- step outputs (`GITHUB_OUTPUT` of a step with an `id`) as `steps.ID.outputs.NAME`, '' when unset;
+- "Re-run failed jobs" / "Re-run all jobs" (`rerun`): the same GITHUB_RUN_ID, the next
+  GITHUB_RUN_ATTEMPT; a job not re-run keeps its earlier result;
+- the Cancel button (`cancel`): SIGINT to the running step's processes, SIGTERM 7.5 s later, SIGKILL
+  2.5 s after that; the step and job end `cancelled` and later jobs are skipped.
+
+What it does not do: other `uses:` steps are skipped (and logged), as is an action that answers None. A `run:` text listed in
 `substitutions` is checked to be exactly that text and is not executed; the caller says why. `${{ }}` expressions are evaluated for the few forms
 the workflows use; anything else raises WorkflowError instead of guessing.
 
@@ -34,7 +40,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -70,6 +79,7 @@ EVENT_PATHS = {"pull_request.number", "pull_request.head.repo.full_name"}
 STATUS_FUNCTIONS = {"always()", "success()", "failure()", "cancelled()"}
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.S)
 CONTEXT_PATH = re.compile(r"^(github|inputs|vars|secrets|steps)\.([A-Za-z_][\w.-]*)$")
+STEP_OUTPUT = re.compile(r"^([A-Za-z_][\w-]*)\.outputs\.([A-Za-z_][\w-]*)$")
 
 
 class WorkflowError(Exception):
@@ -162,6 +172,8 @@ class JobResult:
 class WorkflowResult:
     workflow: str
     jobs: dict[str, JobResult]
+    run_id: str = ""  # GITHUB_RUN_ID: the same for every attempt of a run
+    attempt: int = 1  # GITHUB_RUN_ATTEMPT
 
     @property
     def succeeded(self) -> bool:
@@ -188,7 +200,7 @@ class Contexts:
     inputs: dict[str, str]
     vars: dict[str, str]
     secrets: dict[str, str]
-    steps: dict[str, dict[str, str]] = field(default_factory=dict)  # step id -> its outputs
+    steps: dict[str, dict[str, str]] = field(default_factory=dict)  # step id -> its outputs (this job's)
 
 
 def _lookup(path: str, ctx: Contexts) -> Any:
@@ -215,10 +227,12 @@ def _lookup(path: str, ctx: Contexts) -> Any:
             raise WorkflowError(f"unsupported expression github.{rest}")
         return ctx.github[rest]
     if context == "steps":
-        step_id, _, output = rest.partition(".outputs.")
-        if step_id not in ctx.steps or not output or "." in output:
-            raise WorkflowError(f"steps.{rest}: no step with id {step_id!r} ran before (ran: {sorted(ctx.steps)})")
-        return ctx.steps[step_id].get(output, "")  # an output the step did not set is ''
+        output = STEP_OUTPUT.match(rest)
+        if not output:
+            raise WorkflowError(f"unsupported expression steps.{rest} (only steps.ID.outputs.NAME)")
+        step_id, name = output.groups()
+        # GitHub renders an output the step did not set (or a step that did not run) as ''.
+        return ctx.steps.get(step_id, {}).get(name, "")
     table: dict[str, str] = getattr(ctx, context)
     if "." in rest or rest not in table:
         raise WorkflowError(f"{context}.{rest} is not set for this run (known: {sorted(table)})")
@@ -409,8 +423,9 @@ class ActionOutcome:
     log: str = ""
 
 
-# (the step's evaluated `with:`, the environment the action's process sees) -> its outcome
-Action = Callable[[dict[str, str], dict[str, str]], ActionOutcome]
+# (the step's evaluated `with:`, the environment the action's process sees) -> its outcome, or None
+# when this runner does not do what the step asks (recorded as skipped, as for an unknown action)
+Action = Callable[[dict[str, str], dict[str, str]], ActionOutcome | None]
 
 STS_AUDIENCE = "sts.amazonaws.com"
 ROLE_SESSION_NAME = "GitHubActions"  # the action's default role-session-name
@@ -532,8 +547,31 @@ class Runner:
     # action name without @ref -> what runs for it; any other `uses:` is skipped
     actions: dict[str, Action] = field(default_factory=lambda: dict(BUILTIN_ACTIONS))
     echo: Callable[[str], None] = print
+    # called with a job's id before it runs (a test arranges what that job meets)
+    before_job: Callable[[str], None] | None = None
+    # (job id, the running step's output so far) -> True to cancel the run now, as the Cancel button does:
+    # SIGINT to the step's processes, SIGTERM `cancel_grace` s later, SIGKILL `kill_grace` s after that
+    cancel: Callable[[str, str], bool] | None = None
+    cancel_grace: float = 7.5
+    kill_grace: float = 2.5
 
-    def run(self, workflow_path: Path, event: Event) -> WorkflowResult:
+    def rerun(
+        self, workflow_path: Path, event: Event, previous: WorkflowResult, *, failed_only: bool
+    ) -> WorkflowResult:
+        """ "Re-run failed jobs" (the jobs that did not succeed, and the ones needing them) or "Re-run all
+        jobs": the same run id, the next attempt; a job that is not re-run keeps its earlier result."""
+        keep = {j: r for j, r in previous.jobs.items() if r.status == "success"} if failed_only else {}
+        return self.run(workflow_path, event, run_id=previous.run_id, attempt=previous.attempt + 1, keep=keep)
+
+    def run(
+        self,
+        workflow_path: Path,
+        event: Event,
+        *,
+        run_id: str | None = None,
+        attempt: int = 1,
+        keep: dict[str, JobResult] | None = None,
+    ) -> WorkflowResult:
         workflow = load(workflow_path)
         if not is_triggered(workflow, event):
             raise WorkflowError(f"{workflow_path.name} is not triggered by {event.name} {event.ref}")
@@ -542,6 +580,7 @@ class Runner:
             event.payload["inputs"] = dict(event.inputs)
         run_dir = self.temp / f"run-{uuid.uuid4().hex[:8]}"
         run_dir.mkdir(parents=True)
+        run_id = run_id or run_dir.name
         event_path = run_dir / "event.json"
         event_path.write_text(json.dumps(event.payload, indent=2), encoding="utf-8")
         ctx = Contexts(
@@ -568,17 +607,34 @@ class Runner:
                 results[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
                 self.echo(f"[{job_id}] skipped: a needed job did not succeed")
                 continue
+            if keep and job_id in keep:
+                results[job_id] = keep[job_id]
+                self.echo(f"[{job_id}] not re-run: it succeeded in attempt {attempt - 1}")
+                continue
             if "if" in job and not condition(job["if"], ctx, job_failed=False):
                 results[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
                 self.echo(f"[{job_id}] skipped: its if: is false")
                 continue
+            if self.before_job is not None:
+                self.before_job(job_id)
             results[job_id] = self._run_job(
-                workflow_path, workflow, job_id, job, event, event_path, ctx, workflow_env, run_dir, used
+                workflow_path,
+                workflow,
+                job_id,
+                job,
+                event,
+                event_path,
+                ctx,
+                workflow_env,
+                run_dir,
+                used,
+                run_id,
+                attempt,
             )
         unused = set(self.substitutions) - used
         if unused and all(r.status == "success" for r in results.values()):
             raise WorkflowError(f"substitutions for steps the workflow no longer has: {sorted(unused)}")
-        result = WorkflowResult(workflow_path.name, results)
+        result = WorkflowResult(workflow_path.name, results, run_id, attempt)
         self.echo(result.log())
         return result
 
@@ -594,6 +650,8 @@ class Runner:
         workflow_env: dict[str, str],
         run_dir: Path,
         used: set[str],
+        run_id: str,
+        attempt: int,
     ) -> JobResult:
         unknown = set(job) - JOB_KEYS
         if unknown:
@@ -635,7 +693,7 @@ class Runner:
         job_env = {k: interpolate(v, ctx) for k, v in (job.get("env") or {}).items()}
         workflow_name = workflow_path.stem
         self.echo(f"[{job_id}] {result.name}" + (f" (environment {result.environment})" if result.environment else ""))
-        failed = False
+        failed = cancelled = False
         for index, step in enumerate(job.get("steps", [])):
             unknown = set(step) - STEP_KEYS
             if unknown:
@@ -669,6 +727,9 @@ class Runner:
                 }
                 try:
                     outcome = run_action(inputs, action_env)
+                    if outcome is None:
+                        result.steps.append(StepResult(job_id, name, "skipped", note="uses: not run here"))
+                        continue
                 except ActionFailed as failure:
                     self.echo(f"[{job_id}] ! {name} failed: {failure}")
                     result.steps.append(StepResult(job_id, name, "failure", 1, f"Error: {failure}"))
@@ -707,8 +768,8 @@ class Runner:
                 "GITHUB_ACTIONS": "true",
                 "GITHUB_WORKFLOW": workflow_name,
                 "GITHUB_JOB": job_id,
-                "GITHUB_RUN_ID": run_dir.name,
-                "GITHUB_RUN_ATTEMPT": "1",
+                "GITHUB_RUN_ID": run_id,
+                "GITHUB_RUN_ATTEMPT": str(attempt),
                 "GITHUB_EVENT_NAME": event.name,
                 "GITHUB_EVENT_PATH": str(event_path),
                 "GITHUB_REF": event.ref,
@@ -736,33 +797,71 @@ class Runner:
             script_file.write_text(script, encoding="utf-8")
             cwd = self.workspace / step["working-directory"] if "working-directory" in step else self.workspace
             self.echo(f"[{job_id}] > {name}")
-            try:
-                done = subprocess.run(
-                    ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
-                    cwd=cwd,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    timeout=timeout,
-                )
-                code, output = done.returncode, done.stdout
-            except subprocess.TimeoutExpired as expired:
-                code, output = 124, f"{expired.stdout or ''}\n(timed out after {timeout:.0f}s)"
+            code, output, was_cancelled = self._execute(job_id, script_file, cwd, env, timeout)
             self.echo(output.rstrip())
-            step_result = StepResult(job_id, name, "success" if code == 0 else "failure", code, output)
+            status = "cancelled" if was_cancelled else "success" if code == 0 else "failure"
+            step_result = StepResult(job_id, name, status, code, output)
             result.steps.append(step_result)
             result.summary += summary.read_text(encoding="utf-8")
             exported.update(_read_env_file(env_file))
             if "id" in step:
                 ctx.steps[str(step["id"])] = read_output_file(output_file)
             if code != 0:
-                self.echo(f"[{job_id}] ! {name} failed with exit code {code}")
+                self.echo(f"[{job_id}] ! {name} {'was cancelled' if was_cancelled else 'failed'}: exit code {code}")
                 failed = True
-        result.status = "failure" if failed else "success"
+                cancelled = cancelled or was_cancelled
+        result.status = "cancelled" if cancelled else "failure" if failed else "success"
         if environment_url is not None:
             result.environment_url = interpolate(environment_url, ctx)
         return result
+
+    def _execute(
+        self, job_id: str, script: Path, cwd: Path, env: dict[str, str], timeout: float
+    ) -> tuple[int, str, bool]:
+        """Run a step's script: (exit code, output, whether the run was cancelled during it)."""
+        process = subprocess.Popen(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,  # its own process group: the runner signals the step's processes
+        )
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+        reader.start()
+        started, cancelled_at, signals = (
+            time.monotonic(),
+            None,
+            iter(
+                [
+                    (0.0, signal.SIGINT),
+                    (self.cancel_grace, signal.SIGTERM),
+                    (self.cancel_grace + self.kill_grace, signal.SIGKILL),
+                ]
+            ),
+        )
+        pending = next(signals)
+        while process.poll() is None:
+            now = time.monotonic()
+            if now - started > timeout:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                reader.join(5)
+                return 124, "".join(lines) + f"\n(timed out after {timeout:.0f}s)", False
+            if cancelled_at is None and self.cancel is not None and self.cancel(job_id, "".join(lines)):
+                cancelled_at = now
+                self.echo(f"[{job_id}] cancelling the run")
+            if cancelled_at is not None and pending is not None and now - cancelled_at >= pending[0]:
+                try:
+                    os.killpg(process.pid, pending[1])
+                except ProcessLookupError:
+                    pass
+                pending = next(signals, None)
+            time.sleep(0.02)
+        reader.join(5)
+        return process.returncode, "".join(lines), cancelled_at is not None
 
 
 def read_output_file(path: Path) -> dict[str, str]:

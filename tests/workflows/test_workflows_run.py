@@ -3,7 +3,10 @@ gives them, against the local ground (AWS running real tasks, the registry behin
 
 - release.yml on a pushed tag: staging then production run the version, GitHub has the successful
   deployments and the release, and the job summary shows version, digest, URL and the gantt chart;
-- rollback.yml dispatched with inputs: the environment runs the earlier version again;
+- release.yml failing after the push, then re-run ("Re-run failed jobs", "Re-run all jobs") to success,
+  with no rebuild; a cancelled release whose rollout is stopped and recorded;
+- rollback.yml dispatched with inputs: the environment runs the earlier version again, deployed from
+  that version's tag (its own settings and templates);
 - lint.yml on a pull request: passes on the project and comments the template changes; fails at
   `synth --check` when a template is stale and at `lint` when a template is broken.
 
@@ -14,7 +17,8 @@ local STS (which checks the token and the role's trust policy), and only that se
 steps; `vars.AWS_DEPLOY_ROLE_ARN` is each GitHub environment's own deploy role. A tag-push job
 without `environment:` is refused at that step.
 
-Other `uses:` steps are not run (actions/checkout's effect is the workspace this test prepares).
+Other `uses:` steps are not run (actions/checkout's effect is the workspace this test prepares, a git
+repository whose tags are the released versions; a checkout with `path` clones its `ref` from there).
 Three `run:` texts are not run either, each checked to be exactly the documented command (see
 SUBSTITUTED below).
 """
@@ -25,6 +29,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +40,10 @@ import boto3
 import pytest
 import yaml
 from actions_runner import (
+    BUILTIN_ACTIONS,
+    Action,
+    ActionFailed,
+    ActionOutcome,
     Contexts,
     Event,
     Runner,
@@ -156,6 +165,28 @@ def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
     return env
 
 
+def checkout_action(workspace: Path) -> Action:
+    """actions/checkout: with `path`, the repository at `ref` cloned into that folder of the workspace, as
+    the action fetches and checks out a ref; without, not run (the workspace this test prepared is the
+    checkout of the run's own ref)."""
+
+    def checkout(inputs: dict[str, str], env: dict[str, str]) -> ActionOutcome | None:
+        if not inputs.get("path"):
+            return None
+        target, ref = workspace / inputs["path"], inputs.get("ref") or "HEAD"
+        shutil.rmtree(target, ignore_errors=True)
+        done = subprocess.run(
+            ["git", "clone", "-q", "--depth", "1", "--branch", ref, f"file://{workspace}", str(target)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise ActionFailed(f"A branch or tag with the name '{ref}' could not be found")
+        return ActionOutcome({}, f"checked out {ref} into {inputs['path']}")
+
+    return checkout
+
+
 def make_runner(
     ground: Any,
     buildah_root: Path,
@@ -179,6 +210,7 @@ def make_runner(
         environment_vars=environment_vars or {},
         substitutions=substitutions,
         id_token_request=ground.github.id_token_request,
+        actions={**BUILTIN_ACTIONS, "actions/checkout": checkout_action(workspace)},
     )
 
 
@@ -201,6 +233,10 @@ def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.Tem
 
     operator = {**machine_env(ground, buildah_root), **ground.environ()}
     pipeline_cli(["synth"], workspace, operator)
+    # A repository: release_tag tags its commit, and rollback.yml checks the restored version's tag out.
+    git(workspace, "init", "-q", "-b", "main")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "main")
     pipeline_cli(["bootstrap"], workspace, operator)  # once per account, by an operator (README)
     # The variables the README asks for: AWS_REGION for the repository, and each GitHub environment's
     # own deploy role as that environment's AWS_DEPLOY_ROLE_ARN.
@@ -228,6 +264,7 @@ def credentials_step(job: Any) -> Any:
 
 
 def release_tag(ground: Any, runner: Runner, tag: str) -> Any:
+    git(runner.workspace, "tag", tag)
     ground.github.create_tag(tag)  # the push
     result = runner.run(WORKFLOWS / "release.yml", Event.tag_push(tag, REPOSITORY))
     assert result.succeeded, result.log()
@@ -350,12 +387,207 @@ def test_rollback_dispatched_with_previous_and_with_a_version(
     )
     assert (newest["payload"]["version"], newest["statuses"][-1]["state"]) == ("1.1.0", "success")
 
-    # A version that was never released: the step fails with the pipeline's one-line cause.
+    # A version that was never released has no tag to check out: the job stops there, before any role.
     result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "7.7.7"}, REPOSITORY))
     failed = result.jobs["rollback"].failed_step
-    assert failed is not None and failed.name == "Roll back (the pipeline validates both inputs)", result.log()
-    assert "version 7.7.7 is not in ECR" in failed.output
+    assert failed is not None and failed.name.startswith("actions/checkout@"), result.log()
+    assert failed.output == "Error: A branch or tag with the name 'v7.7.7' could not be found"
+    assert credentials_step(result.jobs["rollback"]).status == "skipped"
     assert running_version(ground, "staging") == "1.1.0"
+    # Not a version at all: the resolve step refuses it with the pipeline's one-line cause.
+    result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "v1;x"}, REPOSITORY))
+    failed = result.jobs["rollback"].failed_step
+    assert failed is not None and failed.name.startswith("Resolve the version to restore"), result.log()
+    assert "is not a release version" in failed.output
+
+
+def ecr_digest(ground: Any, version: str) -> str:
+    found = aws_client(ground, "ecr").describe_images(repositoryName=APP, imageIds=[{"imageTag": version}])
+    return str(found["imageDetails"][0]["imageDigest"])
+
+
+def records(ground: Any, environment: str, version: str) -> list[dict[str, Any]]:
+    """The local GitHub's deployments of `version` to `environment`, oldest first."""
+    return [
+        d
+        for d in ground.github.state()["deployments"]
+        if d["environment"] == environment and d["payload"].get("version") == version
+    ]
+
+
+def release_output(job: Any) -> str:
+    return str(job.steps[-1].output)
+
+
+def test_a_release_that_failed_after_the_push_is_re_run_to_success(
+    ground: Any, release_runner: Runner, released: Released
+) -> None:
+    """Staging fails after the push (GitHub answers 500 when the deployment is recorded): the image is in
+    ECR and nothing was deployed. "Re-run failed jobs" deploys that digest, no build, then production."""
+    workflow, event = WORKFLOWS / "release.yml", Event.tag_push("v1.4.0", REPOSITORY)
+    git(release_runner.workspace, "tag", "v1.4.0")
+    ground.github.create_tag("v1.4.0")
+    ground.github.fail_next(500, "POST")  # the staging job's first write: recording its deployment
+    first = release_runner.run(workflow, event)
+    staging = first.jobs["staging"]
+    assert (staging.status, first.jobs["production"].status) == ("failure", "skipped"), first.log()
+    assert "GitHub answered 500 while creating a deployment of 1.4.0" in release_output(staging)
+    digest = ecr_digest(ground, "1.4.0")
+    assert f"pushed {APP}:1.4.0 as {digest}" in release_output(staging)
+
+    second = release_runner.rerun(workflow, event, first, failed_only=True)
+    assert second.succeeded, second.log()
+    assert (second.run_id, second.attempt) == (first.run_id, 2)
+    output = release_output(second.jobs["staging"])
+    assert f"1.4.0 is already in ECR as {digest} (manifest checked)" in output
+    assert "==> build" not in output and "==> push" not in output
+    assert {env: running_version(ground, env) for env in ("staging", "production")} == {
+        "staging": "1.4.0",
+        "production": "1.4.0",
+    }
+    for environment in ("staging", "production"):
+        [record] = records(ground, environment, "1.4.0")
+        assert (record["payload"]["digest"], record["statuses"][-1]["state"]) == (digest, "success")
+
+
+def test_re_run_all_jobs_after_production_failed_skips_what_staging_released(
+    ground: Any, release_runner: Runner, released: Released
+) -> None:
+    """Production fails (GitHub answers 500 when its deployment is recorded). "Re-run all jobs" runs the
+    staging job again: the version is live there from this run's first attempt, so nothing to do."""
+    workflow, event = WORKFLOWS / "release.yml", Event.tag_push("v1.5.0", REPOSITORY)
+    git(release_runner.workspace, "tag", "v1.5.0")
+    ground.github.create_tag("v1.5.0")
+
+    def fail_production(job_id: str) -> None:
+        if job_id == "production":
+            ground.github.fail_next(500, "POST")
+
+    release_runner.before_job = fail_production
+    try:
+        first = release_runner.run(workflow, event)
+    finally:
+        release_runner.before_job = None
+    assert (first.jobs["staging"].status, first.jobs["production"].status) == ("success", "failure"), first.log()
+
+    second = release_runner.rerun(workflow, event, first, failed_only=False)
+    assert second.succeeded, second.log()
+    [staging] = records(ground, "staging", "1.5.0")
+    assert "was released to staging by an earlier attempt of this run" in release_output(second.jobs["staging"])
+    assert f"(GitHub deployment #{staging['id']}): nothing to do" in release_output(second.jobs["staging"])
+    [production] = records(ground, "production", "1.5.0")
+    assert production["statuses"][-1]["state"] == "success"
+    assert "v1.5.0" in {r["tag_name"] for r in ground.github.state()["releases"]}
+
+    # Another run of the same tag (not a re-run) is refused: the version released to staging before.
+    third = release_runner.run(workflow, event)
+    refused = third.jobs["staging"]
+    assert refused.status == "failure" and third.jobs["production"].status == "skipped"
+    assert f"was released to staging (GitHub deployment #{staging['id']}); tags are immutable" in (
+        release_output(refused)
+    )
+    assert len(records(ground, "staging", "1.5.0")) == 1
+
+
+def committed_on_branch(ground: Any, workspace: Path, operator: dict[str, str], tag: str, change: Any) -> None:
+    """Commit `change` to the settings (templates synthesized) on a branch of its own, tag it; main stays."""
+    git(workspace, "checkout", "-q", "-b", f"for-{tag}")
+    raw: dict[str, Any] = tomllib.loads((workspace / "pipeline.toml").read_text())
+    change(raw)
+    (workspace / "pipeline.toml").write_text(toml_dump(raw), encoding="utf-8")
+    pipeline_cli(["synth"], workspace, operator)
+    git(workspace, "commit", "-q", "-am", f"settings of {tag}")
+    git(workspace, "tag", tag)
+    ground.github.create_tag(tag)
+
+
+def deployed_template(ground: Any, environment: str) -> Any:
+    return aws_client(ground, "cloudformation").get_template(StackName=f"{APP}-service-{environment}")["TemplateBody"]
+
+
+def test_rollback_deploys_the_restored_versions_templates(
+    ground: Any, buildah_root: Path, release_runner: Runner, released: Released
+) -> None:
+    """v1.6.0 was tagged on a commit whose staging scales to 4 tasks (main: 3). Dispatched from main,
+    the rollback to 1.6.0 deploys v1.6.0's templates, not main's."""
+    workspace = release_runner.workspace
+    operator = {**machine_env(ground, buildah_root), **ground.environ()}
+    main_template = (workspace / "cloudformation" / "service-staging.yaml").read_text()
+
+    def scale_to_4(raw: dict[str, Any]) -> None:
+        raw["environments"]["staging"]["max_count"] = 4
+
+    try:
+        committed_on_branch(ground, workspace, operator, "v1.6.0", scale_to_4)
+        tagged_template = (workspace / "cloudformation" / "service-staging.yaml").read_text()
+        pipeline_cli(["release", "v1.6.0", "--env", "staging"], workspace, operator)
+    finally:
+        git(workspace, "checkout", "-q", "main")
+    assert tagged_template != main_template and "MaxCapacity: 4" in tagged_template
+
+    rollback = WORKFLOWS / "rollback.yml"
+    result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "1.2.0"}, REPOSITORY))
+    assert result.succeeded, result.log()
+    assert deployed_template(ground, "staging") == main_template, "v1.2.0 was tagged on main"
+
+    result = release_runner.run(rollback, Event.dispatch({"environment": "staging", "version": "1.6.0"}, REPOSITORY))
+    assert result.succeeded, result.log()
+    job = result.jobs["rollback"]
+    assert job.step("Resolve the version to restore (the pipeline validates both inputs)").output.strip() == "1.6.0"
+    checkouts = [s for s in job.steps if s.name.startswith("actions/checkout@")]
+    assert [(s.status, s.output) for s in checkouts] == [
+        ("skipped", ""),
+        ("success", "checked out v1.6.0 into restored"),
+    ]
+    assert running_version(ground, "staging") == "1.6.0"
+    assert deployed_template(ground, "staging") == tagged_template
+
+
+def rolling_out(job_id: str, output: str) -> bool:
+    """The staging job's stack update reached the ECS service: its deployment rolls out."""
+    return job_id == "staging" and any(
+        "UPDATE_IN_PROGRESS" in line and "Service [AWS::ECS::Service]" in line for line in output.splitlines()
+    )
+
+
+def test_a_cancelled_release_stops_its_rollout_and_records_it(
+    ground: Any, buildah_root: Path, release_runner: Runner, released: Released
+) -> None:
+    """Cancel while staging's rollout is in flight (v1.7.0's tasks start 5 s late): the runner sends
+    SIGINT, the pipeline stops the ECS deployment with a rollback, records `error`, exits 130, and
+    CloudFormation brings back what ran before."""
+    workspace = release_runner.workspace
+    operator = {**machine_env(ground, buildah_root), **ground.environ()}
+    before = running_version(ground, "staging")
+
+    def start_late(raw: dict[str, Any]) -> None:
+        raw["environments"]["staging"]["variables"]["START_DELAY"] = "5"
+
+    release_runner.cancel = rolling_out
+    try:
+        committed_on_branch(ground, workspace, operator, "v1.7.0", start_late)
+        result = release_runner.run(WORKFLOWS / "release.yml", Event.tag_push("v1.7.0", REPOSITORY))
+    finally:
+        release_runner.cancel = None
+        git(workspace, "checkout", "-q", "main")
+    staging = result.jobs["staging"]
+    assert (staging.status, result.jobs["production"].status) == ("cancelled", "skipped"), result.log()
+    step = staging.steps[-1]
+    assert (step.status, step.exit_code) == ("cancelled", 130), step.output
+    assert "with a rollback to the revision that ran before" in step.output, step.output
+    [record] = records(ground, "staging", "1.7.0")
+    assert record["statuses"][-1]["state"] == "error"
+    assert "stopped ECS deployment" in record["statuses"][-1]["description"]
+
+    stack = aws_client(ground, "cloudformation")
+    deadline = time.monotonic() + 120
+    while (status := stack.describe_stacks(StackName=f"{APP}-service-staging")["Stacks"][0]["StackStatus"]).endswith(
+        "_IN_PROGRESS"
+    ):
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    assert status == "UPDATE_ROLLBACK_COMPLETE"
+    assert running_version(ground, "staging") == before
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
