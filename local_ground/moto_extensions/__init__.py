@@ -44,6 +44,7 @@ from .rollback_waits import UpdateRollbackWaitsForEcs
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
+from .traffic_deployments import EcsTrafficServiceDeployments
 
 # Install order matters only where two wrap the same moto method: the later one is outermost.
 EXTENSION_TYPES: tuple[type[Extension], ...] = (
@@ -57,6 +58,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
     EcsDeploymentAlarms,
+    EcsTrafficServiceDeployments,
     FailedStackUpdateRollsBack,
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,
