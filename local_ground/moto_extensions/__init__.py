@@ -40,6 +40,7 @@ from .ecs_validation import (
     EcsValidatesServiceLoadBalancers,
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
+from .metric_percentiles import CloudWatchPercentileStatistics
 from .rollback_waits import UpdateRollbackWaitsForEcs
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
@@ -54,6 +55,7 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     AutoscalingResourcesFromTemplates,
     CloudWatchAlarmsFromTemplates,
     CloudWatchAlarmsEvaluateMetrics,
+    CloudWatchPercentileStatistics,
     EcsTaskDefinitionKeepsTemplateConfiguration,
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
