@@ -34,6 +34,7 @@ class ReleaseReport:
     restored_version: str = ""
     changes: list[str] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)  # a traffic-shifting strategy's decisions and figures
 
     @property
     def seconds(self) -> float:
@@ -99,5 +100,7 @@ def markdown_summary(report: ReleaseReport) -> str:
         lines.append(f"| now running | `{report.restored_version}` |")
     lines += ["", "### Infrastructure changes", ""]
     lines += [f"- `{c}`" for c in report.changes] or ["- none"]
+    if report.decisions:
+        lines += ["", "### Traffic decisions", ""] + [f"- {d}" for d in report.decisions]
     lines += ["", "### Phases", "", mermaid_gantt(report), ""]
     return "\n".join(lines) + "\n"

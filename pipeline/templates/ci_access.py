@@ -206,6 +206,13 @@ def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: 
                             Resource=["*"],
                             Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
                         ),
+                        Statement(
+                            Sid="ShiftTraffic",
+                            Effect=Allow,
+                            Action=_actions(permissions.TRAFFIC_ACTIONS),
+                            Resource=["*"],
+                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
+                        ),
                     ],
                 ),
             )

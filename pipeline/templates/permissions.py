@@ -66,12 +66,25 @@ ROLLOUT_READ_ACTIONS: tuple[str, ...] = (
     "ecs:DescribeTaskDefinition",
     "elasticloadbalancing:DescribeTargetHealth",
 )
+# Traffic-shifting strategies (steps/traffic.py, aws/ecs.py, aws/cloudwatch.py): follow the service
+# deployment, answer its PAUSE hooks, stop it on Ctrl-C, judge the canary from its target group's figures.
+TRAFFIC_ACTIONS: tuple[str, ...] = (
+    "ecs:ListServiceDeployments",
+    "ecs:DescribeServiceDeployments",
+    "ecs:ContinueServiceDeployment",
+    "ecs:StopServiceDeployment",
+    "cloudwatch:GetMetricData",
+    "cloudwatch:DescribeAlarms",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+)
 ENGINE_ACTIONS: tuple[str, ...] = (
     *STACK_ACTIONS,
     *REPOSITORY_PUSH_ACTIONS,
     *REPOSITORY_READ_ACTIONS,
     *ACCOUNT_ACTIONS,
     *ROLLOUT_READ_ACTIONS,
+    *TRAFFIC_ACTIONS,
 )
 PREVIEW_ACTIONS: tuple[str, ...] = (
     *PREVIEW_STACK_ACTIONS,
