@@ -35,6 +35,7 @@ class ReleaseReport:
     changes: list[str] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)  # a traffic-shifting strategy's decisions and figures
+    traffic_back_seconds: float | None = None  # from a rollback decision to production on the old version
 
     @property
     def seconds(self) -> float:

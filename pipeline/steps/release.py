@@ -120,11 +120,13 @@ class Engine:
                 )
             except DeployError as err:
                 verdict = self.strategy.verdict()
+                self.report.traffic_back_seconds = self.strategy.back_seconds
                 if verdict:
                     raise RolloutError(verdict, hint="Production traffic went back to the previous version.") from None
                 raise DeployError(f"{err.message}{self._ecs_cause()}", hint=err.hint) from None
             except Interrupted as stop:
                 said = self.strategy.interrupted()
+                self.report.traffic_back_seconds = self.strategy.back_seconds
                 if said:
                     self.report.decisions.append(said)
                     raise Interrupted(f"{said}; {stop.message}", hint=stop.hint) from None

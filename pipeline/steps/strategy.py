@@ -67,6 +67,7 @@ class RolloutStrategy(ABC):
         self.ctx = ctx
         self.env = env
         self.decided: Callable[[str], None] = ctx.echo  # each decision and its figures (the engine records them)
+        self.back_seconds: float | None = None  # from a rollback decision to production on the old version
 
     def begin(self, outputs: dict[str, str], version: str) -> None:
         """Before the stack update starts (follows_update only): the stack's outputs as they are."""

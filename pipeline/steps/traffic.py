@@ -60,7 +60,6 @@ class TrafficShiftStrategy(RolloutStrategy):
         self.green: str | None = None  # the target group of the new revision
         self.watch_since: datetime | None = None
         self.decision_at: float | None = None  # clock time of a ROLLBACK decision
-        self.back_seconds: float | None = None  # from that decision to production on the old revision
         self.exposed_requests = 0
 
     # --- the release flow's hooks -----------------------------------------------------------------
