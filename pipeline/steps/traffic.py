@@ -96,6 +96,14 @@ class TrafficShiftStrategy(RolloutStrategy):
                 self._decide(d)
 
     def verdict(self) -> str:
+        """Why the deployment rolled back: the pipeline's own decision, else what ECS says (the update may
+        have ended before the last poll saw the deployment end)."""
+        if not self.failure and self.deployment is not None:
+            d = ecs_api.latest_service_deployment(
+                self.clients.ecs, self.outputs["ClusterName"], self.outputs["ServiceName"]
+            )
+            if d is not None and d.arn == self.deployment.arn and d.ended:
+                self._ended(d)
         return self.failure
 
     def interrupted(self) -> str:
