@@ -216,6 +216,8 @@ def run_demo(root: Path, echo: Echo) -> int:
     for r, share in zip(reports, shares, strict=True):
         back = f"{r.traffic_back_seconds:.2f}s" if r.traffic_back_seconds is not None else "-"
         cause = r.cause.split(":")[0] if r.cause else r.outcome.value
+        if "Circuit Breaker" in r.cause:
+            cause = "circuit breaker: its tasks failed their health checks"
         echo(f"{r.kind + ' ' + r.version:<20}{'canary':>10}{share:>26}{back:>14}  {cause}")
     echo(f"\ndemo finished in {time.monotonic() - started:.0f}s; everything it started has stopped")
     rolled_back = {r.version for r in reports if r.outcome.value == "rolled back"}
