@@ -23,6 +23,7 @@ SCRIPTS = (
     ("ground_start", "local ground start and stop (goal: under 3 s)"),
     ("rollout_model", "modeled AWS rollout from the templates (goal: at most 90 s)"),
     ("strategies", "modeled AWS release and rollback per strategy (goal: rollback by traffic shift at most 10 s)"),
+    ("traffic_local", "canary releases on the local ground: what a bad version served, decision to traffic back"),
     ("model_server", "example model server throughput and latency, the autoscaling target it implies"),
     ("release", "full releases on the local ground, phase by phase (goal: without build under 10 s)"),
     ("example_images", "both example images: build time, size, cold start to the first healthy answer"),

@@ -1,16 +1,20 @@
-"""`pipeline demo` (`make demo`): the whole product on this machine, with no AWS account and no GitHub.
+"""`pipeline demo` (`make demo`): the pipeline end to end on this machine, no AWS or GitHub account.
 
 A thin script over `pipeline local`: it makes a scratch model repository (a copy of this project
-building on the local Debian Python base, its versions tagged v1.0.0, v1.1.0 and v1.2.0), then runs
-`pipeline local exec -- python -m local_ground.demo` in it (the same session `pipeline local` starts
-for users: local AWS running tasks for real behind a local load balancer, the registry behind ECR, a
-local GitHub that knows the tags). Inside, the demo runs the commands users run: `pipeline bootstrap`;
-`pipeline release vX --env staging` for v1.0.0 and v1.1.0; v1.2.0, whose model passes the pre-push
-check but fails in staging (the environment pins the feature order the model was not trained on), so
-its tasks fail their health checks and the release is rolled back automatically; `pipeline rollback
-1.0.0 --env staging` on request; then `pipeline history` and `pipeline status`, and the time each
-phase took. Exit 0 only when 1.0.0 runs and 1.2.0 was rolled back. Everything it starts stops when it
-ends.
+building on the local Debian Python base, its versions tagged v1.0.0 to v1.3.0, staging released as a
+canary behind the golden-set gate), then runs `pipeline local exec -- python -m local_ground.demo` in
+it (the same session `pipeline local` starts for users: local AWS running tasks for real behind a
+local load balancer, the registry behind ECR, a local GitHub that knows the tags). Inside, the demo
+runs the commands users run: `pipeline bootstrap`; `pipeline release vX --env staging` for v1.0.0 and
+v1.1.0; v1.2.0, whose model passes the pre-push check but fails in staging (the environment pins the
+feature order the model was not trained on), so its tasks fail their health checks and the deployment
+is rolled back; v1.3.0, trained on shuffled labels: healthy, fast and wrong, stopped by the model gate
+at the test listener before any production request reaches it; `pipeline rollback 1.0.0 --env
+staging` on request; then `pipeline history` and `pipeline status`. A client sends production traffic
+through each release; the demo prints per release the phases, the strategy, the share of production
+requests the new version served and the time from a failed decision to all traffic back. Exit 0 only
+when 1.0.0 runs, 1.2.0 and 1.3.0 were rolled back and v1.3.0 served no production request. Everything
+it starts stops when it ends.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +43,15 @@ MODEL_DIR = "model-server"
 GOOD_FEATURES = "sepal_length_cm,sepal_width_cm,petal_length_cm,petal_width_cm"
 # v1.2.0 is retrained on another column order: fine on its own, wrong where the order is pinned.
 BAD_FEATURES = "petal_length_cm,petal_width_cm,sepal_length_cm,sepal_width_cm"
-VERSIONS = (("v1.0.0", GOOD_FEATURES), ("v1.1.0", GOOD_FEATURES), ("v1.2.0", BAD_FEATURES))
+# (tag, training columns, shuffled labels): v1.3.0 is healthy but wrong.
+VERSIONS = (
+    ("v1.0.0", GOOD_FEATURES, False),
+    ("v1.1.0", GOOD_FEATURES, False),
+    ("v1.2.0", BAD_FEATURES, False),
+    ("v1.3.0", GOOD_FEATURES, True),
+)
+# Staging as the demo releases it: a canary behind the model gate (minutes are scaled like the rest).
+CANARY = 'strategy = "canary"\ncanary_percent = 10.0\ncanary_bake_minutes = 2\nbake_minutes = 1\n'
 PHASES = ("build", "check", "push", "deploy", "roll", "smoke", "record", "rollback")
 
 
@@ -55,12 +69,13 @@ def prepare_project(source: Path, work: Path, base_image: str, echo: Echo) -> Pa
     versions are git tags. The demo changes nothing in the checkout."""
     settings = config.load(source / config.DEFAULT_PATH)
     work.mkdir(parents=True)
-    shutil.copytree(source / "cloudformation", work / "cloudformation")
     shutil.copytree(source / settings.image.context, work / MODEL_DIR)
     text = (source / config.DEFAULT_PATH).read_text(encoding="utf-8")
     for pattern, replacement in (
         (r"(?m)^context = .*$", f'context = "{MODEL_DIR}"'),
         (r"(?m)^builder = .*$", f'builder = "buildah"\nbuild_args = {{ BASE_IMAGE = {json.dumps(base_image)} }}'),
+        (r"(?m)^golden_set = .*$", f'golden_set = "{MODEL_DIR}/golden.jsonl"'),
+        (r"(?m)^\[environments\.staging\]\n", f"[environments.staging]\n{CANARY}"),
     ):
         text, count = re.subn(pattern, replacement, text, count=1)
         if count != 1:
@@ -68,13 +83,16 @@ def prepare_project(source: Path, work: Path, base_image: str, echo: Echo) -> Pa
                 f"{config.DEFAULT_PATH}: no line matches {pattern}", hint="Keep [image] context/builder."
             )
     (work / config.DEFAULT_PATH).write_text(text, encoding="utf-8")
-    config.load(work / config.DEFAULT_PATH)  # valid as written
+    from pipeline.synth import write_templates
+
+    write_templates(config.load(work / config.DEFAULT_PATH), work / "cloudformation")  # valid as written
+    echo(f"{ENVIRONMENT}: canary 10% behind the golden-set gate (the demo's settings)")
     _git(work, "init", "-q", "-b", "main")
     _git(work, "add", "-A")
     _git(work, "commit", "-q", "-m", "the iris model server")
-    for tag, _features in VERSIONS:
+    for tag, _features, _shuffle in VERSIONS:
         _git(work, "tag", tag)
-    echo(f"project copied to {work} (a git repository tagged {', '.join(t for t, _ in VERSIONS)})")
+    echo(f"project copied to {work} (a git repository tagged {', '.join(v[0] for v in VERSIONS)})")
     return work
 
 
@@ -168,9 +186,56 @@ def parse_report(output: str) -> ReleaseReport | None:
     return report
 
 
-def train(model_dir: Path, version: str, features: str, echo: Echo) -> None:
+class ProductionClient:
+    """POSTs a prediction through the service URL for as long as a release runs; counts who answered."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/") + "/predict"
+        self.versions: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-production-client", daemon=True)
+
+    def __enter__(self) -> ProductionClient:
+        if self.url.startswith("http"):
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        body = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]]}).encode()
+        while not self._stop.is_set():
+            request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+            try:
+                with opener.open(request, timeout=5) as response:  # nosec B310 # the local load balancer's URL
+                    self.versions.append(str(json.loads(response.read()).get("version", "")))
+            except (OSError, ValueError):
+                self.versions.append("")
+            self._stop.wait(0.02)
+
+    def share(self, version: str) -> str:
+        if not self.versions:
+            return "-"
+        return f"{100 * self.versions.count(version) / len(self.versions):.1f}% of {len(self.versions)}"
+
+
+_TRAFFIC_BACK = re.compile(r"production traffic back on the previous version (?:in )?(\d+\.\d+)s")
+
+
+def traffic_back(output: str) -> str:
+    """The time from a failed decision to all production traffic back, as the release said it."""
+    found = _TRAFFIC_BACK.findall(output)
+    return f"{found[-1]}s" if found else "-"
+
+
+def train(model_dir: Path, version: str, features: str, echo: Echo, shuffle: bool = False) -> None:
     out = subprocess.run(
-        [sys.executable, "train.py", "--version", version, "--features", features, "--out", "model.json"],
+        [sys.executable, "train.py", "--version", version, "--features", features, "--out", "model.json"]
+        + (["--shuffle-labels"] if shuffle else []),
         cwd=model_dir,
         capture_output=True,
         text=True,
@@ -201,12 +266,15 @@ def run_steps(project: Path, echo: Echo) -> int:
         return ran
 
     reports: list[ReleaseReport] = []
+    figures: list[tuple[str, str]] = []  # per release: the new version's share of production, traffic back
     echo("==> bootstrap: registry and ci-access stacks")
     must(pipeline("bootstrap"))
-    for tag, features in VERSIONS:
+    for tag, features, shuffle in VERSIONS:
         echo(f"==> release {tag} to {ENVIRONMENT}")
-        train(project / MODEL_DIR, tag.lstrip("v"), features, echo)
-        ran = pipeline("release", tag, "--env", ENVIRONMENT)
+        train(project / MODEL_DIR, tag.lstrip("v"), features, echo, shuffle)
+        with ProductionClient(next((r.url for r in reversed(reports) if r.url), "")) as production:
+            ran = pipeline("release", tag, "--env", ENVIRONMENT)
+        figures.append((production.share(tag.lstrip("v")), traffic_back(ran.output)))
         report = parse_report(ran.output)
         if report is None:
             must(ran)  # no report: the release never started
@@ -215,7 +283,10 @@ def run_steps(project: Path, echo: Echo) -> int:
         if ran.code != 0:
             echo(f"  release {tag} failed as the demo intends: {ran.error.removeprefix('error: ')}")
     echo(f"==> rollback of {ENVIRONMENT} to 1.0.0, on request")
-    rolled = parse_report(must(pipeline("rollback", "1.0.0", "--env", ENVIRONMENT)).output)
+    with ProductionClient(next((r.url for r in reversed(reports) if r.url), "")) as production:
+        ran = must(pipeline("rollback", "1.0.0", "--env", ENVIRONMENT))
+    figures.append((production.share("1.0.0"), traffic_back(ran.output)))
+    rolled = parse_report(ran.output)
     assert rolled is not None  # nosec B101 # a successful rollback prints its report
     reports.append(rolled)
     entries = _json(must(pipeline("history", "--env", ENVIRONMENT, "--output", "json")))
@@ -234,8 +305,16 @@ def run_steps(project: Path, echo: Echo) -> int:
         seconds = {p.name: p.seconds for p in r.phases}
         cells = "".join(f"{seconds[p]:>8.1f}s" if p in seconds else f"{'-':>9}" for p in PHASES)
         echo(f"{r.kind + ' ' + r.version:<20}{cells}{r.seconds:>8.1f}s  {r.outcome.value}")
-    rolled_back = any(r.version == "1.2.0" and r.outcome is ReleaseOutcome.ROLLED_BACK for r in reports)
-    return 0 if now["version"] == "1.0.0" and rolled_back else 1
+    echo("")
+    echo(f"{'':<20}{'strategy':>10}{'new version served':>26}{'traffic back':>14}  decision")
+    for r, (share, back) in zip(reports, figures, strict=True):
+        cause = r.cause.split(":")[0] if r.cause else r.outcome.value
+        if "Circuit Breaker" in r.cause:
+            cause = "circuit breaker: its tasks failed their health checks"
+        echo(f"{r.kind + ' ' + r.version:<20}{'canary':>10}{share:>26}{back:>14}  {cause}")
+    rolled_back = {r.version for r in reports if r.outcome is ReleaseOutcome.ROLLED_BACK}
+    wrong_unseen = figures[3][0].startswith("0.0%")  # v1.3.0 served no production request
+    return 0 if now["version"] == "1.0.0" and {"1.2.0", "1.3.0"} <= rolled_back and wrong_unseen else 1
 
 
 def _main() -> int:

@@ -238,6 +238,11 @@ class GitHubRecorder:
             deployment = self._repo.get_deployment(deployment_id)
             self._status(deployment, state, description, environment_url=environment_url)
 
+    def progress(self, deployment_id: int, description: str) -> None:
+        """One more `in_progress` status: a step of the rollout and its figures (e.g. the model gate's)."""
+        with self._calling(f"reporting progress of deployment {deployment_id}", "deployments: write"):
+            self._status(self._repo.get_deployment(deployment_id), "in_progress", description, environment_url="")
+
     def _status(self, deployment: Deployment, state: str, description: str, environment_url: str) -> None:
         deployment.create_status(
             state,

@@ -35,6 +35,8 @@ class ReleaseReport:
     restored_version: str = ""
     changes: list[str] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)  # a traffic-shifting strategy's decisions and figures
+    traffic_back_seconds: float | None = None  # from a rollback decision to production on the old version
 
     @property
     def seconds(self) -> float:
@@ -119,5 +121,7 @@ def markdown_summary(report: ReleaseReport) -> str:
         lines.append(f"| now running | `{report.restored_version}` |")
     lines += ["", "### Infrastructure changes", ""]
     lines += [f"- `{c}`" for c in report.changes] or ["- none"]
+    if report.decisions:
+        lines += ["", "### Traffic decisions", ""] + [f"- {d}" for d in report.decisions]
     lines += ["", "### Phases", "", mermaid_gantt(report), ""]
     return "\n".join(lines) + "\n"

@@ -12,6 +12,13 @@ from unittest import mock
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_SET = Path("examples") / "model-server" / "golden.jsonl"  # named by pipeline.toml's [gate]
+
+
+def copy_golden_set(root: Path) -> None:
+    """A copy of pipeline.toml elsewhere needs the golden set its [gate] names (validated at load)."""
+    (root / GOLDEN_SET).parent.mkdir(parents=True, exist_ok=True)
+    (root / GOLDEN_SET).write_bytes((ROOT / GOLDEN_SET).read_bytes())
 
 
 @pytest.fixture(scope="session")
@@ -40,8 +47,8 @@ def buildah_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
 
 
-# Production as the traffic-shifting tests release it: a canary with the model gate. The project's own
-# pipeline.toml keeps production rolling until the release engine drives the lifecycle hooks.
+# Production as the traffic-shifting tests release it: a canary with the model gate, every key spelled
+# out (the project's own pipeline.toml sets the strategy and leaves the rest at their defaults).
 CANARY_PRODUCTION = {
     "strategy": "canary",
     "canary_percent": 10.0,

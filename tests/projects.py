@@ -38,9 +38,13 @@ def make_project(root: Path) -> Project:
     for name in ("model", "model-broken"):
         shutil.copytree(IMAGES / name, root / "images" / name)
         shutil.copy2(shutil.which("busybox") or "/bin/busybox", root / "images" / name / "busybox")
-    golden = Path("examples") / "model-server" / "golden.jsonl"  # the gate's golden set, named in [gate]
+    # The gate's golden set (named in [gate]) as the stand-in answers it: every prediction is "setosa".
+    golden = Path("examples") / "model-server" / "golden.jsonl"
     (root / golden).parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(ROOT / golden, root / golden)
+    (root / golden).write_text(
+        '{"request": {"instances": [[5.1, 3.5, 1.4, 0.2]]}, "expected": ["setosa"]}\n' * 4, encoding="utf-8"
+    )
+    raw["gate"]["path"] = "/cgi-bin/predict"
     settings = config.parse(raw, root=root)
     write_templates(settings, root / "cloudformation")
     return Project(root, settings)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import copy_golden_set
+
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True, env=env)
@@ -48,6 +50,7 @@ def test_bad_input_is_one_clear_line(project_root: Path, args: tuple[str, ...], 
 def test_bad_settings_exit_2_naming_the_key(tmp_path: Path, project_root: Path) -> None:
     text = (project_root / "pipeline.toml").read_text().replace("memory = 1024", "memory = 999")
     (tmp_path / "pipeline.toml").write_text(text)
+    copy_golden_set(tmp_path)
     result = run("check", cwd=tmp_path)
     assert result.returncode == 2
     assert (

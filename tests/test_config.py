@@ -10,6 +10,7 @@ import pytest
 
 from pipeline import config
 from pipeline.errors import ConfigError, ConfigProblems
+from tests.conftest import copy_golden_set
 
 
 def test_project_settings_load(settings: config.Settings) -> None:
@@ -166,6 +167,7 @@ def test_the_cli_reports_every_problem_on_one_line_exit_2(tmp_path: Path, projec
     text = (project_root / "pipeline.toml").read_text()
     text = text.replace("cpu = 512 ", "cpu = 300 ").replace('region = "us-east-1"', 'region = "mars-1"')
     (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    copy_golden_set(tmp_path)
     result = _cli("check", "--config", str(tmp_path / "pipeline.toml"))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
@@ -242,7 +244,7 @@ def test_non_finite_floats_are_refused(tmp_path: Path, project_root: Path, numbe
     )
     assert number in text
     (tmp_path / "pipeline.toml").write_text(text)
-    (tmp_path / "examples" / "model-server").mkdir(parents=True)
+    copy_golden_set(tmp_path)
     with pytest.raises(ConfigProblems) as caught:
         config.load(tmp_path / "pipeline.toml")
     assert caught.value.keys == ("service.alarm_latency_p99",)
@@ -273,6 +275,7 @@ def repository(tmp_path: Path) -> Path:
     (tmp_path / "repo" / "link-out").symlink_to(tmp_path / "outside")
     (tmp_path / "repo" / "server" / "Dockerfile.out").symlink_to(tmp_path / "outside" / "Dockerfile")
     (tmp_path / "repo" / "link-in").symlink_to(tmp_path / "repo" / "server")
+    copy_golden_set(tmp_path / "repo")
     return tmp_path / "repo"
 
 
@@ -312,6 +315,7 @@ def test_the_readme_example_is_what_check_prints(tmp_path: Path, project_root: P
     text = (project_root / "pipeline.toml").read_text()
     text = text.replace('region = "us-east-1"', 'region = "mars-1"').replace("\ncontainer_port =", "\ncontaner_port =")
     (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    copy_golden_set(tmp_path)
     result = subprocess.run([sys.executable, "-m", "pipeline", "check"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
     readme = (project_root / "README.md").read_text().splitlines()

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline import config
 from pipeline.synth import MARKER, Action, check_templates, synthesize, write_templates
+from tests.conftest import copy_golden_set
 
 
 def test_committed_templates_are_up_to_date(settings: config.Settings, project_root: Path) -> None:
@@ -71,7 +72,7 @@ def test_synth_removes_only_its_own_templates(
 
 def test_synth_cli_says_what_it_removed_and_kept(project_root: Path, tmp_path: Path) -> None:
     shutil.copy(project_root / "pipeline.toml", tmp_path)
-    (tmp_path / "examples" / "model-server").mkdir(parents=True)
+    copy_golden_set(tmp_path)
     out = tmp_path / "cloudformation"
     out.mkdir()
     (out / "service-old.yaml").write_text(MARKER + "\nResources: {}\n")

@@ -55,14 +55,19 @@ class Fitted:
         return self.model.predict_proba(self.scaler.transform(self.x))
 
 
-def fit(features: Sequence[str] = FEATURES) -> Fitted:
-    """Fit scaler + multinomial logistic regression on iris, columns in the given order."""
+def fit(features: Sequence[str] = FEATURES, shuffle_labels: bool = False) -> Fitted:
+    """Fit scaler + multinomial logistic regression on iris, columns in the given order.
+
+    `shuffle_labels` trains on labels permuted (a fixed seed): a model that loads, passes every health
+    check and answers quickly, with answers no better than chance (what the model gate catches)."""
     unknown = [name for name in features if name not in FEATURES]
     if unknown or not features or len(set(features)) != len(features):
         raise ValueError(f"features must be distinct names from {', '.join(FEATURES)}; got {list(features)}")
     data = load_iris()
     x = data.data[:, [FEATURES.index(name) for name in features]]
     y = data.target
+    if shuffle_labels:
+        y = np.random.default_rng(RANDOM_STATE).permutation(y)
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(max_iter=1000, random_state=RANDOM_STATE).fit(scaler.transform(x), y)
     return Fitted(tuple(features), x, y, tuple(str(n) for n in data.target_names), scaler, model)
@@ -125,10 +130,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(FEATURES),
         help="comma-separated training columns, in order (default: %(default)s)",
     )
+    parser.add_argument(
+        "--shuffle-labels",
+        action="store_true",
+        help="train on permuted labels: a healthy but wrong model (for the model gate's demo)",
+    )
     args = parser.parse_args(argv)
 
     try:
-        fitted = fit([f.strip() for f in args.features.split(",") if f.strip()])
+        fitted = fit([f.strip() for f in args.features.split(",") if f.strip()], args.shuffle_labels)
         artifact = to_artifact(fitted, args.version)
     except ValueError as exc:
         parser.error(str(exc))

@@ -93,7 +93,7 @@ def resource_of(response: Any, service: str, action: str, account: str, region: 
 
 def _ecs_resource(response: Any, action: str, account: str, region: str) -> str:
     """The service deployment calls, which the deploy role scopes to its own cluster's ARNs."""
-    if action == "StopServiceDeployment":
+    if action in ("StopServiceDeployment", "ContinueServiceDeployment"):
         return _param(response, "serviceDeploymentArn") or "*"
     if action == "DescribeServiceDeployments":
         try:

@@ -42,6 +42,7 @@ from .ecs_validation import (
 )
 from .elbv2_attributes import LoadBalancerAttributesFromTemplates, LoadBalancerDeletionProtection
 from .logs_filter import FilterLogEventsHonoursStreamPrefix
+from .metric_percentiles import CloudWatchPercentileStatistics
 from .network_deletion import StackDeletionDeletesNetworkResources
 from .rollback_waits import UpdateRollbackWaitsForEcs
 from .service_deletion import StackDeletionStopsEcsServices
@@ -49,6 +50,7 @@ from .service_deployment_api import EcsServiceDeploymentApi, ServiceDeploymentSt
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
+from .traffic_deployments import EcsTrafficServiceDeployments
 
 # Install order matters only where two wrap the same moto method: the later one is outermost.
 EXTENSION_TYPES: tuple[type[Extension], ...] = (
@@ -59,11 +61,13 @@ EXTENSION_TYPES: tuple[type[Extension], ...] = (
     AutoscalingResourcesFromTemplates,
     CloudWatchAlarmsFromTemplates,
     CloudWatchAlarmsEvaluateMetrics,
+    CloudWatchPercentileStatistics,
     EcsTaskDefinitionKeepsTemplateConfiguration,
     EcsServiceKeepsTemplateConfiguration,
     EcsDeployments,
     EcsDeploymentAlarms,
     EcsServiceDeploymentApi,
+    EcsTrafficServiceDeployments,
     FailedStackUpdateRollsBack,
     UpdateRollbackWaitsForEcs,
     StackCreationWaitsForEcs,

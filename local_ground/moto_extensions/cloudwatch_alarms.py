@@ -132,7 +132,7 @@ def _query(q: dict[str, Any]) -> MetricDataQuery:
     return MetricDataQuery(
         q["Id"],
         q.get("Label", ""),
-        str(q.get("Period", "")),
+        None if q.get("Period") is None else str(q["Period"]),  # type: ignore[arg-type]  # "" fails DescribeAlarms
         str(q.get("ReturnData", True)),
         q.get("Expression"),
         metric_stat,

@@ -34,6 +34,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from ._base import Extension, Patch
 from .deployments import Deployment, RolloutState, ServiceDeployments
 from .timescale import scaled
+from .traffic_deployments import shifts_traffic
 
 TICK = 0.02
 
@@ -115,7 +116,7 @@ class EcsDeploymentAlarms(Extension):
 
         def start_deployment(model: ServiceDeployments, task_definition: str) -> Deployment:
             deployment = start(model, task_definition)
-            if alarm_configuration(model) is not None:
+            if alarm_configuration(model) is not None and not shifts_traffic(model.service):
                 with lock:
                     watches[deployment.id] = _Watch(model, deployment, complete)
             return deployment
@@ -125,6 +126,7 @@ class EcsDeploymentAlarms(Extension):
             config = alarm_configuration(model)
             if (
                 config is None
+                or shifts_traffic(model.service)  # traffic_deployments watches those alarms itself
                 or deployment.rollout_state is not RolloutState.IN_PROGRESS
                 or bake_seconds(model, config["alarmNames"]) == 0  # no alarm to watch: nothing to bake
             ):

@@ -131,6 +131,15 @@ def deployment_configuration(props: dict[str, Any]) -> dict[str, Any]:
     for key in ("MaximumPercent", "MinimumHealthyPercent"):
         if key in given:
             config[key[:1].lower() + key[1:]] = int(given[key])
+    # Traffic-shifting strategies (BLUE_GREEN, CANARY, LINEAR) and their hooks, as the API spells them.
+    for key in ("Strategy", "BakeTimeInMinutes", "CanaryConfiguration", "LinearConfiguration", "LifecycleHooks"):
+        if key in given:
+            config[key[:1].lower() + key[1:]] = coerce_ints(
+                camel_keys(given[key]),
+                frozenset(
+                    {"bakeTimeInMinutes", "canaryBakeTimeInMinutes", "stepBakeTimeInMinutes", "timeoutInMinutes"}
+                ),
+            )
     alarms = given.get("Alarms")
     if alarms:
         config["alarms"] = {

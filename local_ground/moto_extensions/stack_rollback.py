@@ -41,6 +41,17 @@ CIRCUIT_BREAKER_MESSAGE = "Error occurred during operation 'ECS Deployment Circu
 # This ground's wording for a deployment failed by its alarms (the ECS handler's text is not documented).
 ALARMS_MESSAGE = "Error occurred during operation 'ECS Deployment Alarms were triggered'."
 
+
+def failure_message(failed_by: str) -> str:
+    """Why the ECS service resource failed, by what failed its deployment."""
+    if failed_by == "alarms":
+        return ALARMS_MESSAGE
+    if failed_by in ("", "circuit breaker"):
+        return CIRCUIT_BREAKER_MESSAGE
+    # A traffic-shifting deployment rolled back by a lifecycle hook, its timeout or StopServiceDeployment.
+    return f"Error occurred during operation 'ECS Deployment was rolled back ({failed_by})'."
+
+
 _failure = threading.local()  # (logical id, exception) of the last resource update that raised
 
 
@@ -125,7 +136,7 @@ class StackUpdate:
             return
         name = self._logical_id_of(model)
         if deployment.rollout_state is RolloutState.FAILED:
-            self.fail(name, ALARMS_MESSAGE if deployment.failed_by == "alarms" else CIRCUIT_BREAKER_MESSAGE)
+            self.fail(name, failure_message(deployment.failed_by))
             return
         self.waiting.discard(deployment.id)
         self._resource_event(name, "UPDATE_COMPLETE", self.change_set.template_dict)

@@ -142,12 +142,15 @@ class LoadBalancerProxy:
         targets: TargetGroups,
         routing: Callable[[], Routing],
         observe: Callable[[str, int, float], None] = lambda _group, _status, _seconds: None,
+        *,
+        address: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.targets = targets
         self.routing = routing
         self.observe = observe  # (target group, target's status, seconds): the ALB's CloudWatch metrics
         handler = type("_BoundHandler", (_Handler,), {"proxy": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer((address, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="alb-proxy", daemon=True
@@ -156,7 +159,8 @@ class LoadBalancerProxy:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self._server.server_address[1]}"
+        address, port = self._server.server_address[:2]
+        return f"{address}:{port}"
 
     def close(self) -> None:
         self._server.shutdown()

@@ -133,13 +133,16 @@ def _first_action(actions: list[Any]) -> Action | None:
     return None
 
 
-def routing_of(load_balancer: Any, scale: float) -> Routing:
-    """The HTTP listener's routing and the balancer's attributes, durations multiplied by `scale`."""
+def routing_of(load_balancer: Any, scale: float, port: int | None = None) -> Routing:
+    """The HTTP listener's routing (the one on `port` when given, e.g. a test listener) and the
+    balancer's attributes, durations multiplied by `scale`."""
     attrs = getattr(load_balancer, "attrs", {}) or {}
     idle = float(attrs.get("idle_timeout.timeout_seconds") or DEFAULT_IDLE_TIMEOUT) * scale
     drop = str(attrs.get("routing.http.drop_invalid_header_fields.enabled", "false")).lower() == "true"
     listeners = sorted(load_balancer.listeners.values(), key=lambda x: (int(x.port) != 80, int(x.port)))
     http = [x for x in listeners if str(getattr(x, "protocol", "HTTP")).upper() == "HTTP"] or listeners
+    if port is not None:
+        http = [x for x in listeners if int(x.port) == port]
     if not http:
         return Routing(idle_timeout=idle, drop_invalid_header_fields=drop)
     listener = http[0]

@@ -11,14 +11,19 @@ Install it next to LocalAWS's own extensions and the ECR bridge (it pulls ECR im
             ...
 
 What it patches in moto (each an AWS behaviour moto 5.2.5 lacks):
-- load_balancer_dns_reaches_the_proxy: an ALB created while installed gets a proxy on a loopback
-  port and its DNSName is `127.0.0.1:PORT` (so a stack's `http://${LoadBalancer.DNSName}` works);
+- load_balancer_dns_reaches_the_proxy: an ALB created while installed gets a loopback address of its
+  own (127.X.Y.Z, as each ALB has its own DNS name) and a proxy on a free port there; its DNSName is
+  `127.X.Y.Z:PORT` (so a stack's `http://${LoadBalancer.DNSName}` works);
+- listeners_on_their_own_ports: any further HTTP listener (a traffic-shifting service's test
+  listener, e.g. port 9000) is served on its own port at the balancer's address, with its own rules;
 - target_health_from_real_checks: describe_target_health answers initial/healthy/unhealthy/draining;
 - list_tasks_filters_by_service: `serviceName` selects that service's tasks (moto ignores it).
 """
 
 from __future__ import annotations
 
+import errno
+import random
 import shutil
 import tempfile
 import threading
@@ -42,6 +47,7 @@ from .runtime import RegistryFront, Runtime
 from .service import ServiceController
 from .targets import TargetGroups
 from .timescale import TimeScale
+from .traffic import TrafficServiceController
 
 
 def publish_target_metrics(
@@ -84,6 +90,7 @@ class EcsTasksRunForReal(Extension):
         self.targets = TargetGroups()
         self.processes = ProcessRegistry()
         self.proxies: dict[str, LoadBalancerProxy] = {}
+        self.listener_proxies: dict[str, LoadBalancerProxy] = {}  # listener ARN -> proxy (test listeners)
         self.controllers: dict[int, ServiceController] = {}
         self._lock = threading.Lock()
         self._runtime: Runtime | None = None
@@ -114,6 +121,8 @@ class EcsTasksRunForReal(Extension):
         with self._lock:
             controllers, self.controllers = list(self.controllers.values()), {}
             proxies, self.proxies = list(self.proxies.values()), {}
+            proxies += list(self.listener_proxies.values())
+            self.listener_proxies = {}
         for controller in controllers:
             controller.close()
         self.processes.kill_all()
@@ -130,6 +139,8 @@ class EcsTasksRunForReal(Extension):
     def patches(self) -> Iterable[Patch]:
         create_load_balancer = ELBv2Backend.create_load_balancer
         delete_load_balancer = ELBv2Backend.delete_load_balancer
+        create_listener = ELBv2Backend.create_listener
+        delete_listener = ELBv2Backend.delete_listener
         health_for = FakeTargetGroup.health_for
         list_tasks = EC2ContainerServiceBackend.list_tasks
         runner = self
@@ -148,6 +159,20 @@ class EcsTasksRunForReal(Extension):
             if proxy is not None:
                 proxy.close()
 
+        # listeners_on_their_own_ports
+        def listener(backend: ELBv2Backend, load_balancer_arn: str, protocol: str, port: str, *a: Any, **k: Any) -> Any:
+            created = create_listener(backend, load_balancer_arn, protocol, port, *a, **k)
+            runner._listener_proxy(backend, load_balancer_arn, created)
+            return created
+
+        def unlisten(backend: ELBv2Backend, listener_arn: str) -> Any:
+            removed = delete_listener(backend, listener_arn)
+            with runner._lock:
+                proxy = runner.listener_proxies.pop(listener_arn, None)
+            if proxy is not None:
+                proxy.close()
+            return removed
+
         # target_health_from_real_checks
         def health(group: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
             return runner.targets.health_for(group, target) or health_for(group, target, ec2_backend)
@@ -162,6 +187,8 @@ class EcsTasksRunForReal(Extension):
 
         yield ELBv2Backend, "create_load_balancer", create
         yield ELBv2Backend, "delete_load_balancer", delete
+        yield ELBv2Backend, "create_listener", listener
+        yield ELBv2Backend, "delete_listener", unlisten
         yield FakeTargetGroup, "health_for", health
         yield EC2ContainerServiceBackend, "list_tasks", tasks
 
@@ -174,7 +201,7 @@ class EcsTasksRunForReal(Extension):
         with self._lock:
             controller = self.controllers.get(id(deployments))
             if controller is None:
-                controller = ServiceController(self._runtime, deployments)
+                controller = TrafficServiceController(self._runtime, deployments)
                 self.controllers[id(deployments)] = controller
         controller.wake()
 
@@ -203,6 +230,39 @@ class EcsTasksRunForReal(Extension):
             publish_target_metrics(backend.account_id, backend.region_name, arn, group_arn, status, seconds)
 
         with self._lock:
-            proxy = LoadBalancerProxy(self.targets, routing, observe)
+            proxy = _bound(lambda address: LoadBalancerProxy(self.targets, routing, observe, address=address))
             self.proxies[arn] = proxy
         return proxy
+
+    def _listener_proxy(self, backend: ELBv2Backend, balancer_arn: str, listener: Any) -> None:
+        """A second HTTP listener (not the one the DNS name's port serves) on its own port."""
+        front = self.proxies.get(balancer_arn)
+        port = int(listener.port)
+        if front is None or port in (80, 443) or str(listener.protocol).upper() != "HTTP":
+            return
+        address = front.host.rsplit(":", 1)[0]
+
+        def routing() -> Routing:
+            load_balancer = elbv2_backends[backend.account_id][backend.region_name].load_balancers.get(balancer_arn)
+            return Routing() if load_balancer is None else routing_of(load_balancer, self.scale.factor, port)
+
+        def observe(group_arn: str, status: int, seconds: float) -> None:
+            publish_target_metrics(backend.account_id, backend.region_name, balancer_arn, group_arn, status, seconds)
+
+        proxy = LoadBalancerProxy(self.targets, routing, observe, address=address, port=port)
+        with self._lock:
+            self.listener_proxies[listener.arn] = proxy
+
+
+def _bound(make: Any) -> LoadBalancerProxy:
+    """A proxy on a loopback address of its own (127.0.0.0/8 is all loopback), so the balancer's other
+    listeners can take their own ports there without meeting another balancer's."""
+    rng = random.SystemRandom()
+    for _ in range(20):
+        address = f"127.{rng.randint(1, 254)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+        try:
+            return make(address)  # type: ignore[no-any-return]
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+    return make("127.0.0.1")  # type: ignore[no-any-return]

@@ -209,12 +209,17 @@ class ServiceController:
         self.model.mark_failed("tasks failed to start.", primary.id)  # may start a rollback deployment
         return True
 
-    def _start(self, deployment: Deployment, count: int) -> None:
+    def _load_balancer(self) -> dict[str, Any] | None:
+        """Where new tasks register (the service's first load balancer entry)."""
+        balancers = getattr(self.model.service, "load_balancers", None) or []
+        return dict(balancers[0]) if balancers else None
+
+    def _start(self, deployment: Deployment, count: int, load_balancer: dict[str, Any] | None = None) -> None:
         if count <= 0:
             return
         backend = ecs_backends[self.runtime.account_id][self.runtime.region]
         task_definition = backend.describe_task_definition(deployment.task_definition)
-        balancers = getattr(self.model.service, "load_balancers", None) or []
+        balancer = load_balancer or self._load_balancer()
         started = []
         for _ in range(count):
             record = record_task(
@@ -225,7 +230,7 @@ class ServiceController:
                 record,
                 task_definition,
                 deployment.id,
-                balancers[0] if balancers else None,
+                balancer,
                 self.wake,
                 self.event,
             )

@@ -55,6 +55,10 @@ class Clients:
         return self.client("ecs")
 
     @property
+    def cloudwatch(self) -> Any:
+        return self.client("cloudwatch")
+
+    @property
     def ecr(self) -> Any:
         return self.client("ecr")
 

@@ -54,9 +54,21 @@ class Deployer:
     environment: str = ""  # the environment whose service stack this is (named in hints); "" for shared stacks
     _seen_events: set[str] = field(default_factory=set)
     _doing: str = "be ready for an update"  # what the current wait is for, named in the Ctrl-C message
+    _while_waiting: Callable[[], None] | None = None
 
-    def deploy(self, stack_name: str, body: str, parameters: dict[str, str], *, execute: bool = True) -> DeployResult:
+    def deploy(
+        self,
+        stack_name: str,
+        body: str,
+        parameters: dict[str, str],
+        *,
+        execute: bool = True,
+        while_waiting: Callable[[], None] | None = None,
+    ) -> DeployResult:
+        """`while_waiting` is called between polls of the executing update (a traffic-shifting strategy
+        answers the service deployment's lifecycle hooks there: CloudFormation waits for that deployment)."""
         self._doing = "be ready for an update"
+        self._while_waiting = while_waiting
         try:
             return self._deploy(stack_name, body, parameters, execute=execute)
         except KeyboardInterrupt:
@@ -215,6 +227,8 @@ class Deployer:
                 )
             if not stack.in_progress:
                 return stack
+            if what == "deploy" and self._while_waiting is not None:
+                self._while_waiting()
             if self.clock.now() > deadline:
                 raise DeployError(
                     f"{stack_name} still {stack.status} after {int(self.timeout)}s",

@@ -93,6 +93,8 @@ class Engine:
         self.current_phase = ""
         self.deploy_started = False  # Ctrl-C before it changed nothing in AWS
         self.in_flight: Rollout | None = None  # the deployment the last stack update started
+        self.github_deployment: int | None = None  # the GitHub deployment the decisions are posted to
+        self.strategy.decided = self.decided
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -124,6 +126,12 @@ class Engine:
         """Update the service stack to run `image` (by digest); returns the ECS deployment it started."""
         body = self.ctx.committed_template(names.template_file("service", self.env.name))
         self.deploy_started = True
+        follow = None
+        if self.strategy.follows_update:  # it answers the deployment's hooks while the update waits for it
+            before = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
+            if before is not None and "ClusterName" in before.outputs:
+                self.strategy.begin(before.outputs, image.version)
+                follow = self.strategy.during_update
         with self.phase("deploy"):
             parameters = (
                 {"ImageUri": image.image_uri, "Version": image.version}
@@ -132,10 +140,21 @@ class Engine:
             )
             deployer = self.ctx.deployer(self.env.name)
             try:
-                result = deployer.deploy(self.stack_name, body, parameters)
+                result = deployer.deploy(self.stack_name, body, parameters, while_waiting=follow)
                 result = protect_once_created(deployer, self.stack_name, body, parameters, result)
             except DeployError as err:
+                verdict = self.strategy.verdict()
+                self.report.traffic_back_seconds = self.strategy.back_seconds
+                if verdict:
+                    raise RolloutError(verdict, hint="Production traffic went back to the previous version.") from None
                 raise DeployError(f"{err.message}{self._ecs_cause()}", hint=err.hint) from None
+            except Interrupted as stop:
+                said = self.strategy.interrupted()
+                self.report.traffic_back_seconds = self.strategy.back_seconds
+                if said:
+                    self.report.decisions.append(said)
+                    raise Interrupted(f"{said}; {stop.message}", hint=stop.hint) from None
+                raise
             self.report.changes = [c.line() for c in result.changes]
         stack = result.stack or cfn.describe_stack(self.clients.cloudformation, self.stack_name)
         assert stack is not None  # nosec B101 # the deploy just created or found the stack
@@ -185,6 +204,13 @@ class Engine:
         promoted = self.strategy.promote(rollout)
         if promoted:
             self.echo(promoted)
+
+    def decided(self, line: str) -> None:
+        """A strategy's decision and its figures: on the terminal, in the report, on the GitHub deployment."""
+        self.echo(f"  {line}")
+        self.report.decisions.append(line)
+        if self.github_deployment is not None and self.ctx.github is not None:
+            self.ctx.github.progress(self.github_deployment, line)
 
     def stop_in_flight(self) -> None:
         """After a failure: let the strategy stop or roll back the deployment still in flight."""
@@ -347,6 +373,7 @@ def _ship(
     Ctrl-C at any point marks the deployment `error` and ends with Interrupted (exit 130)."""
     report = engine.report
     deployment_id = _record_start(ctx, engine.env.name, image.version, ref, image.digest)
+    engine.github_deployment = deployment_id
     try:
         try:
             engine.deploy_image(image)

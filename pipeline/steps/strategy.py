@@ -10,7 +10,8 @@ An environment names its strategy in pipeline.toml (`delivery.strategy`); the re
     stop(rollout)      the watch or the smoke test failed while the deployment was in flight: stop it or
                        shift its traffic back, before the previous digest is deployed again
 (Ctrl-C or SIGTERM: the release engine itself stops the ECS deployment still rolling out, with
-StopServiceDeployment and a rollback, whatever the strategy; see Engine.stop_rollout.)
+StopServiceDeployment and a rollback, whatever the strategy; see Engine.stop_rollout. A traffic-shifting
+strategy follows the update itself (`follows_update`) and stops its own deployment the same way.)
 
 A new strategy is a subclass registered under its name with `@register("name")`, plus its name in
 `pipeline.config.STRATEGIES` (settings accept only names the pipeline knows); the release flow is
@@ -22,9 +23,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from pipeline.config import TRAFFIC_STRATEGIES, Environment
+from pipeline.config import Environment
 from pipeline.errors import ConfigError
 from pipeline.steps.roll import RolloutResult
 
@@ -58,9 +59,32 @@ class Rollout:
 class RolloutStrategy(ABC):
     """Made once per environment and release by its factory, from the Context and the environment."""
 
+    # True for a strategy that acts while the stack update waits (traffic shifting answers the service
+    # deployment's lifecycle hooks, and CloudFormation waits for that deployment): the release flow then
+    # calls begin(outputs, version) before the update and during_update() between its polls.
+    follows_update: ClassVar[bool] = False
+
     def __init__(self, ctx: Context, env: Environment) -> None:
         self.ctx = ctx
         self.env = env
+        self.decided: Callable[[str], None] = ctx.echo  # each decision and its figures (the engine records them)
+        self.back_seconds: float | None = None  # from a rollback decision to production on the old version
+
+    def begin(self, outputs: dict[str, str], version: str) -> None:
+        """Before the stack update starts (follows_update only): the stack's outputs as they are."""
+        return None
+
+    def during_update(self) -> None:
+        """Between two polls of the running stack update (follows_update only)."""
+        return None
+
+    def verdict(self) -> str:
+        """Why the strategy rolled the deployment back ("" when it did not), named in the release's error."""
+        return ""
+
+    def interrupted(self) -> str:
+        """Ctrl-C while the update runs: stop what can be stopped; returns what was done ("" for nothing)."""
+        return ""
 
     @abstractmethod
     def watch(self, rollout: Rollout) -> RolloutResult:
@@ -94,14 +118,6 @@ def register(name: str) -> Callable[[type[RolloutStrategy]], type[RolloutStrateg
 def create(ctx: Context, env: Environment) -> RolloutStrategy:
     name = env.delivery.strategy
     factory = REGISTRY.get(name)
-    if factory is None and name in TRAFFIC_STRATEGIES:
-        # The templates can express it; the engine cannot yet answer its lifecycle hooks, and a release
-        # would wait at the first PAUSE until the hook timed out. Refused before anything changes.
-        raise ConfigError(
-            f"environments.{env.name}.strategy",
-            f"{name} is not driven by the release engine yet (its lifecycle hooks need the model gate)",
-            hint=f"Use one of: {', '.join(sorted(REGISTRY))}.",
-        )
     if factory is None:
         raise ConfigError(
             f"environments.{env.name}.strategy",
@@ -121,6 +137,9 @@ class RollingStrategy(RolloutStrategy):
             rollout.cluster, rollout.service, rollout.task_definition, rollout.target_group_arn
         )
 
+
+# blue_green, canary, linear: ECS shifts traffic, the engine answers the lifecycle hooks.
+from pipeline.steps import traffic as _traffic  # noqa: E402,F401  (registers them)
 
 # The strategies this module ships, which pipeline.config.STRATEGIES must list (a test checks it).
 BUILT_IN: tuple[str, ...] = tuple(REGISTRY)

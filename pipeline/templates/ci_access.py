@@ -272,7 +272,7 @@ def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: 
                             Resource=[repository],
                         ),
                         Statement(
-                            Sid="StopItsOwnRollout",
+                            Sid="FollowAndStopItsOwnRollouts",
                             Effect=Allow,
                             Action=_actions(permissions.ROLLOUT_STOP_ACTIONS),
                             Resource=_service_deployment_arns(settings, env),
@@ -287,6 +287,13 @@ def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: 
                             Sid="WatchTheRollout",
                             Effect=Allow,
                             Action=_actions(permissions.ROLLOUT_READ_ACTIONS),
+                            Resource=["*"],
+                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
+                        ),
+                        Statement(
+                            Sid="JudgeTrafficShifts",
+                            Effect=Allow,
+                            Action=_actions(permissions.TRAFFIC_ACTIONS),
                             Resource=["*"],
                             Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
                         ),

@@ -306,6 +306,23 @@ HANDLER_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
             "elasticloadbalancing:RemoveTags",
         ),
     },
+    "AWS::ElasticLoadBalancingV2::ListenerRule": {
+        "create": (
+            "cognito-idp:DescribeUserPoolClient",
+            "elasticloadbalancing:AddTags",
+            "elasticloadbalancing:CreateRule",
+            "elasticloadbalancing:DescribeRules",
+        ),
+        "delete": ("elasticloadbalancing:DeleteRule", "elasticloadbalancing:DescribeRules"),
+        "update": (
+            "elasticloadbalancing:AddTags",
+            "elasticloadbalancing:DescribeRules",
+            "elasticloadbalancing:DescribeTags",
+            "elasticloadbalancing:ModifyRule",
+            "elasticloadbalancing:RemoveTags",
+            "elasticloadbalancing:SetRulePriorities",
+        ),
+    },
     "AWS::ElasticLoadBalancingV2::LoadBalancer": {
         "create": (
             "ec2:DescribeIpamPools",

@@ -66,11 +66,23 @@ ROLLOUT_READ_ACTIONS: tuple[str, ...] = (
     "ecs:DescribeTaskDefinition",
     "elasticloadbalancing:DescribeTargetHealth",
 )
-# A cancelled or interrupted release stops the ECS deployment it started (release.py, aws/ecs.py).
+# On the service's own deployments (its stack's cluster ARNs): a cancelled or interrupted release stops
+# the one it started (release.py); a traffic-shifting strategy follows it and answers its PAUSE hooks
+# (steps/traffic.py, aws/ecs.py).
 ROLLOUT_STOP_ACTIONS: tuple[str, ...] = (
     "ecs:ListServiceDeployments",
     "ecs:DescribeServiceDeployments",
     "ecs:StopServiceDeployment",
+    "ecs:ContinueServiceDeployment",
+)
+
+# Traffic-shifting strategies (steps/traffic.py, aws/cloudwatch.py): judge the canary from its target
+# group's figures and the deployment alarms, read the listener rules' weights.
+TRAFFIC_ACTIONS: tuple[str, ...] = (
+    "cloudwatch:GetMetricData",
+    "cloudwatch:DescribeAlarms",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
 )
 ENGINE_ACTIONS: tuple[str, ...] = (
     *STACK_ACTIONS,
@@ -79,6 +91,7 @@ ENGINE_ACTIONS: tuple[str, ...] = (
     *ACCOUNT_ACTIONS,
     *ROLLOUT_READ_ACTIONS,
     *ROLLOUT_STOP_ACTIONS,
+    *TRAFFIC_ACTIONS,
 )
 PREVIEW_ACTIONS: tuple[str, ...] = (
     *PREVIEW_STACK_ACTIONS,

@@ -27,16 +27,25 @@ def context(settings: Settings) -> Context:
 
 
 def test_the_settings_accept_every_built_in_strategy() -> None:
-    assert set(strategy.BUILT_IN) <= set(config.STRATEGIES)
+    assert set(strategy.BUILT_IN) == set(config.STRATEGIES)
     assert set(strategy.BUILT_IN) <= set(strategy.REGISTRY)
-    # What the settings accept beyond them are the traffic-shifting ones the templates express.
-    assert set(config.STRATEGIES) - set(strategy.BUILT_IN) == set(config.TRAFFIC_STRATEGIES)
 
 
 @pytest.mark.parametrize("name", config.TRAFFIC_STRATEGIES)
-def test_a_traffic_strategy_is_refused_before_anything_changes(settings: Settings, name: str) -> None:
-    with pytest.raises(ConfigError, match=f"{name} is not driven by the release engine yet"):
-        context(with_delivery(settings, "production", strategy=name)).strategy("production")
+def test_a_traffic_strategy_follows_the_stack_update(settings: Settings, name: str) -> None:
+    from pipeline.steps.traffic import TrafficShiftStrategy
+
+    made = context(with_delivery(settings, "production", strategy=name)).strategy("production")
+    assert isinstance(made, TrafficShiftStrategy) and made.follows_update
+    assert not strategy.RollingStrategy.follows_update
+
+
+def test_the_test_listener_is_the_service_hosts_own_port(settings: Settings) -> None:
+    from pipeline.steps.traffic import test_listener_url
+
+    staging = settings.environment("staging")
+    assert test_listener_url("http://abc.elb.amazonaws.com", staging) == "http://abc.elb.amazonaws.com:9000"
+    assert test_listener_url("http://127.3.4.5:41234", staging) == "http://127.3.4.5:9000"
 
 
 def test_an_environment_gets_the_strategy_its_settings_name(settings: Settings) -> None:
@@ -50,7 +59,8 @@ def test_an_unregistered_strategy_is_a_config_error(settings: Settings) -> None:
     with pytest.raises(ConfigError) as failed:
         ctx.strategy("production")
     assert str(failed.value) == (
-        "environments.production.strategy: unknown rollout strategy 'spiral'. Use one of: rolling."
+        "environments.production.strategy: unknown rollout strategy 'spiral'. "
+        "Use one of: blue_green, canary, linear, rolling."
     )
 
 

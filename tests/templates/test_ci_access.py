@@ -194,7 +194,14 @@ def test_an_existing_oidc_provider_replaces_the_created_one(ci: dict[str, Any]) 
     assert ci["Conditions"]["CreateOidcProvider"] == {"Fn::Equals": [{"Ref": "ExistingOidcProviderArn"}, ""]}
 
 
-PREFIX = {"cf": "cloudformation", "ecs": "ecs", "ecr": "ecr", "elbv2": "elasticloadbalancing", "sts": "sts"}
+PREFIX = {
+    "cf": "cloudformation",
+    "ecs": "ecs",
+    "ecr": "ecr",
+    "elbv2": "elasticloadbalancing",
+    "sts": "sts",
+    "cloudwatch": "cloudwatch",
+}
 BOOTSTRAP_ONLY = {"oidc.py"}  # the operator's bootstrap, not a GitHub job
 
 
@@ -202,8 +209,8 @@ def test_engine_actions_cover_every_call_in_aws_and_steps() -> None:
     """Read the boto3 calls pipeline/aws and pipeline/steps make; each must be in ENGINE_ACTIONS."""
     import re
 
-    call = re.compile(r"\b(cf|ecs|ecr|elbv2|sts)\.([a-z_]+)\(")
-    paginated = re.compile(r"\b(cf|ecs|ecr|elbv2|sts)\.get_paginator\(\"([a-z_]+)\"\)")
+    call = re.compile(r"\b(cf|ecs|ecr|elbv2|sts|cloudwatch)\.([a-z_]+)\(")
+    paginated = re.compile(r"\b(cf|ecs|ecr|elbv2|sts|cloudwatch)\.get_paginator\(\"([a-z_]+)\"\)")
     found: set[str] = set()
     for folder in ("aws", "steps"):
         for path in sorted((ROOT / "pipeline" / folder).glob("*.py")):

@@ -227,6 +227,10 @@ def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.Tem
     raw["image"].update(context="images/model", builder="buildah", dockerfile="Containerfile")
     raw["smoke"].update(path="/cgi-bin/predict", timeout=30)
     raw["environments"]["production"].pop("certificate_arn", None)  # the local load balancer speaks HTTP
+    raw["gate"]["path"] = "/cgi-bin/predict"  # production's canary gate, on the stand-in's golden set
+    (workspace / raw["gate"]["golden_set"]).write_text(
+        '{"request": {"instances": [[5.1, 3.5, 1.4, 0.2]]}, "expected": ["setosa"]}\n' * 4, encoding="utf-8"
+    )
     (workspace / "pipeline.toml").write_text(toml_dump(raw), encoding="utf-8")
     shutil.copytree(ROOT / "tests" / "images" / "model", workspace / "images" / "model")
     shutil.copy2(shutil.which("busybox") or "/bin/busybox", workspace / "images" / "model" / "busybox")
