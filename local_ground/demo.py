@@ -62,6 +62,7 @@ def run_demo(root: Path, echo: Echo) -> int:
     from local_ground.ground import LocalGround
     from local_ground.python_base import ensure_python_base
     from pipeline.clock import WallClock
+    from pipeline.config import poll_seconds, time_scale
     from pipeline.github import GitHubRecorder
     from pipeline.report import ReleaseReport
     from pipeline.steps.build import BuildahBuilder
@@ -100,7 +101,8 @@ def run_demo(root: Path, echo: Echo) -> int:
                         github=github,
                         builder=BuildahBuilder,
                         build_args={"BASE_IMAGE": base.name},
-                        poll=float(os.environ["PIPELINE_POLL_SECONDS"]),
+                        poll=poll_seconds(os.environ),
+                        time_scale=time_scale(os.environ),
                     )
                     echo("==> bootstrap: registry and ci-access stacks")
                     deployer = ctx.deployer()
