@@ -76,11 +76,12 @@ class Env:
 
     def push(self, local_tag: str, tag: str, repository: str = REPOSITORY) -> str:
         """Push through the bridge; returns the ECR image URI pinned by digest, as the pipeline deploys it."""
+        username, password = self.bridge.login()  # a fresh ECR token, as the pipeline gets one per push
         digest = buildah.push(
             local_tag,
             f"{self.bridge.host}/{repository}:{tag}",
-            self.bridge.username,
-            self.bridge.password,
+            username,
+            password,
             tls_verify=False,
             retry_delay_s=0.1,
         )
