@@ -125,7 +125,7 @@ def _unregister(bridge: EcrRegistryBridge) -> None:
 # --- The bridge ------------------------------------------------------------------------------------
 
 TOKEN_LIFETIME_SECONDS = 12 * 3600  # ECR: "The authorization token is valid for 12 hours."
-TOKEN_EXPIRED = "Your authorization token has expired. Reauthenticate and try again."
+TOKEN_EXPIRED = "Your authorization token has expired. Reauthenticate and try again."  # nosec B105 # ECR's refusal text, no secret
 
 
 class Login:

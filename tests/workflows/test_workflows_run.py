@@ -177,6 +177,7 @@ def make_runner(
         environment_vars=environment_vars or {},
         substitutions=substitutions,
         id_token_request=ground.github.id_token_request,
+        job_token=ground.github.add_token,  # each job's GITHUB_TOKEN holds only its `permissions:`
     )
 
 
