@@ -93,6 +93,9 @@ class LocalAWS:
         if self._server is not None:
             raise RuntimeError("LocalAWS is already running")
         self._threads_before = set(threading.enumerate())
+        # moto's backends are process-wide: a plain moto server another test ran in this process leaves its
+        # stacks there, and a fresh ground must not start with them (a first release would be an update).
+        moto_api.moto_api_backend.reset()
         set_time_scale(self.time_scale)
         for extension in self.extensions:
             extension.install()
