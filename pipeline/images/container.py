@@ -261,8 +261,8 @@ class ContainerProcess:
         """What the container itself wrote: the output up to buildah's own report of how it ended (after
         which come buildah's lines: its exit status, and with a read-only root its cleanup panic)."""
         text = self.output()
-        cut = text.find("subprocess exited")
-        return text[:cut] if cut >= 0 else text
+        cuts = [i for i in (text.find("subprocess exited"), text.find("panic: runtime error")) if i >= 0]
+        return text[: min(cuts)] if cuts else text
 
     def output(self, limit: int = 4000) -> str:
         try:
