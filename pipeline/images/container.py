@@ -288,6 +288,17 @@ class ContainerProcess:
 
     def kill(self) -> None:
         """SIGKILL everything under `buildah run`, then the process itself; waits for it (bounded)."""
+        try:
+            self._kill()
+        finally:
+            if self._cgroup is not None:  # a killed task is not always removed (the ground's uninstall)
+                try:
+                    self._cgroup.rmdir()
+                    self._cgroup = None
+                except OSError:
+                    pass
+
+    def _kill(self) -> None:
         process = self._process
         if process is None or process.poll() is not None:
             return
@@ -313,6 +324,7 @@ class ContainerProcess:
         if self._cgroup is not None:
             try:
                 self._cgroup.rmdir()  # empty once the run ended
+                self._cgroup = None
             except OSError:
                 pass
         if not self._created:
