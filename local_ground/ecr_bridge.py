@@ -5,7 +5,12 @@ endpoint, and its `get_authorization_token` points at a made-up https host. The 
 account and region, these AWS behaviours (each a named piece below, each with a test):
 
 - AuthorizationTokenLogsIn: `get_authorization_token` returns `proxyEndpoint` = the bridge's
-  `http://127.0.0.1:PORT` and a token base64("AWS:<password>") that logs in to it, valid for 12 h.
+  `http://127.0.0.1:PORT` and a fresh token base64("AWS:<password>") that logs in to it.
+- AuthorizationTokenExpires: each token is valid for 12 hours of the ground's (scaled) time, as ECR's
+  ("The authorization token is valid for 12 hours", GetAuthorizationToken API reference); `expiresAt`
+  says when. An expired token is refused as ECR refuses it: 403 with code DENIED and "Your
+  authorization token has expired. Reauthenticate and try again." (docker prints `denied: ...`). The
+  front checks the token and speaks to the registry with the registry's own login, which no client gets.
 - PushedImageAppearsInEcr: a manifest pushed to `127.0.0.1:PORT/<repo>:<tag>` becomes an ECR image of
   that repository with the registry's own digest (Docker-Content-Digest = sha256 of the manifest bytes,
   as on ECR; moto alone would hash the layer digests instead).
@@ -38,7 +43,9 @@ import hashlib
 import http.client
 import json
 import re
+import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,6 +59,7 @@ from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 
+from local_ground.moto_extensions.timescale import scaled
 from local_ground.registry import LocalRegistry
 from pipeline.errors import LocalEnvironmentError
 
@@ -84,15 +92,11 @@ def _get_authorization_token(self: ECRResponse) -> ActionResult:
         assert _original_get_authorization_token is not None  # nosec B101 # installed with the patch, so never None here
         return _original_get_authorization_token(self)
     registry_ids = self._get_param("registryIds") or [self.current_account]
-    token = base64.b64encode(f"{bridge.username}:{bridge.password}".encode()).decode()
-    expires = datetime.now(UTC) + timedelta(hours=12)  # ECR tokens last 12 hours
-    return ActionResult(
-        {
-            "authorizationData": [
-                {"authorizationToken": token, "expiresAt": expires, "proxyEndpoint": bridge.url} for _ in registry_ids
-            ]
-        }
-    )
+    data = []
+    for _ in registry_ids:
+        token, expires = bridge.issue_token()
+        data.append({"authorizationToken": token, "expiresAt": expires, "proxyEndpoint": bridge.url})
+    return ActionResult({"authorizationData": data})
 
 
 def _register(bridge: EcrRegistryBridge) -> None:
@@ -120,6 +124,15 @@ def _unregister(bridge: EcrRegistryBridge) -> None:
 
 # --- The bridge ------------------------------------------------------------------------------------
 
+TOKEN_LIFETIME_SECONDS = 12 * 3600  # ECR: "The authorization token is valid for 12 hours."
+TOKEN_EXPIRED = "Your authorization token has expired. Reauthenticate and try again."  # nosec B105 # ECR's refusal text, no secret
+
+
+class Login:
+    """What an Authorization header is to the front: a live ECR token, an expired one, or no login."""
+
+    VALID, EXPIRED, REFUSED = "valid", "expired", "refused"
+
 
 class EcrRegistryBridge:
     """`with EcrRegistryBridge(registry) as ecr_registry:` push to `ecr_registry.host`, see it in ECR.
@@ -144,6 +157,9 @@ class EcrRegistryBridge:
         self._thread: threading.Thread | None = None
         # Serialises check-forward-record of manifests, so two pushes of one tag cannot both pass.
         self.manifest_lock = threading.Lock()
+        self.clock: Callable[[], float] = time.monotonic  # tests move it to expire tokens
+        self._tokens: dict[str, float] = {}  # token password -> when it expires (self.clock)
+        self._tokens_lock = threading.Lock()
 
     @property
     def host(self) -> str:
@@ -161,7 +177,29 @@ class EcrRegistryBridge:
 
     @property
     def password(self) -> str:
+        """The registry's own password: the front uses it upstream; clients log in with ECR tokens."""
         return self.registry.password
+
+    def issue_token(self) -> tuple[str, datetime]:
+        """A new ECR authorization token (base64 of `AWS:<password>`) and when it expires."""
+        lifetime = scaled(TOKEN_LIFETIME_SECONDS)
+        password = secrets.token_urlsafe(32)
+        with self._tokens_lock:
+            now = self.clock()
+            self._tokens = {p: end for p, end in self._tokens.items() if end > now - lifetime}  # forget old ones
+            self._tokens[password] = now + lifetime
+        token = base64.b64encode(f"AWS:{password}".encode()).decode()
+        return token, datetime.now(UTC) + timedelta(seconds=lifetime)
+
+    def issued_passwords(self) -> list[str]:
+        """The passwords of every token issued and not yet forgotten (tests look for them where no secret may be)."""
+        with self._tokens_lock:
+            return list(self._tokens)
+
+    def login(self) -> tuple[str, str]:
+        """A fresh (username, password) for one pull or push, as ECS gets for its task's image pull."""
+        username, _, password = base64.b64decode(self.issue_token()[0]).decode().partition(":")
+        return username, password
 
     @property
     def backend(self) -> ECRBackend:
@@ -215,14 +253,32 @@ class EcrRegistryBridge:
     ) -> None:
         self.uninstall()
 
-    def is_logged_in(self, authorization: str | None) -> bool:
+    def login_state(self, authorization: str | None) -> str:
         """The scheme in any case, as Go's net/http BasicAuth (the registry's) reads it, then the
-        canonical base64 of the login. Stricter than Go on the encoding is safe: a header refused
-        here never reaches the registry (see `_handle`)."""
+        canonical base64 of `AWS:<token password>` of a token this bridge issued, live or expired.
+        Stricter than Go on the encoding is safe: a header refused here never reaches the registry."""
         if authorization is None or authorization[:6].lower() != "basic ":
-            return False
-        expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        return authorization[6:] == expected
+            return Login.REFUSED
+        try:
+            decoded = base64.b64decode(authorization[6:], validate=True).decode()
+        except ValueError:
+            return Login.REFUSED
+        username, _, password = decoded.partition(":")
+        if username != "AWS" or base64.b64encode(decoded.encode()).decode() != authorization[6:]:
+            return Login.REFUSED
+        with self._tokens_lock:
+            expires = self._tokens.get(password)
+        if expires is None:
+            return Login.REFUSED
+        return Login.VALID if self.clock() < expires else Login.EXPIRED
+
+    def is_logged_in(self, authorization: str | None) -> bool:
+        return self.login_state(authorization) == Login.VALID
+
+    @property
+    def upstream_authorization(self) -> str:
+        """The registry's own login, which the front sends on for a client with a live ECR token."""
+        return "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
 
 # --- The front: a reverse proxy to the registry that applies ECR's rules -------------------------
@@ -276,11 +332,20 @@ class _Front(BaseHTTPRequestHandler):
         # Decoded as the registry's router decodes it, so `1%2E0%2E0` is the tag the rules check.
         match = _PATH.match(unquote(self.path.split("?", 1)[0]))
         authorization = self.headers.get("Authorization")
-        if match is not None and authorization is not None and not self.bridge.is_logged_in(authorization):
-            # Credentials the front does not accept never reach the registry, which might accept them.
-            self._drain_request_body()
-            self._send_error(_Refusal(401, "UNAUTHORIZED", "authentication required"))
-            return
+        if authorization is not None:
+            # Credentials the front does not accept never reach the registry; a live token goes on as
+            # the registry's own login (the registry knows no ECR token).
+            state = self.bridge.login_state(authorization)
+            if state != Login.VALID:
+                self._drain_request_body()
+                expired = state == Login.EXPIRED
+                refusal = (
+                    _Refusal(403, "DENIED", TOKEN_EXPIRED)
+                    if expired
+                    else _Refusal(401, "UNAUTHORIZED", "authentication required")
+                )
+                self._send_error(refusal)
+                return
         if match is None or authorization is None:
             self._reply(*self._exchange(self._request_body()))
             return
@@ -372,8 +437,10 @@ class _Front(BaseHTTPRequestHandler):
     # -- plumbing ------------------------------------------------------------------------------
     def _exchange(self, body: bytes | Iterator[bytes] | None) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Send this request on to the registry; returns its status, reason, headers and body."""
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"authorization"}}
         headers.pop("Host", None)
+        if self.headers.get("Authorization") is not None:  # checked by _handle: a live ECR token
+            headers["Authorization"] = self.bridge.upstream_authorization
         if isinstance(body, Iterator) and "Content-Length" in self.headers:
             headers["Content-Length"] = self.headers["Content-Length"]  # else http.client chunks
         upstream = http.client.HTTPConnection(self.bridge.registry.host, timeout=300)

@@ -11,7 +11,9 @@ depends on them:
   by `github-actions[bot]`, and GET /user answers 403 "Resource not accessible by integration");
   `add_user` adds people with tokens of their own (GET /user answers their login). Only a comment's
   author may edit it: anyone else gets 403 in GitHub's shape;
-- deployments need a ref that resolves (branch, tag or 40-hex sha), else 422 "No ref found for";
+- deployments need a ref that resolves (branch, tag or the sha of a commit the repository has), else 422
+  "No ref found for"; `auto_merge`, `required_contexts`, the status description limit, rate limits and
+  per-token permissions as GitHub applies them (local_ground/github_rules.py, one named rule each);
 - lists are paginated (`per_page` <= 100, `page`) with a `Link` header; deployments and statuses
   come newest first, comments oldest first;
 - a `success` status marks earlier successful deployments of the same environment `inactive`
@@ -41,6 +43,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from local_ground import github_rules as rules
 from local_ground.iam.oidc import OidcIssuer
 from pipeline.errors import LocalEnvironmentError
 
@@ -58,9 +61,12 @@ _HANDLER_TIMEOUT_S = 5.0  # a client that connects and sends nothing cannot hold
 class HttpError(Exception):
     """An error response: GitHub's body shape, `{"message", "documentation_url", "status"}`."""
 
-    def __init__(self, status: int, message: str, errors: list[JSON] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, errors: list[JSON] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
         self.body: JSON = {"message": message, "documentation_url": DOCS, "status": str(status)}
         if errors is not None:
             self.body["errors"] = errors
@@ -116,7 +122,13 @@ class GitHubApp:
         # GITHUB_TOKEN acts as the Actions app's bot user (GitHub's own login and id for it).
         self.user: JSON = self._user("github-actions[bot]", user_id=41898282, kind="Bot")
         self.callers: dict[str, tuple[JSON, bool]] = {token: (self.user, True)}  # token -> (user, integration)
+        # An integration token's permissions (TokenPermissions); the server's own token has them all.
+        self.permissions: dict[str, dict[str, str]] = {token: dict(rules.ALL_WRITE)}
+        self.rate_limits = rules.RateLimits(clock)
+        self._rate_headers: dict[str, str] = {}  # the current request's x-ratelimit-* headers
         head = _fake_sha(f"{owner_repo}:initial")
+        self.commits = rules.Commits()
+        self.commits.add(head)
         self.refs: dict[str, str] = {"refs/heads/main": head}  # full ref -> commit sha
         self.deployments: dict[int, JSON] = {}
         self.statuses: dict[int, list[JSON]] = {}  # deployment id -> statuses, oldest first
@@ -154,6 +166,7 @@ class GitHubApp:
             ("GET", r"/issues/comments/(\d+)", self._get_comment),
             ("PATCH", r"/issues/comments/(\d+)", self._update_comment),
             ("GET", r"/pulls/(\d+)", self._get_pull),
+            ("POST", r"/statuses/([0-9a-f]{40})", self._create_commit_status),
         ):
             self._routes.append((method, re.compile(f"^{pattern}$"), handler))
 
@@ -163,10 +176,12 @@ class GitHubApp:
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         with self._lock:
+            self._rate_headers = {}
             try:
                 response = self._route(method, path, parts.query, authorization, raw_body)
             except HttpError as error:
-                response = Response(error.status, error.body)
+                response = Response(error.status, error.body, dict(error.headers))
+            response.headers = {**self._rate_headers, **response.headers}
             self.request_log.append((method, path, response.status))
             # serialise under the lock: the body may be a live state dict
             response.body = json.dumps(response.body).encode()
@@ -185,6 +200,12 @@ class GitHubApp:
         if caller is None:
             raise HttpError(401, "Bad credentials")
         user, integration = caller
+        token = presented.strip()
+        limit = rules.GITHUB_TOKEN_LIMIT if integration else rules.PERSONAL_TOKEN_LIMIT
+        who = f"installation ID {user['id']}" if integration else f"user ID {user['id']}"
+        self._rate_headers, refused = self.rate_limits.admit(token, limit, method, who)
+        if refused is not None:
+            raise HttpError(refused.status, refused.message, headers=refused.headers)
         for index, (status, only_method) in enumerate(self.failures):
             if only_method in (None, method):
                 del self.failures[index]
@@ -197,6 +218,8 @@ class GitHubApp:
         if not path.lower().startswith(prefix):
             raise _not_found()
         rest = path[len(prefix) :]
+        if integration and not rules.permitted(self.permissions.get(token, {}), method, rest):
+            raise HttpError(403, "Resource not accessible by integration")
         for route_method, pattern, handler in self._routes:
             match = pattern.match(rest)
             if match and route_method == method:
@@ -308,7 +331,7 @@ class GitHubApp:
     def resolve_ref(self, ref: str) -> str | None:
         """A commit sha for a sha, full ref, branch or tag name, as GitHub resolves `ref`."""
         if _SHA.match(ref):
-            return ref
+            return ref if ref in self.commits else None  # CommitsMustExist
         for candidate in (ref, f"refs/heads/{ref}", f"refs/tags/{ref}"):
             if candidate in self.refs:
                 return self.refs[candidate]
@@ -363,9 +386,17 @@ class GitHubApp:
                 raise _invalid("Deployment", "payload") from None
         if not isinstance(payload, dict):
             raise _invalid("Deployment", "payload")
-        contexts = body.get("required_contexts", [])
-        if not isinstance(contexts, list):
+        contexts = body.get("required_contexts")  # absent: every context submitted must be success
+        if contexts is not None and not (isinstance(contexts, list) and all(isinstance(c, str) for c in contexts)):
             raise _invalid("Deployment", "required_contexts")
+        if self._flag(body, "auto_merge", "Deployment", True):
+            merged = self._auto_merge(ref, sha)
+            if merged is not None:
+                return merged
+        failed = self.commits.failed_contexts(sha, contexts)  # DeploymentRequiredContexts
+        if failed is not None:
+            error = {"resource": "Deployment", "field": "required_contexts", "code": "invalid", "contexts": failed}
+            raise HttpError(409, rules.status_checks_message(ref), [error])
         environment = self._text(body, "environment", "Deployment", "production") or "production"
         deployment_id = self._next_id("deployment")
         url = f"{self.repo_url}/deployments/{deployment_id}"
@@ -396,6 +427,19 @@ class GitHubApp:
         self.statuses[deployment_id] = []
         return self._created(deployment)
 
+    def _auto_merge(self, ref: str, sha: str) -> Response | None:
+        """DeploymentAutoMerge: a ref behind the default branch is merged (a branch) or refused (else)."""
+        default_head = self.refs["refs/heads/main"]
+        if self.commits.contains(sha, default_head):
+            return None  # up to date: nothing to merge
+        branch = next((r for r in (ref, f"refs/heads/{ref}") if r.startswith("refs/heads/") and r in self.refs), None)
+        if branch is None:  # a tag or a sha takes no merge commit
+            raise HttpError(409, rules.conflict_message("main", ref))
+        merge = _fake_sha(f"merge:{sha}:{default_head}")
+        self.commits.add(merge, sha, default_head)
+        self.refs[branch] = merge
+        return Response(202, {"message": rules.merge_message("main", ref)})
+
     def _get_deployment(self, request: Request, deployment_id: str) -> Response:
         return Response(200, self._deployment(deployment_id))
 
@@ -424,10 +468,15 @@ class GitHubApp:
             body, "target_url", "DeploymentStatus", ""
         )
         auto_inactive = self._flag(body, "auto_inactive", "DeploymentStatus", True)
+        description = self._text(body, "description", "DeploymentStatus", "") or ""
+        if len(description) > rules.DESCRIPTION_MAX:  # StatusDescriptionLimit
+            message = f"description is too long (maximum is {rules.DESCRIPTION_MAX} characters)"
+            error = {"resource": "DeploymentStatus", "code": "custom", "field": "description", "message": message}
+            raise HttpError(422, "Validation Failed", [error])
         status = self._append_status(
             deployment,
             state=state,
-            description=self._text(body, "description", "DeploymentStatus", "") or "",
+            description=description,
             environment=environment,
             environment_url=self._text(body, "environment_url", "DeploymentStatus", "") or "",
             log_url=log_url or "",
@@ -612,7 +661,7 @@ class GitHubApp:
             raise _missing("sha")
         if not ref.startswith("refs/") or ref.count("/") < 2:
             raise HttpError(422, "Reference name must start with 'refs/' and have at least two slashes.")
-        if not _SHA.match(sha):
+        if not _SHA.match(sha) or sha not in self.commits:
             raise HttpError(422, "Object does not exist")
         if ref in self.refs:
             raise HttpError(422, "Reference already exists")
@@ -624,6 +673,31 @@ class GitHubApp:
         if full not in self.refs:
             raise _not_found()
         return Response(200, self._ref_body(full))
+
+    # -- commit statuses ------------------------------------------------------------------------
+
+    def _create_commit_status(self, request: Request, sha: str) -> Response:
+        if sha not in self.commits:
+            raise HttpError(422, f"No commit found for SHA: {sha}")
+        state = request.body.get("state")
+        if state not in ("error", "failure", "pending", "success"):
+            raise _invalid("Status", "state")
+        context = self._text(request.body, "context", "Status", "default") or "default"
+        status_id = self._next_id("commit-status")
+        now = self._now()
+        status = {
+            "url": f"{self.repo_url}/statuses/{sha}",
+            "id": status_id,
+            "state": state,
+            "context": context,
+            "description": self._text(request.body, "description", "Status", None),
+            "target_url": self._text(request.body, "target_url", "Status", None),
+            "creator": request.caller,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self.commits.statuses.setdefault(sha, []).append(status)
+        return Response(201, status, {"Location": status["url"]})
 
     # -- pull requests and comments -------------------------------------------------------------
 
@@ -882,8 +956,38 @@ class LocalGitHub:
         app = self._app
         with app._lock:
             commit = sha or app.refs["refs/heads/main"]
+            app.commits.add(commit)  # a pushed tag brings its commit
             app.refs[f"refs/tags/{name}"] = commit
             return commit
+
+    def push_commit(self, branch: str = "main") -> str:
+        """A new commit on `branch` (its head the parent), as a push would add; returns its sha."""
+        app = self._app
+        with app._lock:
+            parent = app.refs[f"refs/heads/{branch}"]
+            sha = _fake_sha(f"{branch}:{parent}:{len(app.commits.parents)}")
+            app.commits.add(sha, parent)
+            app.refs[f"refs/heads/{branch}"] = sha
+            return sha
+
+    def set_commit_status(self, ref: str, state: str, context: str) -> None:
+        """A commit status on `ref`'s commit, as CI would post it (POST /repos/O/R/statuses/SHA)."""
+        app = self._app
+        with app._lock:
+            sha = app.resolve_ref(ref)
+            if sha is None:
+                raise ValueError(f"no commit for {ref!r}")
+            app.commits.statuses.setdefault(sha, []).append({"context": context, "state": state})
+
+    def add_token(self, permissions: dict[str, str]) -> str:
+        """An integration token (a job's GITHUB_TOKEN) with only these permissions, e.g.
+        {"deployments": "write", "contents": "read"}; returns it."""
+        app = self._app
+        with app._lock:
+            token = f"ghs_local_{len(app.callers)}_{secrets.token_hex(8)}"
+            app.callers[token] = (app.user, True)
+            app.permissions[token] = dict(permissions)
+            return token
 
     def open_pull_request(self, title: str = "Change", head: str = "feature", base: str = "main") -> int:
         """A new open pull request; returns its number (issues and pulls share numbers)."""

@@ -104,8 +104,8 @@ class LocalGround:
             "GITHUB_TOKEN": self.github.token,
             "GITHUB_REPOSITORY": self.github.repository,
             "GITHUB_API_URL": self.github.base_url,
-            # Polls of AWS shrink with every other AWS duration here.
-            "PIPELINE_POLL_SECONDS": f"{max(0.05, 5 * self.time_scale):.3f}",
+            # The pipeline's AWS waits (polls, rollout_timeout, stack waits) shrink by the same one factor.
+            "PIPELINE_TIME_SCALE": repr(self.time_scale),
         }
 
 

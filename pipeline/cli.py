@@ -141,7 +141,7 @@ def _context(
     import os
 
     from pipeline.clock import WallClock
-    from pipeline.config import poll_seconds
+    from pipeline.config import poll_seconds, time_scale
     from pipeline.github import GitHubRecorder
     from pipeline.steps.context import Context
 
@@ -155,7 +155,8 @@ def _context(
         )
     poll = poll_seconds(os.environ)
     # AWS regions come from the settings: app.region, or an environment's delivery.region.
-    return Context(settings, WallClock(), echo or _echo, github=github, poll=poll, wait_if_busy=wait)
+    scale = time_scale(os.environ)  # a local ground's factor: AWS waits and timeouts shrink alike
+    return Context(settings, WallClock(), echo or _echo, github=github, poll=poll, time_scale=scale, wait_if_busy=wait)
 
 
 def _echo(line: str) -> None:

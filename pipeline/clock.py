@@ -23,16 +23,17 @@ class WallClock:
 
 @dataclass
 class ScaledClock:
-    """Real time, with every wait shrunk by `factor` (the local AWS scales AWS durations the same way)."""
+    """AWS's time on a ground that scales every AWS duration by `factor` (the local ground): each second
+    of `inner` counts as 1/factor AWS seconds, so timeouts and polls given in AWS seconds shrink alike."""
 
+    inner: Clock
     factor: float = 1.0
-    _start: float = field(default_factory=time.monotonic)
 
     def now(self) -> float:
-        return self._start + (time.monotonic() - self._start) / self.factor
+        return self.inner.now() / self.factor
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds * self.factor)
+        self.inner.sleep(seconds * self.factor)
 
 
 @dataclass

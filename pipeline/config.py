@@ -106,6 +106,9 @@ SERVICE_RANGES: dict[str, tuple[int, int | None, str]] = {
     "alarm_min_requests": (1, None, "Use the requests a minute below which a 5xx rate means nothing, e.g. 50."),
 }
 SMOKE_TIMEOUT_MIN = 1
+# The deployment alarms' longest Period x EvaluationPeriods (templates/service.py: p99 latency, 60 s x 3):
+# ECS bakes a rolling deployment that long after it is steady (tests/templates check the two agree).
+ALARM_BAKE_SECONDS = 180
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,21 @@ class Environment:
         return self.delivery.strategy in TRAFFIC_STRATEGIES
 
     @property
+    def modeled_bake_seconds(self) -> int:
+        """How long ECS keeps a deployment IN_PROGRESS after it is steady: a rolling one for its alarms'
+        longest evaluation, a traffic shift for its bake times (the steps' bakes before the last shift)."""
+        t = self.traffic
+        steps = {"canary": t.canary_bake_minutes, "linear": t.linear_step_bake_minutes * (t.linear_steps - 1)}
+        if not self.shifts_traffic:
+            return ALARM_BAKE_SECONDS
+        return (t.bake_minutes + steps.get(self.delivery.strategy, 0)) * 60
+
+    @property
+    def rollout_floor_seconds(self) -> int:
+        """The least rollout_timeout a deployment can meet: the modeled rollout plus the bake."""
+        return self.service.modeled_rollout_seconds + self.modeled_bake_seconds
+
+    @property
     def https(self) -> bool:
         return self.certificate_arn is not None
 
@@ -347,11 +365,32 @@ DEFAULT_POLL_SECONDS = 5.0
 MAX_POLL_SECONDS = 300.0
 
 
+TIME_SCALE_ENV = "PIPELINE_TIME_SCALE"
+MIN_POLL_SECONDS = 0.05
+
+
+def time_scale(environ: Mapping[str, str]) -> float:
+    """How long an AWS second lasts where the pipeline runs: $PIPELINE_TIME_SCALE, set by a local ground
+    that scales every AWS duration by one factor (so the pipeline's own timeouts shrink alike), else 1."""
+    text = environ.get(TIME_SCALE_ENV, "").strip()
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ConfigError(
+            TIME_SCALE_ENV, f"{text!r} is not a factor above 0 and at most 1", hint="Unset it outside a local ground."
+        )
+    return value
+
+
 def poll_seconds(environ: Mapping[str, str]) -> float:
-    """Seconds between AWS polls while waiting: $PIPELINE_POLL_SECONDS (the local ground scales it), else 5."""
+    """Seconds between AWS polls while waiting: $PIPELINE_POLL_SECONDS, else 5 scaled by $PIPELINE_TIME_SCALE."""
     text = environ.get(POLL_ENV, "").strip()
     if not text:
-        return DEFAULT_POLL_SECONDS
+        return max(MIN_POLL_SECONDS, DEFAULT_POLL_SECONDS * time_scale(environ))
     try:
         value = float(text)
     except ValueError:
@@ -413,6 +452,7 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
         env_raw = _table(problems, envs_raw or {}, name, prefix="environments")
         if env_raw is not None:
             environments.append(_environment(problems, name, env_raw, service, shared))
+    _check_rollout_timeouts(problems, [e for e in environments if e is not None], envs_raw or {})
     gate_raw = _table(problems, raw, "gate") if "gate" in raw else None
     gate = _gate(problems, gate_raw, root) if gate_raw is not None else None
     if problems:
@@ -511,6 +551,31 @@ def _environment(
         tuple(Secret(k, v) for k, v in extras.secrets),
         extras.task_policy,
     )
+
+
+def _check_rollout_timeouts(problems: Problems, environments: list[Environment], envs_raw: Mapping[str, Any]) -> None:
+    """A rollout_timeout below the modeled rollout plus bake times out every release by design. Named where
+    it is set: the environment's own, or [service]'s once (for the environment with the highest floor)."""
+    inherited: Environment | None = None
+    for env in environments:
+        if "rollout_timeout" in (envs_raw.get(env.name) or {}):
+            _check_rollout_timeout(problems, f"environments.{env.name}", env)
+        elif inherited is None or env.rollout_floor_seconds > inherited.rollout_floor_seconds:
+            inherited = env
+    if inherited is not None:
+        _check_rollout_timeout(problems, "service", inherited)
+
+
+def _check_rollout_timeout(problems: Problems, prefix: str, env: Environment) -> None:
+    s, floor = env.service, env.rollout_floor_seconds
+    if s.rollout_timeout < floor:
+        problems.add(
+            f"{prefix}.rollout_timeout",
+            f"{s.rollout_timeout} is below {env.name}'s rollout floor of {floor} s (modeled rollout "
+            f"{s.modeled_rollout_seconds} s: warmup + health_check_interval x healthy_threshold + drain, plus bake "
+            f"{env.modeled_bake_seconds} s)",
+            f"Raise it to at least {floor}.",
+        )
 
 
 def _check_variables(problems: Problems, prefix: str, variables: Mapping[str, Any]) -> None:

@@ -38,6 +38,9 @@ def make_project(root: Path) -> Project:
     for name in ("model", "model-broken"):
         shutil.copytree(IMAGES / name, root / "images" / name)
         shutil.copy2(shutil.which("busybox") or "/bin/busybox", root / "images" / name / "busybox")
+    for name in ("model-writes-root", "model-oom"):  # the model with another entry point
+        shutil.copytree(root / "images" / "model", root / "images" / name)
+        shutil.copy2(IMAGES / name / "Containerfile", root / "images" / name / "Containerfile")
     # The gate's golden set (named in [gate]) as the stand-in answers it: every prediction is "setosa".
     golden = Path("examples") / "model-server" / "golden.jsonl"
     (root / golden).parent.mkdir(parents=True, exist_ok=True)

@@ -349,3 +349,47 @@ def test_the_cli_refuses_a_bad_poll_interval_exit_2(project_root: Path) -> None:
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.splitlines()[-1].startswith("error: PIPELINE_POLL_SECONDS: 'abc' is not a number of seconds")
+
+
+# --- rollout_timeout against the modeled rollout ---------------------------------------------------
+
+
+def test_a_rollout_timeout_below_the_modeled_rollout_plus_bake_is_refused_once_where_it_is_set(
+    raw_settings: dict[str, Any],
+) -> None:
+    staging = config.parse(raw_settings).environment("staging")
+    floor = staging.service.modeled_rollout_seconds + config.ALARM_BAKE_SECONDS  # rolling: the alarms' bake
+    assert staging.rollout_floor_seconds == floor
+    caught = _problems(_set(raw_settings, "service.rollout_timeout", floor - 1))
+    assert caught.keys == ("service.rollout_timeout",)  # inherited by both environments, reported once
+    assert caught.one_line() == (
+        f"service.rollout_timeout: {floor - 1} is below staging's rollout floor of {floor} s (modeled rollout "
+        f"{staging.service.modeled_rollout_seconds} s: warmup + health_check_interval x healthy_threshold + drain, "
+        f"plus bake {config.ALARM_BAKE_SECONDS} s). Raise it to at least {floor}."
+    )
+    assert config.parse(_set(raw_settings, "service.rollout_timeout", floor)).environment("staging")
+
+
+def test_an_environments_own_rollout_timeout_is_judged_with_its_strategys_bake(raw_settings: dict[str, Any]) -> None:
+    raw = _set(raw_settings, "environments.staging.strategy", "canary")
+    raw = _set(raw, "environments.staging.rollout_timeout", 600)
+    caught = _problems(raw)
+    assert caught.keys == ("environments.staging.rollout_timeout",)
+    staging = config.parse(_set(raw, "environments.staging.rollout_timeout", 900)).environment("staging")
+    # canary: the bake after the last shift plus the canary's own bake, in minutes
+    assert staging.modeled_bake_seconds == (staging.traffic.bake_minutes + staging.traffic.canary_bake_minutes) * 60
+    assert f"{600} is below staging's rollout floor of {staging.rollout_floor_seconds} s" in caught.one_line()
+
+
+@pytest.mark.parametrize(("environ", "scale", "poll"), [({}, 1.0, 5.0), ({"PIPELINE_TIME_SCALE": "0.02"}, 0.02, 0.1)])
+def test_the_time_scale_scales_the_default_poll(environ: dict[str, str], scale: float, poll: float) -> None:
+    assert config.time_scale(environ) == scale
+    assert config.poll_seconds(environ) == pytest.approx(poll)
+    assert config.poll_seconds({**environ, "PIPELINE_POLL_SECONDS": "2"}) == 2.0  # an explicit poll wins
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-0.5", "1.5", "nan"])
+def test_a_bad_time_scale_is_one_line_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.time_scale({"PIPELINE_TIME_SCALE": value})
+    assert caught.value.one_line().startswith(f"PIPELINE_TIME_SCALE: {value!r} is not a factor above 0 and at most 1")

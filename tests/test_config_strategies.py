@@ -70,6 +70,7 @@ def test_bake_times_beyond_cloudformations_limit_are_refused(raw_settings: dict[
     with pytest.raises(ConfigError, match="environments.production.linear_step_bake_minutes: the linear steps"):
         config.parse(raw_settings)
     production["linear_step_bake_minutes"] = 60  # 32 x 60 min = 32 h
+    production["rollout_timeout"] = 34 * 3600  # a deployment baking for 33 h needs as long to complete
     assert config.parse(raw_settings).environment("production").traffic.linear_steps == 34
 
 

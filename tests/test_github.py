@@ -6,7 +6,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from github import Auth, Github
+from github import Auth, Github, GithubException
 from github.Repository import Repository
 
 from local_ground.github_server import LocalGitHub
@@ -282,3 +282,44 @@ def test_succeeded_and_which_run_made_it(github: LocalGitHub) -> None:
     assert first.made_by_this_run(found) and not other.made_by_this_run(found)
     assert first.succeeded("production", "v1.0.0") is None
     assert [r.state for r in first.deployments_of("staging", "v1.0.0")] == ["inactive", "failure"]
+
+
+# --- what GitHub refuses, and what the recorder passes so a tag deployment is never refused ---------
+
+
+def test_a_tag_behind_main_with_failing_statuses_still_deploys(github: LocalGitHub, recorder: GitHubRecorder) -> None:
+    """GitHub's defaults (auto_merge, every context success) refuse these with 409; the recorder turns both off."""
+    github.push_commit("main")  # v1.0.0 is now behind the default branch
+    github.set_commit_status("v1.0.0", "failure", "ci/lint")
+    plain = someone_else(github)
+    with pytest.raises(GithubException) as refused:
+        plain.create_deployment(ref="v1.0.0", environment="staging")
+    assert refused.value.status == 409 and refused.value.data["message"] == "Conflict merging main into v1.0.0."
+    with pytest.raises(GithubException) as refused:
+        plain.create_deployment(ref="v1.0.0", environment="staging", auto_merge=False)
+    assert refused.value.data["message"] == "Conflict: Commit status checks failed for v1.0.0."
+    deployment_id = recorder.start_deployment("staging", "v1.0.0", "v1.0.0", "sha256:a", "x" * 300)
+    [deployment] = github.state()["deployments"]
+    assert deployment["id"] == deployment_id
+    assert [len(s["description"]) for s in deployment["statuses"]] == [140]  # GitHub's status limit
+
+
+def test_a_token_without_deployments_write_is_a_github_error_naming_the_permission(github: LocalGitHub) -> None:
+    token = github.add_token({"deployments": "read", "contents": "write"})
+    with GitHubRecorder(token, github.repository, github.base_url, retries=0) as recorder:
+        with pytest.raises(GitHubError) as raised:
+            recorder.start_deployment("staging", "v1.0.0", "v1.0.0", "sha256:a", "x")
+    assert "403" in raised.value.message and "Resource not accessible by integration" in raised.value.message
+    assert raised.value.hint and "deployments: write" in raised.value.hint
+
+
+def test_a_rate_limited_token_is_a_github_error_saying_so(github: LocalGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    from local_ground import github_rules
+
+    monkeypatch.setattr(github_rules, "GITHUB_TOKEN_LIMIT", 1)
+    with GitHubRecorder(github.token, github.repository, github.base_url, retries=0) as recorder:
+        with pytest.raises(GitHubError) as raised:
+            recorder.deployments("staging")
+            recorder.deployments("production")
+    assert "rate limit" in raised.value.message and "API rate limit exceeded" in raised.value.message
+    assert raised.value.hint and "wait for the limit to reset" in raised.value.hint

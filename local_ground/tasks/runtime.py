@@ -47,10 +47,7 @@ class RegistryFront(Protocol):
 
     @property
     def host(self) -> str: ...
-    @property
-    def username(self) -> str: ...
-    @property
-    def password(self) -> str: ...
+    def login(self) -> tuple[str, str]: ...
 
 
 def _never() -> bool:
@@ -103,4 +100,5 @@ class Runtime:
                 f"ref {image}: {host}/{match['rest'].split('@')[0].split(':')[0]}: not found",
             )
         registry = self.registry
-        return Pull(f"{registry.host}/{match['rest']}", f"{registry.username}:{registry.password}", False)
+        username, password = registry.login()  # a fresh ECR token per pull, as ECS gets one with the execution role
+        return Pull(f"{registry.host}/{match['rest']}", f"{username}:{password}", False)

@@ -7,7 +7,8 @@ AWS behaviour reproduced (ECS rolling update):
 - after healthCheckGracePeriodSeconds (the application's own start-up in real time, the rest
   scaled: see `_grace_ends`) a task whose target is `unhealthy` is stopped
   ("Task failed ELB health checks in (target-group ...)"), and a task whose essential container
-  exits is stopped ("Essential container in task exited"); both are failed task launches;
+  exits is stopped ("Essential container in task exited", or "OutOfMemoryError: Container killed due
+  to memory usage" when its memory limit killed it); both are failed task launches;
 - circuit breaker: failed launches of the PRIMARY deployment reaching the threshold
   (0.5 x desired count, at least 3, at most 200) fail the deployment (`mark_failed`); failed tasks
   are replaced while under it; a task of the deployment reaching a healthy state resets the count
@@ -33,7 +34,7 @@ from local_ground.moto_extensions.deployments import Deployment, RolloutState, S
 
 from .ecs_tasks import record_task
 from .runtime import Runtime
-from .task import Phase, RunningTask
+from .task import OUT_OF_MEMORY, Phase, RunningTask
 
 log = logging.getLogger(__name__)
 TICK = 0.02  # how often the scheduler looks again, when nothing woke it sooner
@@ -158,7 +159,9 @@ class ServiceController:
             if exited is not None:
                 self._count_failure(task)
                 self.event(f"has stopped 1 running tasks: (task {task.id}).")
-                task.stop("Essential container in task exited", "EssentialContainerExited")
+                # ECS names an out-of-memory kill as such (task and container); any other exit plainly.
+                reason = OUT_OF_MEMORY if exited.oom_killed() else "Essential container in task exited"
+                task.stop(reason, "EssentialContainerExited")
                 continue
             target = task.target
             if target is not None and target.state == "unhealthy" and now >= self._grace_ends(task, grace):

@@ -70,11 +70,22 @@ def container_specs(task_definition: Any, pull_of: Callable[[str], Any]) -> list
                     command=definition.get("command"),
                     essential=definition.get("essential", True),
                     user=definition.get("user"),
+                    read_only_root=bool(definition.get("readonlyRootFilesystem")),
+                    memory_mib=_memory_limit(definition, task_definition),
                 ),
                 pull,
             )
         )
     return specs
+
+
+def _memory_limit(definition: dict[str, Any], task_definition: Any) -> int | None:
+    """The hard limit the container runs under: its own `memory`, else the task's (Fargate's task size)."""
+    value = definition.get("memory") or getattr(task_definition, "memory", None)
+    return int(value) if value else None
+
+
+OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
 
 
 class RunningTask:
@@ -273,8 +284,10 @@ class RunningTask:
             if shipper is not None:
                 shipper.stop()  # its last lines (e.g. the drain) reach the stream too
             reason = None
-            if code not in (None, 0) and container.spec.essential:
-                reason = container.output().strip().splitlines()[-1:] or None
+            if container.oom_killed():  # ECS's reason for a container its memory limit ended
+                reason = [OUT_OF_MEMORY]
+            elif code not in (None, 0) and container.spec.essential:
+                reason = container.app_output().strip().splitlines()[-1:] or None
             container_stopped(self.record, container.spec.name, code, reason[0] if reason else None)
             container.remove()
             self.runtime.processes.discard(container)

@@ -28,6 +28,8 @@ ManifestFormat = Literal["v2s2", "oci"]
 _TAIL_LINES = 20
 # The registry's DENIED error code, not a local "permission denied".
 _DENIED = re.compile(r"(?<!permission )denied:")
+# `login` refused with a status alone, e.g. ECR's 403 for an expired token
+_LOGIN_REFUSED = re.compile(r"authenticating creds for .*invalid status code from registry 40[13]")
 
 
 def global_args() -> list[str]:
@@ -237,7 +239,7 @@ def _push_error(destination: str, stderr: str) -> PushError:
     lowered = stderr.lower()
     host = destination.split("://", 1)[-1].split("/", 1)[0]
     refused = ("unauthorized", "authentication required", "invalid username/password")  # the last from `login`
-    if any(word in lowered for word in refused) or _DENIED.search(lowered):
+    if any(word in lowered for word in refused) or _DENIED.search(lowered) or _LOGIN_REFUSED.search(lowered):
         return PushError(
             f"registry refused the credentials for {host}: {detail}",
             hint="get a fresh login (ECR tokens last 12 hours) for the right account and region",

@@ -6,11 +6,23 @@ Measured with buildah 1.28: SIGTERM to the `buildah run` process does not reach 
 kills it outright ("subprocess exited on terminated"), so a graceful stop signals the container's own
 main process (the first process below `buildah run` that is not buildah's), as ECS signals PID 1.
 `buildah run` exits with the container's exit code, or 1 after a signal (then read from its output).
+
+Limits ECS applies, as far as this host lets them be applied (measured with buildah 1.28, cgroup v1, root):
+- `read_only_root` (ReadonlyRootFilesystem): `buildah run` has no --read-only; the working container's root
+  (a plain directory with the vfs driver) is bind-mounted read-only over itself, after creating the mount
+  points buildah needs (/dev, /proc, /sys, /etc/hosts, /etc/hostname, /etc/resolv.conf, /run/.containerenv).
+  buildah then panics in its cleanup (exit 2) after printing the container's status, which is read instead.
+- `memory_mib` (the container's or task's memory): `buildah run` has no --memory and chroot isolation no
+  cgroup; the run goes into a memory cgroup of its own (v1, below this process's) with that limit, so the
+  kernel kills past it (the OOM killer, exit 137; `oom_killed()` reads memory.oom_control). buildah's own
+  process and its chroot helpers (about 65 MB measured) are counted too, so the limit is slightly stricter than on Fargate.
+cpu limits and the container health check are not applied here.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -54,6 +66,8 @@ class ContainerSpec:
     command: Sequence[str] | None = None
     essential: bool = True
     user: str | None = None  # the container definition's `user` (buildah run --user)
+    read_only_root: bool = False  # readonlyRootFilesystem
+    memory_mib: int | None = None  # the hard memory limit: the container's `memory`, else the task's
 
 
 def children(pid: int) -> list[int]:
@@ -98,6 +112,8 @@ class ContainerProcess:
         self._tls_verify = tls_verify
         self._process: subprocess.Popen[bytes] | None = None
         self._created = False
+        self._read_only_root: Path | None = None  # the root bind-mounted read-only, unmounted on remove
+        self._cgroup: Path | None = None  # the run's memory cgroup
         self._lock = threading.Lock()
 
     @property
@@ -134,6 +150,27 @@ class ContainerProcess:
             lines = [line for line in done.stderr.splitlines() if line.strip()]
             raise ContainerError(f"CannotPullContainerError: {lines[-1] if lines else 'pull failed'}")
         self._created = True
+        if self.spec.read_only_root:
+            self._mount_root_read_only()
+
+    def _mount_root_read_only(self) -> None:
+        mounted = subprocess.run(
+            buildah.global_args() + ["mount", self.working_name], capture_output=True, text=True, check=False
+        )
+        root = Path(mounted.stdout.strip())
+        if mounted.returncode != 0 or not root.is_dir():
+            raise ContainerError(f"CannotStartContainerError: no root filesystem for {self.spec.name}")
+        for folder in ("dev", "proc", "sys", "etc", "run"):
+            (root / folder).mkdir(exist_ok=True)
+        for file in ("etc/hosts", "etc/hostname", "etc/resolv.conf", "run/.containerenv"):
+            (root / file).touch(exist_ok=True)
+        for options in (["--bind"], ["-o", "remount,ro,bind"]):
+            done = subprocess.run(
+                ["mount", *options, str(root), str(root)], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                raise ContainerError(f"CannotStartContainerError: read-only root: {done.stderr.strip()}")
+            self._read_only_root = root
 
     def set_secret_environment(self, values: Mapping[str, str]) -> None:
         """Secrets into the working container's environment, never onto a command line: `buildah config
@@ -175,6 +212,10 @@ class ContainerProcess:
         for key, value in {**self.spec.environment, **environment}.items():
             command += ["--env", f"{key}={value}"]
         command += [self.working_name, "--", *argv]
+        if self.spec.memory_mib is not None:
+            self._cgroup = memory_cgroup(self.working_name, self.spec.memory_mib)
+            # The shell joins the cgroup, then becomes buildah: everything the run starts is inside from the start.
+            command = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self._cgroup), *command]
         with self._lock, open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 command,
@@ -209,12 +250,38 @@ class ContainerProcess:
         code = self._process.poll()
         if code is None:
             return None
-        if code == 1:
+        if code < 0:  # buildah itself was killed by a signal (e.g. the OOM killer): so was the container
+            return 128 - code
+        if code in (1, 2):  # buildah's own failures: 1 after a signal, 2 its cleanup panic (read-only root)
             output = self.output()
             for name, number in _SIGNALS.items():
                 if f"subprocess exited on {name}" in output:
                     return 128 + int(number)
+            status = _STATUS.findall(output)
+            if code == 2 and status:  # the container's own status, printed before the panic
+                return int(status[0])
         return code
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer ended a process of this run (its memory limit was reached)."""
+        if self._cgroup is None:
+            return False
+        try:
+            control = (self._cgroup / "memory.oom_control").read_text()
+        except OSError:
+            return False
+        for line in control.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return value.strip() != "0"
+        return False
+
+    def app_output(self) -> str:
+        """What the container itself wrote: the output up to buildah's own report of how it ended (after
+        which come buildah's lines: its exit status, and with a read-only root its cleanup panic)."""
+        text = self.output()
+        cuts = [i for i in (text.find("subprocess exited"), text.find("panic: runtime error")) if i >= 0]
+        return text[: min(cuts)] if cuts else text
 
     def output(self, limit: int = 4000) -> str:
         try:
@@ -240,6 +307,17 @@ class ContainerProcess:
 
     def kill(self) -> None:
         """SIGKILL everything under `buildah run`, then the process itself; waits for it (bounded)."""
+        try:
+            self._kill()
+        finally:
+            if self._cgroup is not None:  # a killed task is not always removed (the ground's uninstall)
+                try:
+                    self._cgroup.rmdir()
+                    self._cgroup = None
+                except OSError:
+                    pass
+
+    def _kill(self) -> None:
         process = self._process
         if process is None or process.poll() is not None:
             return
@@ -259,7 +337,41 @@ class ContainerProcess:
 
     def remove(self) -> None:
         """Remove the working container (the pulled image stays, as on a container instance)."""
+        if self._read_only_root is not None:
+            subprocess.run(["umount", str(self._read_only_root)], capture_output=True, check=False)
+            self._read_only_root = None
+        if self._cgroup is not None:
+            try:
+                self._cgroup.rmdir()  # empty once the run ended
+                self._cgroup = None
+            except OSError:
+                pass
         if not self._created:
             return
         subprocess.run(buildah.global_args() + ["rm", self.working_name], capture_output=True, check=False)
         self._created = False
+
+
+_STATUS = re.compile(r"subprocess exited with status (\d+)")
+CGROUP_MEMORY = Path("/sys/fs/cgroup/memory")
+
+
+def memory_cgroup(name: str, memory_mib: int) -> Path:
+    """A memory cgroup (v1) below this process's own, limited to `memory_mib` (swap included)."""
+    own = next(
+        (line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines() if ":memory:" in line),
+        None,
+    )
+    if own is None or not CGROUP_MEMORY.is_dir():
+        raise ContainerError("CannotStartContainerError: no memory cgroup (v1) to apply the memory limit")
+    group = CGROUP_MEMORY / own.lstrip("/") / name
+    try:
+        group.mkdir(exist_ok=True)
+        limit = str(memory_mib * 1024 * 1024)
+        (group / "memory.limit_in_bytes").write_text(limit)
+        memsw = group / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            memsw.write_text(limit)
+    except OSError as error:
+        raise ContainerError(f"CannotStartContainerError: memory limit: {error}") from None
+    return group

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pipeline.clock import Clock
+from pipeline.clock import Clock, ScaledClock
 from pipeline.config import Environment, Settings
 from pipeline.errors import DeployError
 from pipeline.templates import names
@@ -37,6 +37,7 @@ class Context:
     builder: Callable[[], ImageBuilder] | None = None
     build_args: dict[str, str] = field(default_factory=dict)
     poll: float = 5.0  # seconds between AWS polls (the local AWS scales them down)
+    time_scale: float = 1.0  # how long an AWS second lasts here: a local ground's factor shrinks the AWS waits alike
     wait_if_busy: bool = False
     make_clients: Callable[[str], Clients] | None = None  # tests inject their own; default: boto3's configuration
     _clients: dict[str, Clients] = field(default_factory=dict, init=False, repr=False)
@@ -65,22 +66,37 @@ class Context:
 
     # --- the step objects, built here only -----------------------------------------------------
 
+    @property
+    def aws_clock(self) -> Clock:
+        """The clock of waits on AWS (stacks, rollouts): their timeouts are AWS durations, scaled as the ground
+        scales every other AWS duration, so a rollout that cannot finish times out here as on AWS."""
+        return self.clock if self.time_scale == 1.0 else ScaledClock(self.clock, self.time_scale)
+
+    @property
+    def aws_poll(self) -> float:
+        """`poll` (wall-clock seconds) in the AWS seconds of `aws_clock`."""
+        return self.poll / self.time_scale
+
     def deployer(self, env: str | None = None) -> Deployer:
         """Drives an environment's service stack, or (no env) the shared stacks."""
         from pipeline.steps.deploy import Deployer
 
         if env is None:
             return Deployer(
-                self.clients.cloudformation, self.clock, self.echo, wait_if_busy=self.wait_if_busy, poll=self.poll
+                self.clients.cloudformation,
+                self.aws_clock,
+                self.echo,
+                wait_if_busy=self.wait_if_busy,
+                poll=self.aws_poll,
             )
         timeout = float(self.environment(env).service.rollout_timeout) + 600  # the update waits for ECS too
         return Deployer(
             self.clients_for(env).cloudformation,
-            self.clock,
+            self.aws_clock,
             self.echo,
             timeout=timeout,
             wait_if_busy=self.wait_if_busy,
-            poll=self.poll,
+            poll=self.aws_poll,
             environment=env,
             # CloudFormation acts as the environment's execution role, never as the deploy role.
             role_arn=names.execution_role_arn(self.settings, env),
@@ -92,7 +108,13 @@ class Context:
         clients = self.clients_for(env)
         timeout = float(self.environment(env).service.rollout_timeout)
         return RolloutWatcher(
-            clients.ecs, clients.elbv2, self.clock, self.echo, timeout=timeout, poll=self.poll, environment=env
+            clients.ecs,
+            clients.elbv2,
+            self.aws_clock,
+            self.echo,
+            timeout=timeout,
+            poll=self.aws_poll,
+            environment=env,
         )
 
     def smoke_tester(self) -> SmokeTester:

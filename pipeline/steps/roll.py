@@ -183,16 +183,24 @@ def explain_rolled_back(ecs: Any, cluster: str, service: str) -> str:
     failed = next((d for d in state.deployments if d.rollout_state == "FAILED" and d.rollout_reason), None)
     if failed is not None:
         reasons.append(failed.rollout_reason)
-    stopped = ecs_api.stopped_tasks(ecs, cluster, service, limit=20)
+    stopped = [t for t in ecs_api.stopped_tasks(ecs, cluster, service, limit=20) if t.task_definition != current]
+    # The deployment that just failed registered the newest revision: an older failure says nothing of this one.
+    newest = max((t.task_definition for t in stopped), key=_revision, default=None)
+    stopped = [t for t in stopped if t.task_definition == newest]
     # Failures first: a task the rollback scaled away says nothing about why.
-    stopped.sort(
-        key=lambda t: 0 if ("failed" in t.stopped_reason.lower() or "exited" in t.stopped_reason.lower()) else 1
-    )
+    failure_words = ("failed", "exited", "outofmemory")
+    stopped.sort(key=lambda t: 0 if any(w in t.stopped_reason.lower() for w in failure_words) else 1)
     for task in stopped:
         reason = task.reason()
-        if task.task_definition != current and reason and f"task stopped: {reason}" not in reasons:
+        if reason and f"task stopped: {reason}" not in reasons:
             reasons.append(f"task stopped: {reason}")
     return "; ".join(reasons[:3])
+
+
+def _revision(task_definition: str) -> int:
+    """The revision of a task definition ARN (family:revision)."""
+    tail = task_definition.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 def require_completed(result: RolloutResult, service: str) -> None:

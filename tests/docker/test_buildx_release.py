@@ -89,7 +89,7 @@ class BuildxRelease:
 
 
 @pytest.fixture(scope="module")
-def buildx_release(bootstrapped: Project) -> BuildxRelease:
+def buildx_release(ground: Any, bootstrapped: Project) -> BuildxRelease:
     """One release of v1.0.0 through Buildx, watched for secrets; the tests below read what it did."""
     lines: list[str] = []
     ctx = Context(
@@ -106,7 +106,8 @@ def buildx_release(bootstrapped: Project) -> BuildxRelease:
         "registry password": base64.b64decode(token).decode().split(":", 1)[1],
         "GitHub token": os.environ["GITHUB_TOKEN"],
     }
-    with CommandLineWatch(secrets) as watch:  # what any local user reads in /proc/PID/cmdline
+    # What any local user reads in /proc/PID/cmdline; every ECR token issued meanwhile is looked for too.
+    with CommandLineWatch(secrets, ground.bridge.issued_passwords) as watch:
         report = release(ctx, "staging", "v1.0.0")
     logged_in = any(seen[0] == "docker" and "login" in seen for seen in watch.seen)
     return BuildxRelease(report, lines, watch.leaks, logged_in)

@@ -67,7 +67,8 @@ def _registry_digest(registry: LocalRegistry, repository: str, reference: str) -
 def test_authorization_token_logs_in_to_the_bridge(ecr: Any, bridge: EcrRegistryBridge) -> None:
     data = ecr.get_authorization_token()["authorizationData"][0]
     assert data["proxyEndpoint"] == bridge.url
-    assert base64.b64decode(data["authorizationToken"]).decode() == f"AWS:{bridge.password}"
+    user, password = base64.b64decode(data["authorizationToken"]).decode().split(":", 1)
+    assert user == "AWS" and password != bridge.password  # the registry's own login is never handed out
     assert data["expiresAt"] > datetime.now(UTC)
     request = urllib.request.Request(
         f"{bridge.url}/v2/", headers={"Authorization": f"Basic {data['authorizationToken']}"}
@@ -80,6 +81,97 @@ def test_without_a_login_the_registry_answers_401(bridge: EcrRegistryBridge) -> 
     with pytest.raises(urllib.error.HTTPError) as refused:
         _NO_PROXY.open(f"{bridge.url}/v2/", timeout=5)
     assert refused.value.code == 401
+
+
+# --- AuthorizationTokenExpires -----------------------------------------------------------------------
+
+
+def _ping(bridge: EcrRegistryBridge, token: str) -> tuple[int, str]:
+    request = urllib.request.Request(f"{bridge.url}/v2/", headers={"Authorization": f"Basic {token}"})
+    try:
+        with _NO_PROXY.open(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_an_authorization_token_expires_after_12_hours_and_is_refused_as_ecr_refuses_it(
+    ecr: Any, bridge: EcrRegistryBridge
+) -> None:
+    now = [1000.0]
+    bridge.clock = lambda: now[0]
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    lifetime = (data["expiresAt"] - datetime.now(UTC)).total_seconds()
+    assert 12 * 3600 - 60 < lifetime <= 12 * 3600  # this bridge runs unscaled: AWS's own 12 hours
+    now[0] += 12 * 3600 - 1
+    assert _ping(bridge, data["authorizationToken"])[0] == 200
+    now[0] += 1
+    status, body = _ping(bridge, data["authorizationToken"])
+    assert status == 403
+    assert json.loads(body) == {
+        "errors": [
+            {
+                "code": "DENIED",
+                "message": "Your authorization token has expired. Reauthenticate and try again.",
+                "detail": None,
+            }
+        ]
+    }
+    fresh = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    assert _ping(bridge, fresh)[0] == 200  # a fresh token logs in again
+
+
+def test_a_token_lasts_12_hours_of_the_grounds_scaled_time(ecr: Any, bridge: EcrRegistryBridge) -> None:
+    from local_ground.moto_extensions.timescale import set_time_scale
+
+    now = [0.0]
+    bridge.clock = lambda: now[0]
+    set_time_scale(0.02)
+    try:
+        data = ecr.get_authorization_token()["authorizationData"][0]
+    finally:
+        set_time_scale(1.0)
+    assert (data["expiresAt"] - datetime.now(UTC)).total_seconds() <= 12 * 3600 * 0.02
+    now[0] = 12 * 3600 * 0.02
+    assert _ping(bridge, data["authorizationToken"])[0] == 403
+
+
+def test_an_expired_token_fails_a_push_with_the_fresh_login_hint(
+    ecr: Any, bridge: EcrRegistryBridge, repository: str, healthy_image: Any
+) -> None:
+    now = [0.0]
+    bridge.clock = lambda: now[0]
+    host, user, password = _login(ecr)
+    now[0] += 12 * 3600
+    with pytest.raises(PushError, match="registry refused the credentials") as refused:
+        buildah.push(
+            healthy_image.tag, f"{host}/{repository}:1.0.0", user, password, tls_verify=False, retry_delay_s=0.1
+        )
+    assert "ECR tokens last 12 hours" in (refused.value.hint or "")
+    assert ecr.describe_images(repositoryName=repository)["imageDetails"] == []
+
+
+def test_the_pipelines_push_logs_in_afresh_so_an_old_token_never_matters(
+    ecr: Any, bridge: EcrRegistryBridge, repository: str, healthy_image: Any
+) -> None:
+    from pipeline.aws import ecr as ecr_api
+    from pipeline.steps.build import BuildahBuilder
+    from pipeline.steps.push import push_image
+
+    now = [0.0]
+    bridge.clock = lambda: now[0]
+    earlier = ecr_api.login(ecr)  # e.g. the login of a job that started 12 hours ago
+    now[0] += 12 * 3600
+    lines: list[str] = []
+    pushed = push_image(ecr, BuildahBuilder(), healthy_image.tag, repository, "1.0.0", lines.append)
+    assert pushed.digest == ecr.describe_images(repositoryName=repository)["imageDetails"][0]["imageDigest"]
+    stale = base64.b64encode(f"{earlier.username}:{earlier.password}".encode()).decode()
+    assert _ping(bridge, stale)[0] == 403  # the earlier token had expired: the push used its own
+
+
+def test_the_registrys_own_password_does_not_log_in_to_ecr(bridge: EcrRegistryBridge) -> None:
+    own = base64.b64encode(f"{bridge.username}:{bridge.password}".encode()).decode()
+    assert _ping(bridge, own)[0] == 401
 
 
 def test_uninstall_gives_moto_its_own_token_back(ecr: Any, _moto_for_registry_tests: str) -> None:
@@ -218,10 +310,11 @@ def test_each_bypass_of_tag_immutability_is_refused(
 ) -> None:
     first = _push(ecr, healthy_image.tag, repository, "1.0.0")
     registry = bridge.registry
-    token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
+    own = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
     original = urllib.request.Request(
-        f"{registry.url}/v2/{repository}/manifests/1.0.0", headers={"Authorization": f"Basic {token}", "Accept": V2S2}
+        f"{registry.url}/v2/{repository}/manifests/1.0.0", headers={"Authorization": f"Basic {own}", "Accept": V2S2}
     )
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     with _NO_PROXY.open(original, timeout=5) as response:
         manifest = json.dumps(json.loads(response.read()), indent=1).encode()  # same blobs, another digest
 
@@ -242,8 +335,8 @@ def test_each_bypass_of_tag_immutability_is_refused(
     assert _registry_digest(registry, repository, "1.0.0") == first  # the registry's tag never moved
 
 
-def test_a_lowercase_scheme_is_a_login_as_the_registry_sees_it(bridge: EcrRegistryBridge) -> None:
-    token = base64.b64encode(f"{bridge.username}:{bridge.password}".encode()).decode()
+def test_a_lowercase_scheme_is_a_login_as_the_registry_sees_it(ecr: Any, bridge: EcrRegistryBridge) -> None:
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
     assert bridge.is_logged_in(f"basic {token}") and bridge.is_logged_in(f"BaSiC {token}")
     assert not bridge.is_logged_in(f"Basic {token}=") and not bridge.is_logged_in(f"Bearer {token}")
     assert not bridge.is_logged_in(None)

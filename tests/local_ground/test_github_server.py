@@ -9,7 +9,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -189,8 +189,7 @@ def test_success_marks_earlier_successes_inactive_except_production(github: Loca
 
 def test_timestamps_come_from_the_injected_clock() -> None:
     now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    ticks = iter(now + timedelta(minutes=i) for i in range(100))
-    with LocalGitHub(clock=lambda: next(ticks)) as github:
+    with LocalGitHub(clock=lambda: now) as github:
         _, deployment, _ = call(
             github,
             "POST",
@@ -202,7 +201,9 @@ def test_timestamps_come_from_the_injected_clock() -> None:
 
 
 def test_git_refs_create_and_read_tags(github: LocalGitHub) -> None:
-    sha = "a" * 40
+    status, body, _ = call(github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": "a" * 40})
+    assert (status, body["message"]) == (422, "Object does not exist")  # a sha the repository does not have
+    sha = github.push_commit()
     status, ref, _ = call(github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": sha})
     assert status == 201 and ref["object"]["sha"] == sha
     assert call(github, "POST", "/repos/acme/model/git/refs", {"ref": "refs/tags/v2", "sha": sha})[0] == 422

@@ -179,6 +179,40 @@ def test_a_release_whose_tasks_fail_health_checks_is_rolled_back(bootstrapped: A
 
 
 @pytest.mark.parametrize(
+    ("image", "tag", "stopped"),
+    [
+        (
+            "model-writes-root",
+            "v4.0.0",
+            "task stopped: Essential container in task exited (sh: can't create /model-cache: Read-only file system)",
+        ),
+        (
+            "model-oom",
+            "v4.1.0",
+            "task stopped: OutOfMemoryError: Container killed due to memory usage "
+            "(OutOfMemoryError: Container killed due to memory usage)",
+        ),
+    ],
+    ids=["writes-to-a-read-only-root", "exceeds-its-memory"],
+)
+def test_a_release_the_task_definitions_limits_kill_is_rolled_back_with_ecs_reason(
+    ground: Any, bootstrapped: Any, second_releases: Any, image: str, tag: str, stopped: str
+) -> None:
+    """The template's ReadonlyRootFilesystem and task memory apply to the tasks: a model that writes to its
+    root, or loads more than its memory, passes the pre-push check (no limits there) and is stopped by ECS;
+    the circuit breaker rolls it back and the release error says why, in ECS's words."""
+    ground.github.create_tag(tag)
+    before, _ = switch(bootstrapped.settings, "staging")
+    with pytest.raises(ReleaseFailed) as failed:
+        release(context(bootstrapped.with_image(image)), "staging", tag)
+    report = failed.value.report
+    assert report.outcome is ReleaseOutcome.ROLLED_BACK and report.restored_version == before
+    assert "Circuit Breaker was triggered" in str(failed.value)
+    assert stopped in str(failed.value), str(failed.value)
+    assert status(context(bootstrapped.settings), "staging").version == before
+
+
+@pytest.mark.parametrize(
     ("action", "error", "message"),
     [
         (lambda s: release(context(s), "staging", "latest"), InputError, "is not a release version"),

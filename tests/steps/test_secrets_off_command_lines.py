@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,10 @@ pytestmark = pytest.mark.slow
 class CommandLineWatch:
     """Polls /proc/*/cmdline in a thread; remembers every command line that holds a secret."""
 
-    def __init__(self, secrets: dict[str, str]) -> None:
+    def __init__(self, secrets: dict[str, str], issued: Callable[[], list[str]] | None = None) -> None:
         self.secrets = {name: value.encode() for name, value in secrets.items() if value}
+        # Every ECR token is fresh (one per push or pull): `issued` names those handed out so far.
+        self.issued = issued or (lambda: [])
         self.leaks: list[tuple[str, str]] = []
         self.seen: set[tuple[str, ...]] = set()  # the words of what ran, to prove the watch saw the work
         self._stop = threading.Event()
@@ -48,6 +51,10 @@ class CommandLineWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            for password in self.issued():
+                token = base64.b64encode(f"AWS:{password}".encode()).decode()
+                self.secrets.setdefault(f"ECR token {password[:4]}...", token.encode())
+                self.secrets.setdefault(f"ECR token password {password[:4]}...", password.encode())
             for pid in os.listdir("/proc"):
                 if not pid.isdigit():
                     continue
@@ -86,11 +93,12 @@ def test_a_release_puts_no_token_or_password_on_any_command_line(ground: Any, pr
         poll=0.05,
     )
 
-    with CommandLineWatch(secrets) as watch:
+    with CommandLineWatch(secrets, ground.bridge.issued_passwords) as watch:
         report = release(context, "staging", "v1.0.0")
 
     assert report.outcome is ReleaseOutcome.RELEASED
     assert not watch.leaks, f"secrets on command lines: {watch.leaks}"
+    assert len(watch.secrets) > len(secrets) + 2  # the push's and the tasks' pulls' own tokens were watched for
     # The watch saw the steps that used to carry the token: the push, the login, the tasks' pull.
     for step in ("push", "login", "from"):
         assert any(seen[0] == "buildah" and step in seen for seen in watch.seen), step

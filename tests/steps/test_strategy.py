@@ -90,3 +90,19 @@ def test_the_step_objects_are_built_from_the_environment(settings: Settings) -> 
     assert watcher.environment == "production"
     assert watcher.timeout == settings.environment("production").service.rollout_timeout
     assert built.smoke_tester().poll == 0.5
+
+
+def test_on_a_scaled_ground_the_aws_waits_and_their_timeouts_shrink_by_its_factor(settings: Settings) -> None:
+    """rollout_timeout and the stack waits are AWS durations: a ground that scales AWS by 0.02 scales them too."""
+    wall = FakeClock()
+    built = Context(settings, wall, lambda _line: None, poll=0.1, time_scale=0.02)
+    for waiter in (built.deployer("production"), built.watcher("production"), built.deployer()):
+        started = waiter.clock.now()
+        waiter.clock.sleep(waiter.poll)
+        assert wall.slept[-1] == pytest.approx(0.1)  # a poll still lasts `poll` wall-clock seconds
+        assert waiter.clock.now() - started == pytest.approx(5.0)  # ...which is 5 s of AWS time here
+    rollout_timeout = settings.environment("production").service.rollout_timeout
+    assert built.watcher("production").timeout == rollout_timeout  # in AWS seconds, as the messages say
+    assert built.deployer("production").timeout == rollout_timeout + 600  # the stack wait, on the same AWS clock
+    unscaled = Context(settings, wall, lambda _line: None, poll=0.1)
+    assert unscaled.watcher("production").clock is wall and unscaled.deployer().clock is wall

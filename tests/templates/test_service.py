@@ -56,6 +56,19 @@ def test_service_rolls_back_on_circuit_breaker_and_alarms(settings: config.Setti
     assert svc["HealthCheckGracePeriodSeconds"] == settings.environment("production").service.warmup
 
 
+def test_the_settings_model_of_the_alarm_bake_is_the_templates(settings: config.Settings) -> None:
+    """settings refuse a rollout_timeout below the rollout plus this bake: it must be the alarms' longest evaluation."""
+    t = build_service(settings, "staging")
+    named = {a["Ref"] for a in one(t, "AWS::ECS::Service")["DeploymentConfiguration"]["Alarms"]["AlarmNames"]}
+    windows = []
+    for name, alarm in resources(t, "AWS::CloudWatch::Alarm").items():
+        p = alarm["Properties"]
+        period = p.get("Period") or max(q["MetricStat"]["Period"] for q in p["Metrics"] if "MetricStat" in q)
+        if name in named:
+            windows.append(period * p["EvaluationPeriods"])
+    assert max(windows) == config.ALARM_BAKE_SECONDS
+
+
 def test_autoscaling_tracks_cpu_and_requests(settings: config.Settings) -> None:
     t = build_service(settings, "staging")
     target = one(t, "AWS::ApplicationAutoScaling::ScalableTarget")

@@ -522,6 +522,19 @@ def _permissions(workflow: dict[str, Any], job: dict[str, Any]) -> dict[str, str
     raise WorkflowError(f"permissions: {granted!r} not understood")
 
 
+TOKEN_SCOPES = ("actions", "checks", "contents", "deployments", "id-token", "issues", "pull-requests", "statuses")
+
+
+def _token_permissions(workflow: dict[str, Any], job: dict[str, Any]) -> dict[str, str]:
+    """What the job's GITHUB_TOKEN may do: a `permissions:` map grants what it lists and nothing else;
+    read-all/write-all every scope; none at all the repository's default (here the permissive one)."""
+    granted = job.get("permissions", workflow.get("permissions"))
+    if isinstance(granted, dict):
+        return {str(k): str(v) for k, v in granted.items()}
+    level = "read" if granted == "read-all" else "write"
+    return {scope: level for scope in TOKEN_SCOPES}
+
+
 # --- the runner ------------------------------------------------------------------------------------
 
 # keywords of LocalGitHub.id_token_request: the job's claims -> (request URL, request token)
@@ -544,6 +557,8 @@ class Runner:
     substitutions: dict[str, str] = field(default_factory=dict)
     # for jobs with `id-token: write`: their ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN (None: the job gets none)
     id_token_request: IdTokenRequest | None = None
+    # a job's GITHUB_TOKEN with the job's permissions (GitHub mints one per job); None: `token` for every job
+    job_token: Callable[[dict[str, str]], str] | None = None
     # action name without @ref -> what runs for it; any other `uses:` is skipped
     actions: dict[str, Action] = field(default_factory=lambda: dict(BUILTIN_ACTIONS))
     echo: Callable[[str], None] = print
@@ -669,8 +684,11 @@ class Runner:
         if concurrency:  # evaluated so that every expression in the file is one this runner understands
             interpolate(concurrency.get("group") if isinstance(concurrency, dict) else concurrency, ctx)
         # From here on the job runs in its environment: that environment's variables win.
+        github = ctx.github
+        if self.job_token is not None:  # the job's own GITHUB_TOKEN, holding only what `permissions:` grant
+            github = {**github, "token": self.job_token(_token_permissions(workflow, job))}
         ctx = Contexts(
-            ctx.github,
+            github,
             ctx.event,
             ctx.inputs,
             {**ctx.vars, **self.environment_vars.get(result.environment, {})},

@@ -149,7 +149,7 @@ def ground(buildah_root: Path) -> Iterator[Any]:
 
 def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
     """The runner machine: python and pipeline on PATH (what setup-python and the install give), the
-    local buildah store, the poll interval matching the ground's time scale, and the way to the local
+    local buildah store, the ground's time scale (polls and timeouts), and the way to the local
     AWS (its endpoint; no credentials: a job has only what configure-aws-credentials assumes)."""
     base = clean_environ()
     env = {
@@ -157,7 +157,7 @@ def machine_env(ground: Any, buildah_root: Path) -> dict[str, str]:
         "AWS_ENDPOINT_URL": ground.environ()["AWS_ENDPOINT_URL"],
         "PATH": f"{VENV_BIN}:{base.get('PATH', '/usr/bin:/bin')}",
         "PIPELINE_BUILDAH_ROOT": str(buildah_root),
-        "PIPELINE_POLL_SECONDS": ground.environ()["PIPELINE_POLL_SECONDS"],
+        "PIPELINE_TIME_SCALE": ground.environ()["PIPELINE_TIME_SCALE"],
     }
     checkov = ROOT / ".tools" / "checkov" / "bin" / "checkov"
     if checkov.exists():
@@ -211,6 +211,7 @@ def make_runner(
         substitutions=substitutions,
         id_token_request=ground.github.id_token_request,
         actions={**BUILTIN_ACTIONS, "actions/checkout": checkout_action(workspace)},
+        job_token=ground.github.add_token,  # each job's GITHUB_TOKEN holds only its `permissions:`
     )
 
 

@@ -43,12 +43,13 @@ def build_variant(kind: str, tag: str, index: str) -> str:
 
 @pytest.fixture(scope="session")
 def images(buildah_store: Path) -> dict[str, str]:
-    """Local tags of the images the tests release: two healthy versions, unhealthy, crashing."""
+    """Local tags of the images the tests release: two healthy versions, unhealthy, crashing, silent."""
     return {
         "v1": build_variant("healthy", "localhost/task-test:v1", "v1\n"),
         "v2": build_variant("healthy", "localhost/task-test:v2", "v2\n"),
         "unhealthy": build_variant("unhealthy", "localhost/task-test:unhealthy", "bad\n"),
         "crashing": build_variant("crashing", "localhost/task-test:crashing", ""),
+        "silent": build_variant("silent", "localhost/task-test:silent", ""),
     }
 
 
@@ -75,11 +76,12 @@ class Env:
 
     def push(self, local_tag: str, tag: str, repository: str = REPOSITORY) -> str:
         """Push through the bridge; returns the ECR image URI pinned by digest, as the pipeline deploys it."""
+        username, password = self.bridge.login()  # a fresh ECR token, as the pipeline gets one per push
         digest = buildah.push(
             local_tag,
             f"{self.bridge.host}/{repository}:{tag}",
-            self.bridge.username,
-            self.bridge.password,
+            username,
+            password,
             tls_verify=False,
             retry_delay_s=0.1,
         )

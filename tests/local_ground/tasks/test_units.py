@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,14 @@ from local_ground.tasks.timescale import TimeScale
 
 
 class Front:
-    host, username, password = "127.0.0.1:5000", "AWS", "secret"
+    """The ECR bridge's face to the task runtime: where images are, and a fresh login per pull."""
+
+    host = "127.0.0.1:5000"
+    issued = 0
+
+    def login(self) -> tuple[str, str]:
+        self.issued += 1
+        return "AWS", f"token-{self.issued}"
 
 
 @pytest.mark.parametrize(("desired", "threshold"), [(1, 3), (4, 3), (7, 4), (10, 5), (1000, 200)])
@@ -42,7 +50,9 @@ def test_ecr_images_are_pulled_through_the_bridge(tmp_path: Path) -> None:
     runtime = Runtime(TimeScale(1), TargetGroups(), ProcessRegistry(), Front(), tmp_path, "123456789012", "us-east-1")
     pull = runtime.pull_of("123456789012.dkr.ecr.us-east-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64)
     assert pull.reference == "127.0.0.1:5000/iris-classifier@sha256:" + "a" * 64
-    assert (pull.creds, pull.tls_verify) == ("AWS:secret", False)
+    assert (pull.creds, pull.tls_verify) == ("AWS:token-1", False)
+    again = runtime.pull_of("123456789012.dkr.ecr.us-east-1.amazonaws.com/iris-classifier@sha256:" + "a" * 64)
+    assert again.creds == "AWS:token-2"  # every pull logs in afresh, as ECS does with the execution role
     assert runtime.pull_of("localhost/task-test:v1").reference == "localhost/task-test:v1"
 
 
@@ -95,4 +105,58 @@ def test_a_container_runs_as_the_user_its_definition_names(buildah_store: Path, 
         assert uid == "65534"  # on today's ground the model server ran as root
     finally:
         container.kill()
+        container.remove()
+
+
+def _run_to_exit(spec: Any, tmp_path: Path, name: str) -> Any:
+    from pipeline.images.container import ContainerProcess
+
+    container = ContainerProcess(spec, name, tmp_path / f"{name}.log")
+    container.pull()
+    container.start({})
+    deadline = time.monotonic() + 30
+    while container.exit_code() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return container
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_a_read_only_root_refuses_writes_as_readonlyrootfilesystem_does(
+    buildah_store: Path, tmp_path: Path, read_only: bool
+) -> None:
+    from pipeline.images.container import ContainerSpec
+    from tests.images import build as test_images
+
+    image = test_images.build_test_image("healthy")
+    writes = ["/bin/busybox", "sh", "-c", "echo warm > /model-cache"]
+    spec = ContainerSpec("model", image.tag, entry_point=writes, read_only_root=read_only)
+    container = _run_to_exit(spec, tmp_path, f"ro-{read_only}")
+    try:
+        if read_only:
+            assert container.exit_code() == 1
+            assert "can't create /model-cache: Read-only file system" in container.output()
+        else:
+            assert container.exit_code() == 0
+    finally:
+        container.remove()
+    assert "ro-True" not in Path("/proc/mounts").read_text()  # the read-only bind mount went with it
+
+
+@pytest.mark.parametrize("memory_mib", [256, None])
+def test_a_container_past_its_memory_is_killed_by_the_oom_killer(
+    buildah_store: Path, tmp_path: Path, memory_mib: int | None
+) -> None:
+    from pipeline.images.container import ContainerSpec
+    from tests.images import build as test_images
+
+    image = test_images.build_test_image("healthy")
+    loads = ["/bin/busybox", "sh", "-c", "/bin/busybox dd if=/dev/zero of=/dev/null bs=600M count=1"]  # a 600 MB buffer
+    spec = ContainerSpec("model", image.tag, entry_point=loads, memory_mib=memory_mib)
+    container = _run_to_exit(spec, tmp_path, f"mem-{memory_mib}")
+    try:
+        if memory_mib is not None:
+            assert (container.exit_code(), container.oom_killed()) == (137, True)
+        else:
+            assert (container.exit_code(), container.oom_killed()) == (0, False)
+    finally:
         container.remove()
