@@ -40,6 +40,7 @@ from pipeline.templates.security import (
     exec_channel_statements,
     secret_read_statements,
     task_policy_statements,
+    traffic_shift_statements,
 )
 
 OIDC_HOST = "token.actions.githubusercontent.com"
@@ -151,6 +152,7 @@ def _role_boundary(settings: Settings, env: str, repository: object) -> ManagedP
                 *secret_read_statements(environment),
                 *task_policy_statements(environment, allows_only=True),
                 *exec_channel_statements(environment),
+                *traffic_shift_statements(environment),
             ],
         ),
     )
@@ -287,6 +289,13 @@ def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: 
                             Sid="WatchTheRollout",
                             Effect=Allow,
                             Action=_actions(permissions.ROLLOUT_READ_ACTIONS),
+                            Resource=["*"],
+                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
+                        ),
+                        Statement(
+                            Sid="LiftDeletionProtectionToDestroy",
+                            Effect=Allow,
+                            Action=_actions(permissions.DESTROY_ACTIONS),
                             Resource=["*"],
                             Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
                         ),

@@ -29,6 +29,14 @@ STACK_ACTIONS: tuple[str, ...] = (
     "cloudformation:DeleteChangeSet",
     "cloudformation:DeleteStack",  # a ROLLBACK_COMPLETE / REVIEW_IN_PROGRESS stack is deleted before a create
     "cloudformation:ContinueUpdateRollback",  # UPDATE_ROLLBACK_FAILED is continued before an update
+    "cloudformation:ListStackResources",  # destroy finds the stack's load balancers
+)
+# `pipeline destroy` lifts the load balancer's deletion protection before deleting its own stack. The
+# balancer's name is CloudFormation's choice, so no ARN pattern names only this stack's; lifting another
+# environment's protection deletes nothing by itself (DeleteStack is scoped to the role's own stack).
+DESTROY_ACTIONS: tuple[str, ...] = (
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
 )
 # `pipeline diff` on a deployed stack: a change set created, described and deleted, never executed.
 PREVIEW_STACK_ACTIONS: tuple[str, ...] = (
@@ -92,6 +100,7 @@ ENGINE_ACTIONS: tuple[str, ...] = (
     *ROLLOUT_READ_ACTIONS,
     *ROLLOUT_STOP_ACTIONS,
     *TRAFFIC_ACTIONS,
+    *DESTROY_ACTIONS,
 )
 PREVIEW_ACTIONS: tuple[str, ...] = (
     *PREVIEW_STACK_ACTIONS,

@@ -186,6 +186,38 @@ def task_policy_statements(env: Environment, *, allows_only: bool = False) -> li
     ]
 
 
+def traffic_shift_statements(env: Environment) -> list[Statement]:
+    """What ECS's infrastructure role may do in a traffic-shifting environment (the service template's
+    TrafficShiftRole scopes each to the stack's own groups, listeners and rules; the boundary, written
+    before those exist, to this account and region's load balancing resources)."""
+    if not env.shifts_traffic:
+        return []
+    elb = "arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}"
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[Action("elasticloadbalancing", a) for a in ("DescribeListeners", "DescribeRules")]
+            + [Action("elasticloadbalancing", a) for a in ("DescribeTargetGroups", "DescribeTargetHealth")],
+            Resource=["*"],
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[Action("elasticloadbalancing", a) for a in ("RegisterTargets", "DeregisterTargets")],
+            Resource=[Sub(f"{elb}:targetgroup/*")],
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[Action("elasticloadbalancing", "ModifyListener")],
+            Resource=[Sub(f"{elb}:listener/app/*")],
+        ),
+        Statement(
+            Effect=Allow,
+            Action=[Action("elasticloadbalancing", "ModifyRule")],
+            Resource=[Sub(f"{elb}:listener-rule/app/*")],
+        ),
+    ]
+
+
 def exec_channel_statements(env: Environment) -> list[Statement]:
     """ECS Exec's SSM session channels, when the environment turns ECS Exec on."""
     if not env.service.execute_command:

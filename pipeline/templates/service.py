@@ -216,7 +216,7 @@ def build_service(settings: Settings, environment: str) -> Template:
     alarms = _add_alarms(t, env, alb, target_group)
     shift: TrafficResources | None = None
     if env.shifts_traffic:  # blue_green, canary, linear: a second target group, rules, hooks (traffic.py)
-        shift = add_traffic_shift(t, env, alb, alb_sg, target_group, listeners[0], alarms)
+        shift = add_traffic_shift(t, env, alb, alb_sg, target_group, listeners[0], alarms, boundary)
     load_balancer = ServiceLoadBalancer(
         ContainerName=CONTAINER, ContainerPort=s.container_port, TargetGroupArn=Ref(target_group)
     )

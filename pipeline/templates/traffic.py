@@ -129,6 +129,7 @@ def add_traffic_shift(
     target_group: TargetGroup,
     production_listener: Listener,
     alarms: list[Alarm],
+    boundary: Any,
 ) -> TrafficResources:
     alternate = t.add_resource(_alternate_of(target_group))
     # Weighted forward to both groups: ECS rewrites the weights as it shifts (blue 100 / green 0 at rest).
@@ -139,7 +140,9 @@ def add_traffic_shift(
     test_rule = t.add_resource(_forward_rule("TestListenerRule", test_listener, target_group, alternate))
     _open_test_port(t, env, alb_security_group)
     listeners = [production_listener, test_listener]
-    role = t.add_resource(_infrastructure_role([target_group, alternate], listeners, [production_rule, test_rule]))
+    role = t.add_resource(
+        _infrastructure_role([target_group, alternate], listeners, [production_rule, test_rule], boundary)
+    )
     mirrored = [t.add_resource(_mirror_alarm(a, target_group, alternate)) for a in alarms]
     return TrafficResources(alternate, production_rule, test_listener, test_rule, role, mirrored)
 
@@ -243,11 +246,15 @@ def _open_test_port(t: Template, env: Environment, alb_security_group: SecurityG
         )
 
 
-def _infrastructure_role(groups: list[TargetGroup], listeners: list[Listener], rules: list[ListenerRule]) -> Role:
+def _infrastructure_role(
+    groups: list[TargetGroup], listeners: list[Listener], rules: list[ListenerRule], boundary: Any
+) -> Role:
     """The role ECS assumes to shift traffic: AmazonECSInfrastructureRolePolicyForLoadBalancers' actions
-    (policy v6), each scoped to this stack's target groups, listeners and rules where IAM allows it."""
+    (policy v6), each scoped to this stack's target groups, listeners and rules where IAM allows it.
+    It carries the stack's permissions boundary, as every role the stack makes must."""
     return Role(
         "TrafficShiftRole",
+        PermissionsBoundary=boundary,
         AssumeRolePolicyDocument=PolicyDocument(
             Version="2012-10-17",
             Statement=[
