@@ -282,9 +282,11 @@ class EcsTrafficServiceDeployments(Extension):
         previous = {n: getattr(cls, n, None) for n in ("list_service_deployments", "describe_service_deployments")}
         previous.update({n: getattr(cls, n, None) for n in ("continue_service_deployment", "stop_service_deployment")})
 
-        def _pass(name: str, response: EC2ContainerServiceResponse) -> str | None:
+        def _pass(name: str, response: EC2ContainerServiceResponse) -> Any:
+            """The answer of the handler installed before this one (the rolling deployments' API), as it
+            gave it (moto serializes an ActionResult itself), or None when there was none."""
             handler = previous[name]
-            return None if handler is None else str(handler(response))
+            return None if handler is None else handler(response)
 
         def list_service_deployments(response: EC2ContainerServiceResponse) -> str:
             body = _body(response)
