@@ -357,15 +357,18 @@ def test_the_cli_refuses_a_bad_poll_interval_exit_2(project_root: Path) -> None:
 def test_a_rollout_timeout_below_the_modeled_rollout_plus_bake_is_refused_once_where_it_is_set(
     raw_settings: dict[str, Any],
 ) -> None:
-    staging = config.parse(raw_settings).environment("staging")
-    floor = staging.service.modeled_rollout_seconds + config.ALARM_BAKE_SECONDS  # rolling: the alarms' bake
-    assert staging.rollout_floor_seconds == floor
+    settings = config.parse(raw_settings)
+    staging = settings.environment("staging")
+    assert staging.rollout_floor_seconds == staging.service.modeled_rollout_seconds + config.ALARM_BAKE_SECONDS
+    # Inherited by every environment, reported once: for the one with the highest floor.
+    highest = max(settings.environments, key=lambda e: e.rollout_floor_seconds)
+    floor = highest.rollout_floor_seconds
     caught = _problems(_set(raw_settings, "service.rollout_timeout", floor - 1))
-    assert caught.keys == ("service.rollout_timeout",)  # inherited by both environments, reported once
+    assert caught.keys == ("service.rollout_timeout",)
     assert caught.one_line() == (
-        f"service.rollout_timeout: {floor - 1} is below staging's rollout floor of {floor} s (modeled rollout "
-        f"{staging.service.modeled_rollout_seconds} s: warmup + health_check_interval x healthy_threshold + drain, "
-        f"plus bake {config.ALARM_BAKE_SECONDS} s). Raise it to at least {floor}."
+        f"service.rollout_timeout: {floor - 1} is below {highest.name}'s rollout floor of {floor} s (modeled rollout "
+        f"{highest.service.modeled_rollout_seconds} s: warmup + health_check_interval x healthy_threshold + drain, "
+        f"plus bake {highest.modeled_bake_seconds} s). Raise it to at least {floor}."
     )
     assert config.parse(_set(raw_settings, "service.rollout_timeout", floor)).environment("staging")
 
