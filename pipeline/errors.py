@@ -14,6 +14,7 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 ├── DeployError               a stack create/update failed or rolled back
 ├── RolloutError              the ECS rollout failed (circuit breaker, timeout)
 ├── SmokeTestError            the service answered wrongly through its URL
+├── SmokeAnswerProblem        one wrong answer to the smoke request (retried; the pre-push check refuses it)
 ├── ReleaseFailed             a release or rollback failed; carries its report (what ran, what serves now)
 ├── Interrupted               Ctrl-C/SIGTERM while AWS works: says what state it left (exit 130/143)
 ├── GitHubError               recording to GitHub failed
@@ -98,6 +99,11 @@ class RolloutError(PipelineError):
 
 class SmokeTestError(PipelineError):
     pass
+
+
+class SmokeAnswerProblem(PipelineError):
+    """What is wrong with one answer to the smoke request (`message`); the smoke test retries on it,
+    the pre-push check refuses the image with it."""
 
 
 class ReleaseFailed(PipelineError):

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import Settings
-from pipeline.errors import BuildError
+from pipeline.errors import BuildError, SmokeAnswerProblem
 from pipeline.images.container import free_port
-from pipeline.steps.smoke import SmokeAnswerProblem, read_smoke_answer
+from pipeline.steps.smoke import read_smoke_answer
 
 Echo = Callable[[str], None]
 
@@ -158,7 +158,7 @@ def check_image(
             payload = read_smoke_answer(smoke, status, body)
         except SmokeAnswerProblem as problem:
             raise BuildError(
-                f"image check: {problem}",
+                f"image check: {problem.message}",
                 hint="The smoke request must succeed, as pipeline.toml's [smoke] describes it, before the image is pushed.",
             ) from None
         echo(f"checked {image}: healthy after {healthy_after:.1f}s, prediction has {', '.join(sorted(payload))}")

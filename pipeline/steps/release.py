@@ -333,7 +333,7 @@ def resolve_version(ctx: Context, environment: str, target: str | None, previous
     if ctx.github is None:
         ctx.clients.check_credentials()
         current = running_version(ctx, env.name)
-    return _previous_version(ctx, env.name, current)
+    return _previous_version(ctx, env.name, current, known_deployed=ctx.github is None)
 
 
 def rollback(
@@ -505,8 +505,10 @@ def _restore(ctx: Context, engine: Engine, previous: Running | None, report: Rel
     report.restored_version = previous.version
 
 
-def _previous_version(ctx: Context, env: str, current: Running | None) -> str:
-    if current is None:
+def _previous_version(ctx: Context, env: str, current: Running | None, *, known_deployed: bool = True) -> str:
+    """The version before the current one. `known_deployed=False` (rollback --resolve with GitHub: no AWS
+    read, so `current` is unknown) leaves "never deployed" to GitHub's records."""
+    if current is None and known_deployed:
         raise InputError(
             f"{env} is not deployed: there is no current version to roll back from",
             hint=f"Name the version to deploy: `pipeline rollback --env {env} VERSION`.",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from pipeline.clock import Clock
 from pipeline.config import SmokeSettings
-from pipeline.errors import SmokeTestError
+from pipeline.errors import SmokeAnswerProblem, SmokeTestError
 
 Echo = Callable[[str], None]
 
@@ -60,7 +60,7 @@ class SmokeTester:
         try:
             return read_smoke_answer(smoke, status, body)
         except SmokeAnswerProblem as problem:
-            raise _Retry(str(problem)) from None
+            raise _Retry(problem.message) from None
 
     def _request(self, method: str, url: str, data: bytes | None) -> tuple[int, bytes]:
         request = urllib.request.Request(
@@ -80,10 +80,6 @@ class SmokeTester:
 
 class _Retry(Exception):
     pass
-
-
-class SmokeAnswerProblem(Exception):
-    """What is wrong with an answer to the smoke request, in words the caller puts in its error."""
 
 
 def read_smoke_answer(smoke: SmokeSettings, status: int, body: bytes) -> dict[str, object]:

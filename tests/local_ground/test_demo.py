@@ -81,5 +81,5 @@ def test_the_scratch_project_is_a_tagged_repository_building_on_the_local_base(t
     assert dict(settings.image.build_args) == {"BASE_IMAGE": "localhost/pipeline-python-base:bookworm"}
     assert (work / "model-server" / "Dockerfile").is_file() and (work / "cloudformation").is_dir()
     tags = subprocess.run(["git", "-C", str(work), "tag"], capture_output=True, text=True, check=True).stdout.split()
-    assert tags == [tag for tag, _ in VERSIONS]
+    assert tags == [version[0] for version in VERSIONS]
     assert (ROOT / "pipeline.toml").read_text() == before, "the checkout is left alone"
