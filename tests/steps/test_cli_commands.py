@@ -129,7 +129,7 @@ def test_release_prints_one_json_document_and_writes_the_step_outputs(released: 
         "2.0.0",
         "released",
     )
-    assert report["url"].startswith("http://127.0.0.1:") and report["digest"].startswith("sha256:")
+    assert report["url"].startswith("http://127.") and report["digest"].startswith("sha256:")
     assert [p["name"] for p in report["phases"]] == ["build", "check", "push", "deploy", "roll", "smoke"]
     assert "==> build" in released["stderr"] and "==> smoke" in released["stderr"], "progress goes to stderr"
     assert released["outputs"] == {"url": report["url"], "digest": report["digest"], "version": "2.0.0"}

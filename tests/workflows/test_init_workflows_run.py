@@ -129,7 +129,8 @@ def runner(ground: Any, buildah_root: Path, repo: Path) -> Runner:
         api_url=ground.github.base_url,
         token=ground.github.token,
         machine_env=machine,
-        vars={"AWS_REGION": "us-east-1"},
+        # The repository variables the README names; lint.yml's preview assumes the pull-request role.
+        vars={"AWS_REGION": "us-east-1", "AWS_PULL_REQUEST_ROLE_ARN": roles["PullRequestRoleArn"]},
         environment_vars={
             env: {"AWS_DEPLOY_ROLE_ARN": roles[f"DeployRoleArn{env.capitalize()}"]} for env in ("staging", "production")
         },
