@@ -21,8 +21,8 @@ from typing import Any
 
 import boto3
 import pytest
-from actions_runner import Event, Runner, load
-from test_workflows_run import machine_env, pipeline_cli
+from actions_runner import BUILTIN_ACTIONS, Event, Runner, load
+from test_workflows_run import checkout_action, machine_env, pipeline_cli
 
 from pipeline import __version__
 from pipeline.workflows import ACTIONLINT_DIR, CHECKOV_VERSION, REQUIREMENTS
@@ -136,6 +136,7 @@ def runner(ground: Any, buildah_root: Path, repo: Path) -> Runner:
         },
         substitutions=SUBSTITUTED,
         id_token_request=ground.github.id_token_request,
+        actions={**BUILTIN_ACTIONS, "actions/checkout": checkout_action(repo)},  # rollback checks out the tag
     )
 
 
