@@ -83,3 +83,18 @@ def canary_settings(canary_raw_settings: dict[str, Any]):  # type: ignore[no-unt
     from pipeline import config
 
     return config.parse(canary_raw_settings, root=ROOT)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """After pytest-randomly: a module marked `story` keeps its tests in file order (its releases build
+    on each other in one account, as a team's do); the order of modules stays random."""
+    start = 0
+    while start < len(items):
+        module = items[start].module if isinstance(items[start], pytest.Function) else None
+        end = start
+        while end < len(items) and (items[end].module if isinstance(items[end], pytest.Function) else None) is module:
+            end += 1
+        if module is not None and any(m.name == "story" for m in items[start].iter_markers()):
+            items[start:end] = sorted(items[start:end], key=lambda item: item.location[1] or 0)
+        start = max(end, start + 1)

@@ -28,7 +28,7 @@ from pipeline.steps.release import release, rollback
 from pipeline.steps.roll import RolloutOutcome, RolloutResult
 from pipeline.templates import stack_specs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.story]
 
 
 def context(settings: Settings, lines: list[str] | None = None, github: bool = True, **options: Any) -> Context:

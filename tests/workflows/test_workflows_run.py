@@ -56,7 +56,7 @@ from actions_runner import (
 )
 from botocore.exceptions import ClientError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.story]
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
