@@ -31,11 +31,10 @@ from tests.local_ground.tasks.conftest import IMAGES, ROOT, SCALE, SERVICE_STACK
 
 PASSWORD = "pw-7f3a9c"
 TOKEN = "tok-51e0d2"
-# Writes its environment where the load balancer serves it, then serves as the healthy image does.
-ENTRYPOINT = (
-    '["/bin/busybox", "sh", "-c", "/bin/busybox env > /www/env && '
-    'exec /bin/busybox httpd -f -p \\"127.0.0.1:${PORT:-8080}\\" -h /www"]'
-)
+# Serves as the healthy image does, and its environment at /cgi-bin/env: a CGI script inherits the
+# server's variables. (Written at start to /www it would fail: the task's root filesystem is read-only.)
+ENTRYPOINT = '["/bin/busybox", "sh", "-c", "exec /bin/busybox httpd -f -p \\"127.0.0.1:${PORT:-8080}\\" -h /www"]'
+ENV_CGI = "#!/bin/busybox sh\necho 'Content-Type: text/plain'\necho\n/bin/busybox env\n"
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +47,10 @@ def env_image(buildah_store: Path) -> str:
         shutil.copytree(IMAGES / "healthy", context)
         text = (context / "Containerfile").read_text()
         (context / "Containerfile").write_text(text.rsplit("ENTRYPOINT", 1)[0] + f"ENTRYPOINT {ENTRYPOINT}\n")
+        script = context / "www" / "cgi-bin" / "env"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(ENV_CGI)
+        script.chmod(0o755)
         shutil.copy2(test_images.static_busybox(), context / "busybox")
         buildah.build(context, context / "Containerfile", tag)
     return tag
@@ -107,7 +110,7 @@ def test_secrets_reach_the_task_environment_and_no_command_line(enforced: Env, e
     secret, parameter = _stored_secrets(enforced)
     outputs = _release(enforced, env_image, secret, parameter)
     wait_for(lambda: enforced.target_states() == ["healthy"])
-    with urllib.request.urlopen(outputs["ServiceUrl"] + "/env", timeout=5) as answer:
+    with urllib.request.urlopen(outputs["ServiceUrl"] + "/cgi-bin/env", timeout=5) as answer:
         variables = dict(line.split("=", 1) for line in answer.read().decode().splitlines() if "=" in line)
     assert variables["DB_PASSWORD"] == PASSWORD  # the JSON key of the secret
     assert variables["API_TOKEN"] == TOKEN  # the parameter, decrypted
