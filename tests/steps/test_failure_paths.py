@@ -27,7 +27,7 @@ from pipeline.steps.history import status
 from pipeline.steps.release import release, rollback
 from pipeline.templates import stack_specs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.story]  # the failures build on one account's history
 
 STACK = "iris-classifier-service-staging"
 TAGS = ("v1.0.0", "v1.1.0", "v1.2.0", "v1.4.0", "v1.5.0", "v1.6.0", "v2.0.0")
