@@ -17,6 +17,7 @@ from pipeline.commands.grammar import (
     DRY_RUN_OPTION,
     OUTPUT_OPTION,
     HiddenArgument,
+    config_option,
     emit_json,
     env_option,
     progress,
@@ -25,14 +26,7 @@ from pipeline.commands.grammar import (
 )
 from pipeline.errors import PipelineError
 
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="PIPELINE_CONFIG",
-    help="Settings file (default: pipeline.toml).",
-)
+CONFIG_OPTION = config_option()
 
 
 def _settings(config_path: Path | None) -> Any:

@@ -117,3 +117,15 @@ def write_github_output(path: Path | None, values: Mapping[str, str]) -> None:
         raise InputError(
             f"cannot write the step outputs to {path}: {error.strerror}", hint="Check GITHUB_OUTPUT."
         ) from None
+
+
+def config_option(help: str = "Settings file (default: pipeline.toml).") -> Callable[[Any], Any]:
+    """`--config FILE` (or $PIPELINE_CONFIG), the same in every command that reads the settings."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="PIPELINE_CONFIG",
+        help=help,
+    )

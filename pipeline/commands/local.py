@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from pipeline import extras
+from pipeline.commands.grammar import config_option
 
 
 def _root(config_path: Path | None) -> Path:
@@ -22,14 +23,7 @@ def local() -> None:
     """Run the pipeline against a local AWS, registry and GitHub (no accounts needed)."""
 
 
-CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="PIPELINE_CONFIG",
-    help="Settings file (default: pipeline.toml here); the ground serves its repository.",
-)
+CONFIG = config_option("Settings file (default: pipeline.toml here); the ground serves its repository.")
 
 
 @local.command()

@@ -9,17 +9,10 @@ from pathlib import Path
 
 import click
 
-from pipeline.commands.grammar import OUTPUT_OPTION, emit_json, env_option, progress, resolve_env
+from pipeline.commands.grammar import OUTPUT_OPTION, config_option, emit_json, env_option, progress, resolve_env
 from pipeline.errors import InputError
 
-CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    envvar="PIPELINE_CONFIG",
-    help="Settings file (default: pipeline.toml).",
-)
+CONFIG = config_option()
 
 
 @click.command()
