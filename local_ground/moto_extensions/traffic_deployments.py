@@ -288,6 +288,21 @@ class EcsTrafficServiceDeployments(Extension):
             handler = previous[name]
             return None if handler is None else handler(response)
 
+        def _owned(
+            name: str, response: EC2ContainerServiceResponse
+        ) -> tuple[dict[str, Any], ServiceDeploymentRecord | None, Any]:
+            """(body, this module's record of the request's serviceDeploymentArn, None); for another
+            deployment (body, None, the earlier handler's answer); ECS's not-found when nobody has it."""
+            body = _body(response)
+            arn = str(body.get("serviceDeploymentArn", ""))
+            record = REGISTRY.get(arn)
+            if record is not None:
+                return body, record, None
+            passed = _pass(name, response)
+            if passed is None:
+                raise ServiceDeploymentNotFound(arn)
+            return body, None, passed
+
         def list_service_deployments(response: EC2ContainerServiceResponse) -> str:
             body = _body(response)
             if not body.get("service"):
@@ -318,14 +333,10 @@ class EcsTrafficServiceDeployments(Extension):
                 }
             )
 
-        def continue_service_deployment(response: EC2ContainerServiceResponse) -> str:
-            body = _body(response)
-            record = REGISTRY.get(str(body.get("serviceDeploymentArn", "")))
+        def continue_service_deployment(response: EC2ContainerServiceResponse) -> Any:
+            body, record, passed = _owned("continue_service_deployment", response)
             if record is None:
-                passed = _pass("continue_service_deployment", response)
-                if passed is not None:
-                    return passed
-                raise ServiceDeploymentNotFound(str(body.get("serviceDeploymentArn", "")))
+                return passed
             action = str(body.get("action") or "CONTINUE")
             if action not in ("CONTINUE", "ROLLBACK"):
                 raise InvalidParameter(f"action must be CONTINUE or ROLLBACK, not {action}.")
@@ -340,14 +351,10 @@ class EcsTrafficServiceDeployments(Extension):
             hook.action = action
             return _dump({"serviceDeploymentArn": record.arn})
 
-        def stop_service_deployment(response: EC2ContainerServiceResponse) -> str:
-            body = _body(response)
-            record = REGISTRY.get(str(body.get("serviceDeploymentArn", "")))
+        def stop_service_deployment(response: EC2ContainerServiceResponse) -> Any:
+            body, record, passed = _owned("stop_service_deployment", response)
             if record is None:
-                passed = _pass("stop_service_deployment", response)
-                if passed is not None:
-                    return passed
-                raise ServiceDeploymentNotFound(str(body.get("serviceDeploymentArn", "")))
+                return passed
             stop_type = str(body.get("stopType") or "ROLLBACK")
             if stop_type not in ("ROLLBACK", "ABORT"):
                 raise InvalidParameter(f"stopType must be ROLLBACK or ABORT, not {stop_type}.")
