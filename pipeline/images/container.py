@@ -21,6 +21,7 @@ cpu limits and the container health check are not applied here.
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import signal
@@ -37,6 +38,10 @@ from pipeline.images import buildah
 from pipeline.images.auth import registry_host, split_creds
 
 _POLL = 0.01  # bounded polling of real processes only
+# Read-only roots this process mounted and has not unmounted yet: a container whose remove() never ran
+# (a launch cut short as the process ends) would otherwise leave its mount behind on the host.
+_MOUNTED: set[Path] = set()
+_MOUNTED_LOCK = threading.Lock()
 # Go's names for the signals that end a container, as `buildah run` reports them.
 _SIGNALS = {
     "terminated": signal.SIGTERM,
@@ -171,6 +176,8 @@ class ContainerProcess:
             if done.returncode != 0:
                 raise ContainerError(f"CannotStartContainerError: read-only root: {done.stderr.strip()}")
             self._read_only_root = root
+            with _MOUNTED_LOCK:
+                _MOUNTED.add(root)
 
     def set_secret_environment(self, values: Mapping[str, str]) -> None:
         """Secrets into the working container's environment, never onto a command line: `buildah config
@@ -338,7 +345,7 @@ class ContainerProcess:
     def remove(self) -> None:
         """Remove the working container (the pulled image stays, as on a container instance)."""
         if self._read_only_root is not None:
-            subprocess.run(["umount", str(self._read_only_root)], capture_output=True, check=False)
+            _unmount(self._read_only_root)
             self._read_only_root = None
         if self._cgroup is not None:
             try:
@@ -350,6 +357,24 @@ class ContainerProcess:
             return
         subprocess.run(buildah.global_args() + ["rm", self.working_name], capture_output=True, check=False)
         self._created = False
+
+
+def _unmount(root: Path) -> None:
+    subprocess.run(["umount", str(root)], capture_output=True, check=False)
+    with _MOUNTED_LOCK:
+        _MOUNTED.discard(root)
+
+
+@atexit.register
+def _unmount_leftovers() -> None:
+    for root in list(_MOUNTED):
+        _unmount(root)
+
+
+def read_only_mounts() -> set[Path]:
+    """The read-only roots still mounted by this process (none once every container is removed)."""
+    with _MOUNTED_LOCK:
+        return set(_MOUNTED)
 
 
 _STATUS = re.compile(r"subprocess exited with status (\d+)")

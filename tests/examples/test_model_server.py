@@ -104,18 +104,20 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     started: list[Server] = []
 
     def _start(healthy: bool = True, **env: str) -> Server:
-        port, metrics_port = free_port(), free_port()
-        log_path = tmp_path / f"server-{port}.log"
+        # Port 0: the server binds what the kernel gives and logs it. Ports picked here and bound
+        # later could be taken meanwhile by a server of a test running beside this one.
+        log_path = tmp_path / f"server-{len(started)}.log"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
-        full_env.update({"PORT": str(port), "METRICS_PORT": str(metrics_port), "HOST": "127.0.0.1", **env})
+        full_env.update({"PORT": "0", "METRICS_PORT": "0", "HOST": "127.0.0.1", **env})
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
                 [sys.executable, str(SERVER)], env=full_env, stdout=log_file, stderr=subprocess.STDOUT
             )
-        server = Server(proc, port, metrics_port, log_path)
+        server = Server(proc, 0, 0, log_path)
         started.append(server)
-        assert poll(lambda: listening(port) or proc.poll() is not None), "server did not listen"
+        assert poll(lambda: _bound_ports(server) is not None or proc.poll() is not None), "server did not listen"
         assert proc.poll() is None, f"server exited early:\n{server.log()}"
+        server.port, server.metrics_port = _bound_ports(server) or (0, 0)
         if healthy:
             assert poll(lambda: server.request("GET", "/health").status == 200), server.log()
         return server
@@ -125,6 +127,16 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         if server.proc.poll() is None:
             server.proc.kill()
         server.proc.wait(timeout=10)
+
+
+def _bound_ports(server: Server) -> tuple[int, int] | None:
+    """The service and metrics ports the server logged (metrics 0 when it could not listen)."""
+    text = server.log()
+    service = re.search(r"listening on [\d.]+:(\d+) ", text)
+    metrics = re.search(r"metrics on [\d.]+:(\d+)/metrics", text)
+    if service and (metrics or "no /metrics" in text):
+        return int(service.group(1)), int(metrics.group(1)) if metrics else 0
+    return None
 
 
 # --- health and prediction -----------------------------------------------------------------------

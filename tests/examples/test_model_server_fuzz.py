@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -41,12 +42,6 @@ def fuzz(examples: int) -> settings:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Client:
     """One keep-alive connection, reopened whenever the server closes it."""
 
@@ -74,24 +69,26 @@ class Client:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("fuzz") / "server.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
     env.update(
         HOST="127.0.0.1",
-        PORT=str(port),
-        METRICS_PORT=str(_free_port()),
+        PORT="0",  # the server binds what the kernel gives and logs it: no race with a test beside this one
+        METRICS_PORT="0",
         MODEL_REQUEST_DEADLINE_SECONDS="5",  # a busy machine must not turn a fair request into a 408
     )
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen([sys.executable, str(EXAMPLE / "server.py")], env=env, stdout=log_file, stderr=log_file)
     try:
         deadline = time.monotonic() + 15
+        port = 0
         while True:
+            bound = re.search(r"listening on [\d.]+:(\d+) ", log_path.read_text())
+            port = int(bound.group(1)) if bound else 0
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
                 conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
+                if port and conn.getresponse().status == 200:
                     break
             except OSError:
                 pass
