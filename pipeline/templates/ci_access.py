@@ -285,27 +285,9 @@ def _deploy_role(settings: Settings, env: str, provider_arn: object, execution: 
                             Action=_actions(permissions.ACCOUNT_ACTIONS),
                             Resource=["*"],
                         ),
-                        Statement(
-                            Sid="WatchTheRollout",
-                            Effect=Allow,
-                            Action=_actions(permissions.ROLLOUT_READ_ACTIONS),
-                            Resource=["*"],
-                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
-                        ),
-                        Statement(
-                            Sid="LiftDeletionProtectionToDestroy",
-                            Effect=Allow,
-                            Action=_actions(permissions.DESTROY_ACTIONS),
-                            Resource=["*"],
-                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
-                        ),
-                        Statement(
-                            Sid="JudgeTrafficShifts",
-                            Effect=Allow,
-                            Action=_actions(permissions.TRAFFIC_ACTIONS),
-                            Resource=["*"],
-                            Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
-                        ),
+                        _in_this_region("WatchTheRollout", permissions.ROLLOUT_READ_ACTIONS),
+                        _in_this_region("LiftDeletionProtectionToDestroy", permissions.DESTROY_ACTIONS),
+                        _in_this_region("JudgeTrafficShifts", permissions.TRAFFIC_ACTIONS),
                     ],
                 ),
             )
@@ -347,6 +329,17 @@ def _pull_request_role(settings: Settings, provider_arn: object, executions: lis
                 ),
             )
         ],
+    )
+
+
+def _in_this_region(sid: str, names_: Iterable[str]) -> Statement:
+    """Actions that take no resource ARN (or any): allowed on `*`, but only in the stack's own region."""
+    return Statement(
+        Sid=sid,
+        Effect=Allow,
+        Action=_actions(names_),
+        Resource=["*"],
+        Condition=Condition(StringEquals("aws:RequestedRegion", Ref("AWS::Region"))),
     )
 
 
