@@ -19,11 +19,9 @@ import pytest
 from pipeline import cli
 from pipeline.clock import WallClock
 from pipeline.github import GitHubRecorder
-from pipeline.steps.build import BuildahBuilder
-from pipeline.steps.context import Context
 from pipeline.steps.history import status
 from pipeline.steps.release import rollback
-from pipeline.templates import stack_specs
+from tests.steps.story import bootstrap, context
 from tests.workflows.actions_runner import read_output_file
 
 pytestmark = pytest.mark.slow
@@ -31,11 +29,6 @@ pytestmark = pytest.mark.slow
 
 def aws(service: str) -> Any:
     return boto3.client(service, region_name="us-east-1")
-
-
-def context(settings: Any, github: bool = True) -> Context:
-    recorder = GitHubRecorder.from_environ(os.environ) if github else None
-    return Context(settings, WallClock(), lambda _line: None, github=recorder, builder=BuildahBuilder, poll=0.05)
 
 
 class Pipeline:
@@ -57,12 +50,7 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def bootstrapped(ground: Any, project: Any) -> Any:
-    for tag in ("v2.0.0", "v2.1.0", "v2.2.0"):
-        ground.github.create_tag(tag)
-    ctx = context(project.settings, github=False)
-    for spec in stack_specs(project.settings):
-        if spec.environment is None:
-            ctx.deployer().deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
+    bootstrap(ground, project.settings, ("v2.0.0", "v2.1.0", "v2.2.0"))
     return project
 
 
@@ -90,7 +78,7 @@ def staging_runs(settings: Any, version: str = "2.0.0") -> None:
     names = [s["StackName"] for s in cf.describe_stacks()["Stacks"]]
     if (
         f"{settings.app.name}-service-staging" not in names
-        or status(context(settings, False), "staging").version != version
+        or status(context(settings, github=False), "staging").version != version
     ):
         rollback(context(settings), "staging", version)
 
@@ -222,7 +210,7 @@ def test_logs_show_what_the_model_server_printed(
 
     settings = bootstrapped.settings
     staging_runs(settings)
-    state = status(context(settings, False), "staging")
+    state = status(context(settings, github=False), "staging")
     with urllib.request.urlopen(f"{state.url}/health", timeout=10) as answer:  # a request the server logs
         assert answer.status == 200
     pipeline = Pipeline(monkeypatch, capsys, settings)
@@ -246,7 +234,7 @@ def test_logs_show_what_the_model_server_printed(
     assert task_ids & {s.rsplit("/", 1)[-1] for s in streams}, (task_ids, streams)
 
     # --follow: events that arrive after the first read are printed once each, as they come.
-    ctx = context(settings, False)
+    ctx = context(settings, github=False)
     polls: list[int] = []
 
     def sleep(_seconds: float) -> None:
@@ -256,7 +244,7 @@ def test_logs_show_what_the_model_server_printed(
 
     ctx.clock = type("TrafficClock", (WallClock,), {"sleep": staticmethod(sleep)})()
     seen: list[str] = []
-    first_read = len(list(read(context(settings, False), "staging", 3600)))
+    first_read = len(list(read(context(settings, github=False), "staging", 3600)))
     follow = read(ctx, "staging", 3600, follow=True)
     for event in follow:
         seen.append(event.event_id)

@@ -16,16 +16,13 @@ import boto3
 import pytest
 
 from pipeline.aws.clients import Clients
-from pipeline.clock import WallClock
 from pipeline.config import Settings
 from pipeline.errors import AwsError, DeployError, GitHubError, Interrupted, ReleaseFailed
 from pipeline.github import GitHubRecorder
 from pipeline.report import ReleaseOutcome, ReleaseReport
-from pipeline.steps.build import BuildahBuilder
-from pipeline.steps.context import Context
 from pipeline.steps.history import status
 from pipeline.steps.release import release, rollback
-from pipeline.templates import stack_specs
+from tests.steps.story import aws, bootstrap, context
 
 pytestmark = [pytest.mark.slow, pytest.mark.story]  # the failures build on one account's history
 
@@ -40,16 +37,6 @@ printf 'Content-Type: application/json\\r\\n\\r\\n'
 if [ -n "$MODEL_EXPECTED_FEATURES" ]; then printf '{"error": "features out of order"}'
 else printf '{"predictions": ["setosa"], "version": "%s"}' "$MODEL_VERSION"; fi
 """
-
-
-def context(settings: Settings, lines: list[str] | None = None, github: bool = True, **options: Any) -> Context:
-    out = lines if lines is not None else []
-    recorder = GitHubRecorder.from_environ(os.environ) if github else None
-    return Context(settings, WallClock(), out.append, github=recorder, builder=BuildahBuilder, poll=0.05, **options)
-
-
-def aws(service: str) -> Any:
-    return boto3.client(service, region_name="us-east-1")
 
 
 def quick_smoke(settings: Settings) -> Settings:
@@ -95,15 +82,10 @@ def runs(settings: Settings, version: str) -> None:
 
 @pytest.fixture(scope="module")
 def bootstrapped(ground: Any, project: Any) -> Any:
-    for tag in TAGS:
-        ground.github.create_tag(tag)
     wrong = project.root / "images" / "model-wrong-answers"
     shutil.copytree(project.root / "images" / "model", wrong)
     (wrong / "www" / "cgi-bin" / "predict").write_text(WRONG_ANSWERS_CGI)
-    ctx = context(project.settings, github=False)
-    for spec in stack_specs(project.settings):
-        if spec.environment is None:
-            ctx.deployer().deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
+    bootstrap(ground, project.settings, TAGS)
     return project
 
 

@@ -11,20 +11,15 @@ import pytest
 from pipeline.errors import ReleaseFailed
 from pipeline.report import ReleaseOutcome
 from pipeline.steps.release import release
-from pipeline.templates import stack_specs
-from tests.steps.test_failure_paths import STACK, aws, context, newest_deployment
+from tests.steps.story import aws, bootstrap, context
+from tests.steps.test_failure_paths import STACK, newest_deployment
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def bootstrapped(ground: Any, project: Any) -> Any:
-    for tag in ("v0.9.0", "v1.0.0"):
-        ground.github.create_tag(tag)
-    ctx = context(project.settings, github=False)
-    for spec in stack_specs(project.settings):
-        if spec.environment is None:
-            ctx.deployer().deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
+    bootstrap(ground, project.settings, ("v0.9.0", "v1.0.0"))
     return project
 
 

@@ -14,31 +14,19 @@ import boto3
 import pytest
 
 from pipeline.aws.clients import Clients
-from pipeline.clock import WallClock
 from pipeline.config import Settings
 from pipeline.errors import CredentialsError, InputError, Interrupted, PushError, ReleaseFailed, StackBusyError
 from pipeline.github import GitHubRecorder
 from pipeline.report import ReleaseOutcome, ReleaseReport, markdown_summary
 from pipeline.steps import strategy
 from pipeline.steps.build import BuildahBuilder, build_image
-from pipeline.steps.context import Context
 from pipeline.steps.history import history, status
 from pipeline.steps.push import PushedImage, push_image
 from pipeline.steps.release import release, rollback
 from pipeline.steps.roll import RolloutOutcome, RolloutResult
-from pipeline.templates import stack_specs
+from tests.steps.story import aws, bootstrap, context
 
 pytestmark = [pytest.mark.slow, pytest.mark.story]
-
-
-def context(settings: Settings, lines: list[str] | None = None, github: bool = True, **options: Any) -> Context:
-    out = lines if lines is not None else []
-    recorder = GitHubRecorder.from_environ(os.environ) if github else None
-    return Context(settings, WallClock(), out.append, github=recorder, builder=BuildahBuilder, poll=0.05, **options)
-
-
-def aws(service: str) -> Any:
-    return boto3.client(service, region_name="us-east-1")
 
 
 def snapshot(project: Any) -> dict[str, Any]:
@@ -63,12 +51,7 @@ def snapshot(project: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def bootstrapped(ground: Any, project: Any) -> Any:
-    for tag in ("v1.0.0", "v1.1.0", "v1.2.0", "v3.0.0"):
-        ground.github.create_tag(tag)
-    ctx = context(project.settings, github=False)
-    for spec in stack_specs(project.settings):
-        if spec.environment is None:
-            ctx.deployer().deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
+    bootstrap(ground, project.settings, ("v1.0.0", "v1.1.0", "v1.2.0", "v3.0.0"))
     return project
 
 

@@ -22,13 +22,12 @@ from pipeline.clock import WallClock
 from pipeline.errors import Interrupted, ReleaseFailed
 from pipeline.github import GitHubRecorder
 from pipeline.report import ReleaseOutcome, ReleaseReport, markdown_summary
-from pipeline.steps.build import BuildahBuilder
-from pipeline.steps.context import Context
 from pipeline.steps.history import status
 from pipeline.steps.release import release
 from pipeline.synth import write_templates
-from pipeline.templates import names, stack_specs
+from pipeline.templates import names
 from tests.projects import Project, make_project
+from tests.steps.story import bootstrap, context
 
 pytestmark = pytest.mark.slow
 
@@ -96,17 +95,6 @@ class Sleepy(WallClock):
         super().sleep(seconds)
 
 
-def context(settings: config.Settings, lines: list[str], clock: WallClock | None = None) -> Context:
-    return Context(
-        settings,
-        clock or WallClock(),
-        lines.append,
-        github=GitHubRecorder.from_environ(os.environ),
-        builder=BuildahBuilder,
-        poll=0.05,
-    )
-
-
 class Production:
     """GETs the service URL for as long as a release runs; records which version answered each request."""
 
@@ -153,14 +141,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @pytest.fixture(scope="module")
 def base(ground: Any, project: Project) -> str:
     """v1.0.0 in staging (the stack's first deployment: nothing to shift); returns the service URL."""
-    for tag in ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0"):
-        ground.github.create_tag(tag)
     settings = settings_for(project)
-    ctx = context(settings, [])
-    for spec in stack_specs(settings):
-        if spec.environment is None:
-            ctx.deployer().deploy(spec.stack_name, ctx.committed_template(spec.file_name), {})
-    report = release(ctx, "staging", "v1.0.0")
+    bootstrap(ground, settings, ("v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0"))
+    report = release(context(settings, []), "staging", "v1.0.0")
     assert report.outcome is ReleaseOutcome.RELEASED
     return report.url
 
@@ -250,7 +233,7 @@ def test_ctrl_c_during_the_canary_bake_stops_the_deployment_and_says_so(base: st
         if "shifting production traffic" in line:
             clock.at = time.monotonic() + 1.5  # into the 6 s canary bake
 
-    ctx = context(settings, lines, clock)
+    ctx = context(settings, lines, clock=clock)
     ctx.echo = arm
     before = running(settings)
     with Production(base) as production, pytest.raises(Interrupted) as stopped:
