@@ -63,6 +63,7 @@ def record_task(
         _attach_network_interface(task, network, account_id, region)
     task.status = "PROVISIONING"
     task.created_at = _now()
+    task.health_status = "UNKNOWN"  # until a container health check decides (container_health.py)
     task.containers = []
     for definition in task_definition.container_definitions:
         container = Container(task_definition)
@@ -71,6 +72,7 @@ def record_task(
         container.last_status = "PENDING"
         container.exitCode = None
         container.cpu, container.memory = definition.get("cpu", 0), definition.get("memory")
+        container.health_status = "UNKNOWN"  # moto says HEALTHY, though no check has run
         task.containers.append(container)
     backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
     return task

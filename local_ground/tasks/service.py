@@ -3,12 +3,15 @@
 AWS behaviour reproduced (ECS rolling update):
 - new tasks start while the total stays within maximumPercent of the desired count; old tasks are
   stopped (deregistered, drained) only while the healthy ones stay at or above minimumHealthyPercent;
-- a task counts as healthy when it runs and, behind a load balancer, its target is `healthy`;
+- a task counts as healthy when it runs, its healthStatus is HEALTHY when its containers have health
+  checks (container_health.py), and, behind a load balancer, its target is `healthy`;
 - after healthCheckGracePeriodSeconds (the application's own start-up in real time, the rest
   scaled: see `_grace_ends`) a task whose target is `unhealthy` is stopped
-  ("Task failed ELB health checks in (target-group ...)"), and a task whose essential container
+  ("Task failed ELB health checks in (target-group ...)"), and one whose essential container is
+  UNHEALTHY ("Task failed container health checks": the grace period covers container health checks
+  too, API reference CreateService healthCheckGracePeriodSeconds); a task whose essential container
   exits is stopped ("Essential container in task exited", or "OutOfMemoryError: Container killed due
-  to memory usage" when its memory limit killed it); both are failed task launches;
+  to memory usage" when its memory limit killed it); all are failed task launches;
 - circuit breaker: failed launches of the PRIMARY deployment reaching the threshold
   (0.5 x desired count, at least 3, at most 200) fail the deployment (`mark_failed`); failed tasks
   are replaced while under it; a task of the deployment reaching a healthy state resets the count
@@ -32,6 +35,7 @@ from moto.ecs.models import ecs_backends
 
 from local_ground.moto_extensions.deployments import Deployment, RolloutState, ServiceDeployments
 
+from .container_health import TASK_FAILED_HEALTH_CHECKS, HealthStatus
 from .ecs_tasks import record_task
 from .runtime import Runtime
 from .task import OUT_OF_MEMORY, Phase, RunningTask
@@ -168,6 +172,10 @@ class ServiceController:
                 self._count_failure(task)
                 self.event(f"(task {task.id}) failed ELB health checks in (target-group {target.group_arn}).")
                 task.stop(f"Task failed ELB health checks in (target-group {target.group_arn})")
+            elif task.health_status is HealthStatus.UNHEALTHY and now >= self._grace_ends(task, grace):
+                self._count_failure(task)
+                self.event(f"(task {task.id}) failed container health checks.")
+                task.stop(TASK_FAILED_HEALTH_CHECKS)
 
     def _reset_failures_on_healthy(self, primary: Deployment, new: list[RunningTask]) -> None:
         breaker = self._deployment_configuration().get("deploymentCircuitBreaker", {})

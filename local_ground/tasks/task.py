@@ -5,15 +5,14 @@ service controller never blocks on buildah.
 ECS order reproduced: a task is RUNNING when its containers run, then its target is registered
 (state `initial`); stopping deregisters the target, waits for draining, then signals the containers.
 
-What `buildah run --isolation chroot` cannot apply from the container definition, and why (each needs
-the Docker engine, which has cgroups and namespaces): `readonlyRootFilesystem` (buildah run has no
-read-only root; Docker: --read-only), `memory`/`memoryReservation` and task memory (chroot isolation
-joins no cgroup, so nothing is OOM-killed; Docker: --memory, exit 137 / OutOfMemoryError), `cpu`
-(Docker: --cpu-shares/--cpus), the container `healthCheck` (Docker: --health-cmd and its states),
-and the task's own network (awsvpc gives each task its IP, so the app binds its containerPort; here
-tasks share the host network and each gets PORT set to a free port instead). `user` is applied
-(buildah run --user). `secrets` are read as the execution role (secrets.py) and set in the working
-container's environment, never on a command line.
+Applied from the task definition (pipeline/images/container.py says how): `user`, `readonlyRootFilesystem`,
+memory (the container's, else the task's: a memory cgroup, the OOM killer's kill is ECS's OutOfMemoryError),
+cpu (the task's units as a CFS quota on a cpu cgroup its containers share, each container's as cpu.shares),
+and the container `healthCheck` (container_health.py: the container's and the task's healthStatus, which the
+service scheduler acts on). Not applied: the task's own network (awsvpc gives each task its IP, so the app
+binds its containerPort; here tasks share the host network and each gets PORT set to a free port instead).
+`secrets` are read as the execution role (secrets.py) and set in the working container's environment,
+never on a command line.
 An unknown `containerName` in the service's load balancers is refused by CreateService
 (moto_extensions.ecs_validation), as on AWS.
 """
@@ -31,6 +30,7 @@ from moto.elbv2.models import elbv2_backends
 from pipeline.images.container import ContainerError, ContainerProcess, ContainerSpec, free_port
 
 from .awslogs import AwsLogsShipper, AwsLogsTarget
+from .container_health import ContainerHealthCheck, ContainerHealthChecker, HealthStatus, task_health
 from .ecs_tasks import RecordedTask, container_stopped, private_ip, release_network_interface, set_status
 from .runtime import Runtime
 from .secrets import SecretRefused, read_secrets
@@ -72,6 +72,8 @@ def container_specs(task_definition: Any, pull_of: Callable[[str], Any]) -> list
                     user=definition.get("user"),
                     read_only_root=bool(definition.get("readonlyRootFilesystem")),
                     memory_mib=_memory_limit(definition, task_definition),
+                    task_cpu=_units(getattr(task_definition, "cpu", None)),
+                    cpu_shares=_units(definition.get("cpu")),
                 ),
                 pull,
             )
@@ -83,6 +85,11 @@ def _memory_limit(definition: dict[str, Any], task_definition: Any) -> int | Non
     """The hard limit the container runs under: its own `memory`, else the task's (Fargate's task size)."""
     value = definition.get("memory") or getattr(task_definition, "memory", None)
     return int(value) if value else None
+
+
+def _units(value: Any) -> int | None:
+    """Cpu units as registered (moto keeps the task's as the string it was given); 0 or none: no limit."""
+    return int(value) if value and str(value).isdigit() and int(value) > 0 else None
 
 
 OUT_OF_MEMORY = "OutOfMemoryError: Container killed due to memory usage"
@@ -130,9 +137,16 @@ class RunningTask:
                     runtime.log_dir / f"{record.id}-{spec.name}.log",
                     creds=pull.creds,
                     tls_verify=pull.tls_verify,
+                    cpu_group=f"ecs-{record.id[:12]}",  # the task's cpu caps its containers together
                 )
             )
             self._ports[spec.name] = free_port()
+        self._health_checks = {
+            d["name"]: check
+            for d in task_definition.container_definitions
+            if (check := ContainerHealthCheck.of(d, runtime.scale)) is not None
+        }
+        self._health_checkers: list[ContainerHealthChecker] = []
         self._log_shippers: dict[str, AwsLogsShipper] = {}
         for definition in task_definition.container_definitions:
             self._stop_timeouts[definition["name"]] = runtime.scale.seconds(
@@ -151,10 +165,26 @@ class RunningTask:
 
     @property
     def healthy(self) -> bool:
-        """Counts toward minimumHealthyPercent: running and, behind a load balancer, passing its checks."""
+        """Counts toward minimumHealthyPercent: running, HEALTHY when its containers have health checks, and
+        behind a load balancer passing its checks."""
         if self.phase is not Phase.RUNNING:
             return False
+        if self._health_checks and self.health_status is not HealthStatus.HEALTHY:
+            return False
         return self.target is None or self.target.state is TargetState.HEALTHY
+
+    @property
+    def health_status(self) -> HealthStatus:
+        """The task's healthStatus, from its essential containers' health checks (container_health.py)."""
+        return task_health((c.container.spec.essential, c.status) for c in self._health_checkers)
+
+    def _health_changed(self) -> None:
+        """Record the containers' and the task's healthStatus where DescribeTasks shows them."""
+        statuses = {checker.container.spec.name: checker.status for checker in self._health_checkers}
+        for container in self.record.containers:
+            container.health_status = str(statuses.get(container.name, HealthStatus.UNKNOWN))
+        self.record.health_status = str(self.health_status)
+        self._on_change()
 
     def exited_essential(self) -> ContainerProcess | None:
         for container in self.containers:
@@ -218,6 +248,12 @@ class RunningTask:
         set_status(self.record, "RUNNING")
         self.running_since = time.monotonic()
         self.phase = Phase.RUNNING
+        for container in self.containers:
+            check = self._health_checks.get(container.spec.name)
+            if check is not None:
+                checker = ContainerHealthChecker(container, check, self._health_changed)
+                self._health_checkers.append(checker)
+                checker.start()
         if self.load_balancer is not None and self.exited_essential() is None:
             self._register()
         self._on_change()
@@ -268,6 +304,8 @@ class RunningTask:
             return
         self._stopping.set()
         self.phase = Phase.STOPPING
+        for checker in self._health_checkers:
+            checker.stop()
         set_status(self.record, "DEACTIVATING", desired_status="STOPPED", stopped_reason=reason, stop_code=stop_code)
         self._spawn(self._stop, "stop")
 
@@ -313,6 +351,8 @@ class RunningTask:
     def kill(self) -> None:
         """Uninstall: no draining, no waiting."""
         self._stopping.set()
+        for checker in self._health_checkers:
+            checker.stop()
         if self._checker is not None:
             self._checker.stop()
         for container in self.containers:
@@ -326,6 +366,8 @@ class RunningTask:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._checker is not None:
             self._checker.join()
+        for checker in self._health_checkers:
+            checker.join()
 
     def _spawn(self, work: Callable[[], None], what: str) -> None:
         thread = threading.Thread(target=work, name=f"task-{what}-{self.id[:8]}", daemon=True)

@@ -16,20 +16,27 @@ Limits ECS applies, as far as this host lets them be applied (measured with buil
   cgroup; the run goes into a memory cgroup of its own (v1, below this process's) with that limit, so the
   kernel kills past it (the OOM killer, exit 137; `oom_killed()` reads memory.oom_control). buildah's own
   process and its chroot helpers (about 65 MB measured) are counted too, so the limit is slightly stricter than on Fargate.
-cpu limits and the container health check are not applied here.
+- `task_cpu` / `cpu_shares` (the task's and the container's `cpu`): on Fargate the task's cpu units (1024 = one
+  vCPU) cap the whole task, and a container's cpu is its relative share of it (ECS developer guide, "Task CPU
+  and memory"; ContainerDefinition `cpu`: docker's --cpu-shares). The run goes into a cpu cgroup (v1) of its
+  task (`cpu_group`, below this process's own) whose CFS quota is task_cpu/1024 of each period, and a group
+  of its own in it with the container's cpu as cpu.shares, so the kernel throttles the task past its cpu.
+The container health check is run by the local ground (local_ground/tasks/container_health.py) through `exec`.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +80,8 @@ class ContainerSpec:
     user: str | None = None  # the container definition's `user` (buildah run --user)
     read_only_root: bool = False  # readonlyRootFilesystem
     memory_mib: int | None = None  # the hard memory limit: the container's `memory`, else the task's
+    task_cpu: int | None = None  # the task's cpu units: a hard cap for the whole task (Fargate)
+    cpu_shares: int | None = None  # the container's cpu units: its relative share within the task
 
 
 def children(pid: int) -> list[int]:
@@ -107,11 +116,20 @@ class ContainerProcess:
     """One working container and its `buildah run` process."""
 
     def __init__(
-        self, spec: ContainerSpec, working_name: str, log_path: Path, creds: str | None = None, tls_verify: bool = True
+        self,
+        spec: ContainerSpec,
+        working_name: str,
+        log_path: Path,
+        creds: str | None = None,
+        tls_verify: bool = True,
+        cpu_group: str | None = None,
     ) -> None:
-        """`creds` (`user:password`) reach buildah through a private auth file, never its arguments."""
+        """`creds` (`user:password`) reach buildah through a private auth file, never its arguments.
+        `cpu_group` names the cpu cgroup a task's containers share (its cpu caps them together); by default
+        the container's own."""
         self.spec = spec
         self.working_name = working_name
+        self._cpu_group = cpu_group or working_name
         self.log_path = log_path
         self._creds = creds
         self._tls_verify = tls_verify
@@ -119,6 +137,8 @@ class ContainerProcess:
         self._created = False
         self._read_only_root: Path | None = None  # the root bind-mounted read-only, unmounted on remove
         self._cgroup: Path | None = None  # the run's memory cgroup
+        self._cpu_cgroup: Path | None = None  # the run's cpu cgroup (below its task's)
+        self._environment: dict[str, str] = {}  # what the run got with --env, for `exec`
         self._lock = threading.Lock()
 
     @property
@@ -213,16 +233,17 @@ class ContainerProcess:
     def start(self, environment: Mapping[str, str]) -> None:
         """Run the container on the host network; returns at once (the process is registered by the caller)."""
         argv = self.argv()
-        command = buildah.global_args() + ["run", "--isolation", "chroot"]
-        if self.spec.user:
-            command += ["--user", self.spec.user]
-        for key, value in {**self.spec.environment, **environment}.items():
-            command += ["--env", f"{key}={value}"]
-        command += [self.working_name, "--", *argv]
+        self._environment = {**self.spec.environment, **environment}
+        command = self._run_command(argv)
         if self.spec.memory_mib is not None:
             self._cgroup = memory_cgroup(self.working_name, self.spec.memory_mib)
-            # The shell joins the cgroup, then becomes buildah: everything the run starts is inside from the start.
-            command = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self._cgroup), *command]
+        if self.spec.task_cpu or self.spec.cpu_shares:
+            self._cpu_cgroup = cpu_cgroup(self._cpu_group, self.working_name, self.spec.task_cpu, self.spec.cpu_shares)
+        groups = [str(group) for group in (self._cgroup, self._cpu_cgroup) if group is not None]
+        if groups:
+            # The shell joins the cgroups, then becomes buildah: everything the run starts is inside from the start.
+            joins = "".join(f'echo $$ > "${n}/cgroup.procs" && ' for n in range(1, len(groups) + 1))
+            command = ["/bin/sh", "-c", f'{joins}shift {len(groups)} && exec "$@"', "sh", *groups, *command]
         with self._lock, open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 command,
@@ -232,6 +253,38 @@ class ContainerProcess:
                 env={**os.environ, "BUILDAH_ISOLATION": "chroot"},
                 start_new_session=True,
             )
+
+    def _run_command(self, argv: Sequence[str]) -> list[str]:
+        command = buildah.global_args() + ["run", "--isolation", "chroot"]
+        if self.spec.user:
+            command += ["--user", self.spec.user]
+        for key, value in self._environment.items():
+            command += ["--env", f"{key}={value}"]
+        return command + [self.working_name, "--", *argv]
+
+    def exec(self, argv: Sequence[str], timeout: float) -> int | None:
+        """Run `argv` inside the running container as its user, with its environment (as `docker exec` runs a
+        health check); its exit code, or None when it ran past `timeout` (it is then killed)."""
+        with tempfile.TemporaryFile() as output:
+            process = subprocess.Popen(
+                self._run_command(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "BUILDAH_ISOLATION": "chroot"},
+                start_new_session=True,
+            )
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_tree(process)
+                return None
+
+            def printed() -> str:
+                output.seek(0)
+                return output.read().decode(errors="replace")
+
+            return _container_status(code, printed)
 
     def main_pid(self) -> int | None:
         """The container's own first process (ECS's PID 1), once buildah has started it."""
@@ -257,17 +310,7 @@ class ContainerProcess:
         code = self._process.poll()
         if code is None:
             return None
-        if code < 0:  # buildah itself was killed by a signal (e.g. the OOM killer): so was the container
-            return 128 - code
-        if code in (1, 2):  # buildah's own failures: 1 after a signal, 2 its cleanup panic (read-only root)
-            output = self.output()
-            for name, number in _SIGNALS.items():
-                if f"subprocess exited on {name}" in output:
-                    return 128 + int(number)
-            status = _STATUS.findall(output)
-            if code == 2 and status:  # the container's own status, printed before the panic
-                return int(status[0])
-        return code
+        return _container_status(code, self.output)
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer ended a process of this run (its memory limit was reached)."""
@@ -282,6 +325,17 @@ class ContainerProcess:
             if key == "oom_kill":
                 return value.strip() != "0"
         return False
+
+    def cpu_stat(self) -> dict[str, int]:
+        """The run's cpu.stat (nr_periods, nr_throttled, throttled_time ns): how often its cpu held it back;
+        empty without a cpu limit."""
+        if self._cpu_cgroup is None:
+            return {}
+        try:
+            lines = (self._cpu_cgroup / "cpu.stat").read_text().splitlines()
+        except OSError:
+            return {}
+        return {key: int(value) for key, _, value in (line.partition(" ") for line in lines) if value.isdigit()}
 
     def app_output(self) -> str:
         """What the container itself wrote: the output up to buildah's own report of how it ended (after
@@ -315,48 +369,83 @@ class ContainerProcess:
     def kill(self) -> None:
         """SIGKILL everything under `buildah run`, then the process itself; waits for it (bounded)."""
         try:
-            self._kill()
+            if self._process is not None:
+                _kill_tree(self._process)
         finally:
-            if self._cgroup is not None:  # a killed task is not always removed (the ground's uninstall)
-                try:
-                    self._cgroup.rmdir()
-                    self._cgroup = None
-                except OSError:
-                    pass
+            self._remove_cgroups()  # a killed task is not always removed (the ground's uninstall)
 
-    def _kill(self) -> None:
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
-        for pid in reversed(descendants(process.pid)):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+    def _remove_cgroups(self) -> None:
+        """Remove the run's cgroups (empty once it ended); a task's cpu group goes with its last container."""
+        if self._cgroup is not None and _rmdir(self._cgroup):
+            self._cgroup = None
+        if self._cpu_cgroup is not None and _rmdir(self._cpu_cgroup):
+            if self._cpu_cgroup.parent.name == self._cpu_group:
+                _rmdir(self._cpu_cgroup.parent, wait=0)  # refused while another container of the task is in it
+            self._cpu_cgroup = None
 
     def remove(self) -> None:
         """Remove the working container (the pulled image stays, as on a container instance)."""
         if self._read_only_root is not None:
             _unmount(self._read_only_root)
             self._read_only_root = None
-        if self._cgroup is not None:
-            try:
-                self._cgroup.rmdir()  # empty once the run ended
-                self._cgroup = None
-            except OSError:
-                pass
+        self._remove_cgroups()
         if not self._created:
             return
         subprocess.run(buildah.global_args() + ["rm", self.working_name], capture_output=True, check=False)
         self._created = False
+
+
+def _container_status(code: int, output: Callable[[], str]) -> int:
+    """The container's exit code from `buildah run`'s (128+signal when a signal ended it), reading its
+    `output` when buildah's own code hides the container's."""
+    if code < 0:  # buildah itself was killed by a signal (e.g. the OOM killer): so was the container
+        return 128 - code
+    if code in (1, 2):  # buildah's own failures: 1 after a signal, 2 its cleanup panic (read-only root)
+        printed = output()
+        for name, number in _SIGNALS.items():
+            if f"subprocess exited on {name}" in printed:
+                return 128 + int(number)
+        status = _STATUS.findall(printed)
+        if code == 2 and status:  # the container's own status, printed before the panic
+            return int(status[0])
+        if code == 2 and "panic: runtime error" in printed:  # the panic alone: buildah prints no status 0
+            return 0
+    return code
+
+
+def _kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL everything under a `buildah run`, then the process itself; waits for it (bounded)."""
+    if process.poll() is not None:
+        return
+    for pid in reversed(descendants(process.pid)):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _rmdir(group: Path, wait: float = 2.0) -> bool:
+    """Remove a cgroup once empty: the processes of a run just killed take a moment to leave it (bounded)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            group.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError as error:
+            if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                return False
+            time.sleep(_POLL)
+            continue
+        return True
 
 
 def _unmount(root: Path) -> None:
@@ -399,4 +488,38 @@ def memory_cgroup(name: str, memory_mib: int) -> Path:
             memsw.write_text(limit)
     except OSError as error:
         raise ContainerError(f"CannotStartContainerError: memory limit: {error}") from None
+    return group
+
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+CFS_PERIOD_US = 100_000  # the kernel's default CFS period
+
+
+def _own_cgroup(controller: str) -> str | None:
+    """This process's cgroup (v1) in the hierarchy holding `controller` (it may be mounted with others)."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path
+    return None
+
+
+def cpu_cgroup(task_group: str, name: str, task_cpu: int | None, cpu_shares: int | None) -> Path:
+    """A cpu cgroup (v1) `name` inside the task's `task_group` (below this process's own): the task's cpu units
+    as the task group's CFS quota (1024 units = one cpu's whole period), the container's as its cpu.shares."""
+    own = _own_cgroup("cpu")
+    if own is None or not CGROUP_CPU.is_dir():
+        raise ContainerError("CannotStartContainerError: no cpu cgroup (v1) to apply the cpu limit")
+    task = CGROUP_CPU / own.lstrip("/") / task_group
+    group = task / name if name != task_group else task
+    try:
+        task.mkdir(exist_ok=True)
+        if task_cpu:
+            (task / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (task / "cpu.cfs_quota_us").write_text(str(max(1000, task_cpu * CFS_PERIOD_US // 1024)))
+        group.mkdir(exist_ok=True)
+        if cpu_shares:
+            (group / "cpu.shares").write_text(str(max(2, cpu_shares)))  # the kernel's least share is 2
+    except OSError as error:
+        raise ContainerError(f"CannotStartContainerError: cpu limit: {error}") from None
     return group

@@ -166,3 +166,26 @@ def test_a_container_past_its_memory_is_killed_by_the_oom_killer(
             assert (container.exit_code(), container.oom_killed()) == (0, False)
     finally:
         container.remove()
+
+
+@pytest.mark.parametrize("task_cpu", [256, None])
+def test_a_task_past_its_cpu_is_throttled_as_fargate_caps_it(
+    buildah_store: Path, tmp_path: Path, task_cpu: int | None
+) -> None:
+    """Fargate's task cpu is a hard cap: 256 units are a quarter of a cpu, however idle the host is."""
+    from pipeline.images.container import ContainerSpec
+    from tests.images import build as test_images
+
+    image = test_images.build_test_image("healthy")
+    busy = ["/bin/busybox", "sh", "-c", "while :; do :; done & /bin/busybox sleep 0.5; kill $!"]  # 0.5 s of spinning
+    spec = ContainerSpec("model", image.tag, entry_point=busy, task_cpu=task_cpu, cpu_shares=128 if task_cpu else None)
+    container = _run_to_exit(spec, tmp_path, f"cpu-{task_cpu}")
+    try:
+        assert container.exit_code() is not None
+        throttled = container.cpu_stat().get("nr_throttled", 0)
+        if task_cpu is not None:
+            assert throttled > 0  # the kernel held it to its quota (today: it ran unbounded)
+        else:
+            assert throttled == 0 and container.cpu_stat() == {}  # no cpu limit: no cgroup, nothing held back
+    finally:
+        container.remove()
