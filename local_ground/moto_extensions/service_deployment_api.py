@@ -340,17 +340,33 @@ def stop_service_deployment(arn: str, stop_type: str | None, account: str, regio
         return record.arn
 
 
+# Deployments other extensions record for a service (the native traffic-shifting strategies:
+# traffic_deployments), by service ARN, so that ListServiceDeployments lists all of a service's kinds.
+_OTHER_SOURCES: list[Callable[[str], Iterable[Any]]] = []
+
+
+def add_records_source(source: Callable[[str], Iterable[Any]]) -> None:
+    """Have ListServiceDeployments list `source(service_arn)` too (records with .deployment_id, .status,
+    .created_at and .brief()), in place of the rolling record of the same deployment; adding twice adds once."""
+    if source not in _OTHER_SOURCES:
+        _OTHER_SOURCES.append(source)
+
+
 def list_service_deployments(
     cluster: str, service: str, statuses: list[str] | None, created: dict[str, Any] | None, account: str, region: str
 ) -> list[dict[str, Any]]:
     found = ecs_backends[account][region]._get_service(cluster, service)  # ServiceNotFound / ClusterNotFound
     model = getattr(found, "_deployments_model", None)
-    if model is None:
-        return []
-    with _lock:
-        chosen = list(records_of(model).records)
+    others = [record for source in _OTHER_SOURCES for record in source(str(found.arn))]
+    chosen: list[Any] = list(others)
+    if model is not None:
+        # A deployment another extension keeps (it shifted the traffic) is listed as that one only.
+        theirs = {record.deployment_id for record in others}
+        with _lock:
+            chosen += [r for r in records_of(model).records if r.deployment_id not in theirs]
+    chosen.sort(key=lambda r: r.created_at, reverse=True)  # newest first, whatever recorded it
     if statuses:
-        chosen = [r for r in chosen if r.status.value in statuses]
+        chosen = [r for r in chosen if str(getattr(r.status, "value", r.status)) in statuses]
     after, before = (created or {}).get("after"), (created or {}).get("before")
     if after is not None:
         chosen = [r for r in chosen if r.created_at >= _timestamp(after)]

@@ -1,6 +1,7 @@
 """ecs_traffic_service_deployments: the service deployments of BLUE_GREEN, CANARY and LINEAR services,
-and the ECS APIs that read and steer them (moto 5.2.5 has none of them):
-ListServiceDeployments, DescribeServiceDeployments, ContinueServiceDeployment, StopServiceDeployment.
+and the ECS APIs that read and steer them (moto 5.2.5 has none of them): DescribeServiceDeployments,
+ContinueServiceDeployment, StopServiceDeployment; ListServiceDeployments lists these records beside the
+service's rolling ones (service_deployment_api.add_records_source), newest first.
 
 AWS: "View service history using Amazon ECS service deployments", "Pause hooks for Amazon ECS service
 deployments", API reference ServiceDeployment, ServiceDeploymentBrief, DeploymentLifecycleHookDetail.
@@ -16,7 +17,7 @@ The refusal messages are this ground's wording (AWS documents the exceptions, no
 Who moves a deployment: local_ground.tasks.traffic (the real-task scheduler) creates the records here
 and advances them; this module only keeps them and answers the API.
 
-Merging with the rolling deployments' API (another module answers List/Describe/Stop for ROLLING
+Merging with the rolling deployments' API (another module answers Describe/Stop for ROLLING
 services): each handler here answers for the deployments it keeps and hands every other request to the
 handler that was installed before it (``_previous``), so both can be installed, in either order.
 """
@@ -35,6 +36,7 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.moto_api._internal import mock_random
 
 from ._base import Extension, Patch
+from .service_deployment_api import add_records_source
 
 TRAFFIC_STRATEGIES = ("BLUE_GREEN", "CANARY", "LINEAR")
 ENDED = ("SUCCESSFUL", "STOPPED", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED")
@@ -265,22 +267,15 @@ def _dump(value: Any) -> str:
     return json.dumps(value, default=lambda v: v.timestamp() if isinstance(v, datetime) else str(v))
 
 
-def _service_arn(response: EC2ContainerServiceResponse, cluster: str, service: str) -> str | None:
-    if service.startswith("arn:"):
-        return service
-    try:
-        return str(response.ecs_backend._get_service(cluster, service).arn)
-    except Exception:  # noqa: BLE001 - an unknown service has no deployments here
-        return None
-
-
 class EcsTrafficServiceDeployments(Extension):
     name = "ecs_traffic_service_deployments"
 
     def patches(self) -> Iterable[Patch]:
         cls = EC2ContainerServiceResponse
-        previous = {n: getattr(cls, n, None) for n in ("list_service_deployments", "describe_service_deployments")}
-        previous.update({n: getattr(cls, n, None) for n in ("continue_service_deployment", "stop_service_deployment")})
+        # ListServiceDeployments stays the rolling deployments' API, which lists these records too.
+        add_records_source(REGISTRY.of_service)
+        names = ("describe_service_deployments", "continue_service_deployment", "stop_service_deployment")
+        previous = {n: getattr(cls, n, None) for n in names}
 
         def _pass(name: str, response: EC2ContainerServiceResponse) -> Any:
             """The answer of the handler installed before this one (the rolling deployments' API), as it
@@ -302,20 +297,6 @@ class EcsTrafficServiceDeployments(Extension):
             if passed is None:
                 raise ServiceDeploymentNotFound(arn)
             return body, None, passed
-
-        def list_service_deployments(response: EC2ContainerServiceResponse) -> str:
-            body = _body(response)
-            if not body.get("service"):
-                raise InvalidParameter("service is required.")
-            arn = _service_arn(response, body.get("cluster") or "default", body["service"])
-            records = REGISTRY.of_service(arn) if arn else []
-            if not records:
-                passed = _pass("list_service_deployments", response)
-                if passed is not None:
-                    return passed
-            wanted = body.get("status") or []
-            briefs = [r.brief() for r in records if not wanted or r.status in wanted]
-            return _dump({"serviceDeployments": briefs})
 
         def describe_service_deployments(response: EC2ContainerServiceResponse) -> str:
             arns = _body(response).get("serviceDeploymentArns") or []
@@ -365,7 +346,6 @@ class EcsTrafficServiceDeployments(Extension):
             )
             return _dump({"serviceDeploymentArn": record.arn})
 
-        yield cls, "list_service_deployments", list_service_deployments
         yield cls, "describe_service_deployments", describe_service_deployments
         yield cls, "continue_service_deployment", continue_service_deployment
         yield cls, "stop_service_deployment", stop_service_deployment

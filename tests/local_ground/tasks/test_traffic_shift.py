@@ -130,6 +130,13 @@ def test_a_canary_waits_at_the_test_listener_then_shifts_production_and_complete
     assert env.stack_status() == "UPDATE_COMPLETE"
     assert {get(outputs["ServiceUrl"]) for _ in range(20)} == {"v2"}
     assert [t["taskDefinitionArn"].endswith(":2") for t in env.tasks_of("RUNNING")] == [True]
+    # The service's history lists both: the canary, and the deployment that created the service.
+    history = deployments.ecs.list_service_deployments(cluster=outputs["ClusterName"], service=outputs["ServiceName"])[
+        "serviceDeployments"
+    ]
+    assert [d["status"] for d in history] == ["SUCCESSFUL", "SUCCESSFUL"]
+    assert history[0]["serviceDeploymentArn"] == done["serviceDeploymentArn"]  # newest first
+    assert history[0]["createdAt"] > history[1]["createdAt"]
 
 
 def test_a_rollback_at_the_gate_shifts_nothing_and_keeps_the_old_tasks(
