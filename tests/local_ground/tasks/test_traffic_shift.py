@@ -180,3 +180,33 @@ def test_stop_service_deployment_rolls_back_and_unknown_deployments_are_refused(
     ecs.stop_service_deployment(serviceDeploymentArn=paused["serviceDeploymentArn"], stopType="ROLLBACK")
     assert deployments.ended()["status"] == "ROLLBACK_SUCCESSFUL"
     assert {get(outputs["ServiceUrl"]) for _ in range(10)} == {"v1"}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "settings", "production_weights"),
+    [
+        # LINEAR: equal steps of stepPercent, a decision before each (the hook at PRE_PRODUCTION_TRAFFIC_SHIFT).
+        ("linear", {"linear_step_percent": 50.0, "linear_step_bake_minutes": 1}, [0.0, 50.0]),
+        # BLUE_GREEN: all production traffic in one shift, after the test listener's turn.
+        ("blue_green", {}, [0.0]),
+    ],
+)
+def test_linear_and_blue_green_shift_production_in_their_steps_and_complete(
+    env: Env, images: dict[str, str], strategy: str, settings: dict[str, Any], production_weights: list[float]
+) -> None:
+    env.create_registry_stack()
+    outputs = create(env, canary_template(strategy=strategy, **settings), env.push(images["v1"], "1.0.0"))
+    env.update_image(env.push(images["v2"], "2.0.0"), "2.0.0")
+    deployments = Deployments(env, outputs)
+    assert wait_for(deployments.paused, timeout=60)["lifecycleStage"] == "POST_TEST_TRAFFIC_SHIFT"
+    deployments.answer()  # the gate passed
+    seen = []
+    for _ in production_weights:
+        paused = wait_for(deployments.paused, timeout=60)
+        assert paused["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT"
+        seen.append(paused["targetServiceRevision"]["requestedProductionTrafficWeight"])
+        deployments.answer()
+    assert seen == production_weights
+    done = deployments.ended()
+    assert done["status"] == "SUCCESSFUL"
+    assert {get(outputs["ServiceUrl"]) for _ in range(20)} == {"v2"}
