@@ -14,7 +14,7 @@ import socket
 import threading
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from moto.moto_api import _internal as moto_api
 from moto.server import ThreadedMotoServer
@@ -88,6 +88,18 @@ class LocalAWS:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_REGION": self.region,
         }
+
+    def client(self, service: str) -> Any:
+        """A boto3 client of `service` on this AWS, with its test credentials."""
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=ACCESS_KEY,
+        )
 
     def start(self) -> None:
         if self._server is not None:

@@ -1,5 +1,6 @@
 """What a release or rollback did (its report, phase by phase), and how it reads: a table on the
-terminal, Markdown (with a Mermaid gantt of its phases) for GitHub."""
+terminal, Markdown (with a Mermaid gantt of its phases, and of the service deployment's lifecycle stages
+under a traffic-shifting strategy) for GitHub."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ class ReleaseReport:
     phases: list[Phase] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)  # a traffic-shifting strategy's decisions and figures
     traffic_back_seconds: float | None = None  # from a rollback decision to production on the old version
+    stages: list[Phase] = field(default_factory=list)  # the service deployment's lifecycle stages (traffic shifting)
 
     @property
     def seconds(self) -> float:
@@ -56,6 +58,7 @@ def report_dict(report: ReleaseReport) -> dict[str, object]:
         "restored_version": report.restored_version,
         "changes": list(report.changes),
         "phases": [{"name": p.name, "seconds": round(p.seconds, 3), "ok": p.ok} for p in report.phases],
+        "stages": [{"name": p.name, "seconds": round(p.seconds, 3), "ok": p.ok} for p in report.stages],
         "seconds": round(report.seconds, 3),
     }
 
@@ -92,13 +95,21 @@ def mermaid_gantt(report: ReleaseReport) -> str:
         "    axisFormat %M:%S",
         "    section phases",
     ]
-    for phase in report.phases:
+    lines += _bars(report.phases, origin)
+    if report.stages:  # where the service deployment was while the deploy phase waited for it
+        lines += ["    section lifecycle stages", *_bars(report.stages, origin)]
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _bars(phases: list[Phase], origin: float) -> list[str]:
+    bars = []
+    for phase in phases:
         start = int(round(phase.start - origin))
         end = max(start + 1, int(round(phase.start - origin + phase.seconds)))
         tag = "done" if phase.ok else "crit"
-        lines.append(f"    {phase.name} ({phase.seconds:.1f}s) :{tag}, {start}, {end}")
-    lines.append("```")
-    return "\n".join(lines)
+        bars.append(f"    {phase.name} ({phase.seconds:.1f}s) :{tag}, {start}, {end}")
+    return bars
 
 
 def markdown_summary(report: ReleaseReport) -> str:

@@ -19,6 +19,7 @@ An unknown `containerName` in the service's load balancers is refused by CreateS
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from .runtime import Runtime
 from .secrets import SecretRefused, read_secrets
 from .targets import HealthCheck, HealthChecker, Target, TargetState
 
+log = logging.getLogger(__name__)
 START_TIMEOUT = 60.0  # bound on buildah bringing a container's process up
 DEFAULT_STOP_TIMEOUT = 30  # ECS's default stopTimeout, seconds
 _address_counter = iter(range(1, 1 << 16))
@@ -224,7 +226,10 @@ class RunningTask:
             for container in self.containers:
                 if not container.wait_started(START_TIMEOUT):
                     break  # it exited at once: the controller sees the essential container exit
-        except ContainerError as error:
+        except Exception as error:  # a task is never left PENDING: any failure stops it, with its cause
+            if not isinstance(error, ContainerError):
+                log.exception("task %s: launch failed", self.id)
+                error = ContainerError(f"CannotStartContainerError: the local ground failed to start it: {error!r}")
             self.failed_to_launch = True
             self.phase = Phase.STOPPED
             for container in self.containers:

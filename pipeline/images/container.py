@@ -87,7 +87,11 @@ class ContainerSpec:
 def children(pid: int) -> list[int]:
     """Children of every thread: Go programs such as buildah fork from any of their threads."""
     found: list[int] = []
-    for thread in Path(f"/proc/{pid}/task").glob("*"):
+    try:
+        threads = list(Path(f"/proc/{pid}/task").glob("*"))
+    except OSError:  # the process ended between the check and the listing (glob lets that through)
+        return found
+    for thread in threads:
         try:
             found += [int(p) for p in (thread / "children").read_text().split()]
         except OSError:

@@ -95,6 +95,7 @@ class Engine:
         self.in_flight: Rollout | None = None  # the deployment the last stack update started
         self.github_deployment: int | None = None  # the GitHub deployment the decisions are posted to
         self.strategy.decided = self.decided
+        self.report.stages = self.strategy.stages  # the strategy notes them as it follows the deployment
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:

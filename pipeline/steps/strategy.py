@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pipeline.config import Environment
 from pipeline.errors import ConfigError
+from pipeline.report import Phase
 from pipeline.steps.roll import RolloutResult
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ class RolloutStrategy(ABC):
         self.env = env
         self.decided: Callable[[str], None] = ctx.echo  # each decision and its figures (the engine records them)
         self.back_seconds: float | None = None  # from a rollback decision to production on the old version
+        self.stages: list[Phase] = []  # the service deployment's lifecycle stages as seen (traffic shifting)
 
     def begin(self, outputs: dict[str, str], version: str) -> None:
         """Before the stack update starts (follows_update only): the stack's outputs as they are."""

@@ -25,6 +25,7 @@ from pipeline.aws import ecs as ecs_api
 from pipeline.config import Environment
 from pipeline.errors import PipelineError
 from pipeline.gate import load_golden_set, run_gate
+from pipeline.report import Phase
 from pipeline.steps.roll import RolloutOutcome, RolloutResult
 from pipeline.steps.strategy import Rollout, RolloutStrategy, register
 
@@ -61,6 +62,7 @@ class TrafficShiftStrategy(RolloutStrategy):
         self.watch_since: datetime | None = None
         self.decision_at: float | None = None  # clock time of a ROLLBACK decision
         self.exposed_requests = 0
+        self._stage_seen: tuple[str, float] | None = None  # (lifecycle stage, clock time first seen)
 
     # --- the release flow's hooks -----------------------------------------------------------------
 
@@ -80,6 +82,7 @@ class TrafficShiftStrategy(RolloutStrategy):
             return
         first_sight = self.deployment is None
         self.deployment = d
+        self._saw(d)
         if first_sight:
             self.decided(f"service deployment {d.arn.rsplit('/', 1)[-1]} ({self.env.delivery.strategy}) started")
         if d.ended:
@@ -103,6 +106,7 @@ class TrafficShiftStrategy(RolloutStrategy):
                 self.clients.ecs, self.outputs["ClusterName"], self.outputs["ServiceName"]
             )
             if d is not None and d.arn == self.deployment.arn and d.ended:
+                self._saw(d)
                 self._ended(d)
         return self.failure
 
@@ -134,6 +138,7 @@ class TrafficShiftStrategy(RolloutStrategy):
                 rollout.cluster, rollout.service, rollout.task_definition, rollout.target_group_arn
             )
         d = ecs_api.latest_service_deployment(self.clients.ecs, rollout.cluster, rollout.service) or self.deployment
+        self._saw(d)
         if d.status == "SUCCESSFUL":
             return RolloutResult(RolloutOutcome.COMPLETED, 0.0)
         return RolloutResult(RolloutOutcome.ROLLED_BACK, 0.0, self.failure or d.rollback_reason or d.status)
@@ -237,6 +242,20 @@ class TrafficShiftStrategy(RolloutStrategy):
             back = self._wait_traffic_back()
             if back is not None:
                 self.decided(f"production traffic back on the previous version {back:.2f}s after the decision")
+
+    def _saw(self, d: ecs_api.ServiceDeployment) -> None:
+        """Note the deployment's lifecycle stage for the report's gantt: a stage lasts from the poll that
+        first saw it to the one that saw the next (or the deployment end); a stage a rollback began in is
+        marked failed."""
+        now = self.ctx.clock.now()
+        current = self._stage_seen
+        rolling_back = d.status.startswith("ROLLBACK") or d.status in ("STOP_REQUESTED", "STOPPED")
+        if current is not None and (current[0] != d.stage or d.ended):
+            name, start = current
+            self.stages.append(Phase(name, start, now - start, not rolling_back))
+            self._stage_seen = None
+        if not d.ended and d.stage and (self._stage_seen is None):
+            self._stage_seen = (d.stage, now)
 
     def _ended(self, d: ecs_api.ServiceDeployment) -> None:
         if d.status == "SUCCESSFUL":

@@ -170,6 +170,11 @@ def test_a_canary_release_passes_the_gate_and_completes(base: str, project: Proj
     assert "canary at 10%" in decisions and "-> CONTINUE" in decisions
     assert "service deployment SUCCESSFUL" in decisions
     assert "### Traffic decisions" in markdown_summary(report)
+    # The gantt shows where the service deployment was: the gate, the canary, the bake.
+    stages = [stage.name for stage in report.stages]
+    assert {"POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME"} <= set(stages), stages
+    assert all(stage.ok for stage in report.stages)
+    assert "section lifecycle stages" in markdown_summary(report)
     assert running(settings) == "1.1.0"
     assert production.served_by("1.1.0") > 0 and production.answers[-1][2] == "1.1.0"
     assert all(code == 200 for _, code, _ in production.answers)  # no request lost during the shifts

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-import boto3
 import pytest
 
 from local_ground.aws import LocalAWS
@@ -25,13 +24,7 @@ def aws() -> Iterator[LocalAWS]:
 
 
 def client(aws: LocalAWS, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=aws.endpoint_url,
-        region_name=aws.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return aws.client(service)
 
 
 def create(

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from conftest import Env, wait_for
 
@@ -37,13 +36,7 @@ def aws() -> Iterator[LocalAWS]:
 
 
 def client(aws: LocalAWS, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=aws.endpoint_url,
-        region_name=aws.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return aws.client(service)
 
 
 def test_the_target_comes_from_the_container_definition() -> None:

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
 from local_ground.aws import LocalAWS
@@ -27,13 +26,7 @@ def aws() -> Iterator[LocalAWS]:
 
 
 def client(aws: LocalAWS, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=aws.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    return aws.client(service)
 
 
 @pytest.fixture(scope="module")
