@@ -83,29 +83,27 @@ def _parameters(image_uri: str, version: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_a_passing_container_health_check_makes_the_task_healthy(env: Env, images: dict[str, str]) -> None:
+def _create(env: Env, image: str, check: list[str] | None) -> None:
+    """The service stack at 1.0.0 with `check` as its container health check; returns once it completed."""
     env.create_registry_stack()
     env.client("cloudformation").create_stack(
         StackName=SERVICE_STACK,
-        TemplateBody=_template(PASSES),
-        Parameters=_parameters(env.push(images["v1"], "1.0.0"), "1.0.0"),
+        TemplateBody=_template(check),
+        Parameters=_parameters(env.push(image, "1.0.0"), "1.0.0"),
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
     )
     wait_for(lambda: env.service()["deployments"][0]["rolloutState"] == "COMPLETED", timeout=30)
+
+
+def test_a_passing_container_health_check_makes_the_task_healthy(env: Env, images: dict[str, str]) -> None:
+    _create(env, images["v1"], PASSES)
     [task] = env.tasks_of("RUNNING")
     assert task["healthStatus"] == "HEALTHY"
     assert [c["healthStatus"] for c in task["containers"]] == ["HEALTHY"]
 
 
 def test_a_release_failing_its_container_health_check_is_rolled_back(env: Env, images: dict[str, str]) -> None:
-    env.create_registry_stack()
-    env.client("cloudformation").create_stack(
-        StackName=SERVICE_STACK,
-        TemplateBody=_template(None),
-        Parameters=_parameters(env.push(images["v1"], "1.0.0"), "1.0.0"),
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-    )
-    wait_for(lambda: env.service()["deployments"][0]["rolloutState"] == "COMPLETED", timeout=30)
+    _create(env, images["v1"], None)
     [old] = env.tasks_of("RUNNING")
     assert old["healthStatus"] == "UNKNOWN"  # no container health check
     cloudformation = env.client("cloudformation")
