@@ -27,10 +27,6 @@ from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 
 from .timescale import TimeScale
 
-# A probe's timeout is a bound, not a wait: keep it generous so a loaded machine does not fail
-# healthy targets when the scaled timeout is only tens of milliseconds.
-MIN_PROBE_TIMEOUT = 1.0
-
 
 class TargetState(StrEnum):
     INITIAL = "initial"
@@ -56,7 +52,7 @@ def matches(matcher: str, status: int) -> bool:
 
 @dataclass(frozen=True)
 class HealthCheck:
-    """A target group's health check settings, durations already scaled."""
+    """A target group's health check settings, its waits already scaled (the probe timeout is not)."""
 
     path: str
     interval: float
@@ -71,7 +67,9 @@ class HealthCheck:
         return cls(
             path=group.health_check_path or "/",
             interval=scale.seconds(float(group.health_check_interval_seconds)),
-            timeout=max(MIN_PROBE_TIMEOUT, scale.seconds(float(group.health_check_timeout_seconds))),
+            # Not scaled: the timeout bounds the application's own answer, which takes real time here as
+            # on AWS (a scaled 5 s would fail a healthy target whenever the machine is busy).
+            timeout=float(group.health_check_timeout_seconds),
             healthy_threshold=int(group.healthy_threshold_count),
             unhealthy_threshold=int(group.unhealthy_threshold_count),
             matcher=str((getattr(group, "matcher", None) or {}).get("HttpCode", "200")),

@@ -314,7 +314,12 @@ class ContainerProcess:
         code = self._process.poll()
         if code is None:
             return None
-        return _container_status(code, self.output)
+        status = _container_status(code, self.output)
+        if status == code and code in (1, 2) and self.oom_killed():
+            # The OOM killer took one of buildah's own processes of the run (its chroot helper, under
+            # load), so buildah reports its own failure: the run ended as an OOM kill (Docker: 137, OOMKilled).
+            return 128 + int(signal.SIGKILL)
+        return status
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer ended a process of this run (its memory limit was reached)."""

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from actions_runner import BUILTIN_ACTIONS, Event, Runner, load
 from test_workflows_run import checkout_action, machine_env, pipeline_cli
@@ -84,14 +83,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def aws(ground: Any, service: str) -> Any:
-    env = ground.environ()
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return ground.aws.client(service)
 
 
 def running_version(ground: Any, environment: str) -> str:

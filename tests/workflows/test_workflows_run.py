@@ -82,14 +82,7 @@ SUBSTITUTED_INSTALL = {
 
 
 def aws_client(ground: Any, service: str) -> Any:
-    env = ground.environ()
-    return boto3.client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
+    return ground.aws.client(service)
 
 
 def running_version(ground: Any, environment: str) -> str:
