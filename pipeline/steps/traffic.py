@@ -140,6 +140,7 @@ class TrafficShiftStrategy(RolloutStrategy):
         d = ecs_api.latest_service_deployment(self.clients.ecs, rollout.cluster, rollout.service) or self.deployment
         self._saw(d)
         if d.status == "SUCCESSFUL":
+            self._ended(d)  # said once: the update may have completed before a poll saw the deployment end
             return RolloutResult(RolloutOutcome.COMPLETED, 0.0)
         return RolloutResult(RolloutOutcome.ROLLED_BACK, 0.0, self.failure or d.rollback_reason or d.status)
 
@@ -245,8 +246,8 @@ class TrafficShiftStrategy(RolloutStrategy):
 
     def _saw(self, d: ecs_api.ServiceDeployment) -> None:
         """Note the deployment's lifecycle stage for the report's gantt: a stage lasts from the poll that
-        first saw it to the one that saw the next (or the deployment end); a stage a rollback began in is
-        marked failed."""
+        first saw it to the one that saw the next (or the deployment end); a stage that ends while the
+        deployment rolls back or stops is marked failed."""
         now = self.ctx.clock.now()
         current = self._stage_seen
         rolling_back = d.status.startswith("ROLLBACK") or d.status in ("STOP_REQUESTED", "STOPPED")
@@ -254,7 +255,7 @@ class TrafficShiftStrategy(RolloutStrategy):
             name, start = current
             self.stages.append(Phase(name, start, now - start, not rolling_back))
             self._stage_seen = None
-        if not d.ended and d.stage and (self._stage_seen is None):
+        if not d.ended and d.stage and self._stage_seen is None:
             self._stage_seen = (d.stage, now)
 
     def _ended(self, d: ecs_api.ServiceDeployment) -> None:
