@@ -14,6 +14,14 @@ from pipeline.synth import write_templates
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "tests" / "images"
+# The release stories (tests/steps, tests/workflows, tests/docker) run their ground at 0.01: most of
+# their time is scaled waits (a rolling deployment bakes 180 s for its alarms, 1.8 s here), and the
+# timeouts that bound the application's own work are not scaled, so a busy machine only slows them.
+STORY_TIME_SCALE = 0.01
+# Production in the stories bakes one minute at each step (pipeline.toml: 5): the bakes are the longest
+# scaled waits, and the stories test the release flow, not the bake's length; the canary tests
+# (tests/local_ground/tasks/test_traffic_shift.py, tests/steps/test_traffic_release.py) set the bakes they test.
+STORY_BAKES = {"canary_bake_minutes": 1, "bake_minutes": 1}
 
 
 @dataclass
@@ -35,6 +43,7 @@ def make_project(root: Path) -> Project:
     raw["smoke"]["timeout"] = 30
     # The local load balancer speaks HTTP: no certificate in this copy of production.
     raw["environments"]["production"].pop("certificate_arn", None)
+    raw["environments"]["production"].update(STORY_BAKES)
     for name in ("model", "model-broken"):
         shutil.copytree(IMAGES / name, root / "images" / name)
         shutil.copy2(shutil.which("busybox") or "/bin/busybox", root / "images" / name / "busybox")
@@ -67,6 +76,7 @@ def make_git_project(root: Path) -> Project:
         (r'(?m)^path = "/predict"$', 'path = "/cgi-bin/predict"'),
         (r"(?m)^timeout = 120$", "timeout = 30"),
         (r"(?m)^certificate_arn = .*\n", ""),
+        (r'(?m)^(strategy = "canary".*\n)', "\\1" + "".join(f"{k} = {v}\n" for k, v in STORY_BAKES.items())),
     ):
         text = re.sub(pattern, replacement, text)
     (root / "pipeline.toml").write_text(text, encoding="utf-8")

@@ -19,6 +19,7 @@ from unittest import mock
 import pytest
 
 from local_ground.docker_engine import DockerEngine
+from tests.projects import STORY_TIME_SCALE
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,6 @@ def ground(buildah_root: Path, docker_environ: dict[str, str]) -> Iterator[Any]:
     """The local AWS, registry behind ECR and GitHub; tasks run with buildah from what Buildx pushed."""
     from local_ground.ground import LocalGround
 
-    with LocalGround(time_scale=0.02) as local:
+    with LocalGround(time_scale=STORY_TIME_SCALE) as local:
         with mock.patch.dict(os.environ, local.environ()):
             yield local

@@ -11,14 +11,14 @@ from unittest import mock
 
 import pytest
 
-from tests.projects import Project, make_project
+from tests.projects import STORY_TIME_SCALE, Project, make_project
 
 
 @pytest.fixture(scope="module")
 def ground(buildah_root: Path) -> Iterator[Any]:
     from local_ground.ground import LocalGround
 
-    with LocalGround(time_scale=0.02) as local:
+    with LocalGround(time_scale=STORY_TIME_SCALE) as local:
         with mock.patch.dict(os.environ, local.environ()):
             yield local
 

@@ -26,6 +26,7 @@ from test_workflows_run import checkout_action, machine_env, pipeline_cli
 from pipeline import __version__
 from pipeline.workflows import ACTIONLINT_DIR, CHECKOV_VERSION, REQUIREMENTS
 from tests.images.build import static_busybox
+from tests.projects import STORY_TIME_SCALE
 from tests.test_init import DOCKERFILE
 
 pytestmark = pytest.mark.slow
@@ -66,7 +67,7 @@ def git(root: Path, *args: str) -> str:
 def ground(buildah_root: Path) -> Iterator[Any]:
     from local_ground.ground import LocalGround
 
-    with LocalGround(github_repository=REPOSITORY, time_scale=0.02) as local:
+    with LocalGround(github_repository=REPOSITORY, time_scale=STORY_TIME_SCALE) as local:
         yield local
 
 

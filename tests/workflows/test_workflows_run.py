@@ -56,6 +56,8 @@ from actions_runner import (
 )
 from botocore.exceptions import ClientError
 
+from tests.projects import STORY_BAKES, STORY_TIME_SCALE
+
 pytestmark = [pytest.mark.slow, pytest.mark.story]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,7 +138,7 @@ def pipeline_cli(args: list[str], cwd: Path, env: dict[str, str]) -> str:
 def ground(buildah_root: Path) -> Iterator[Any]:
     from local_ground.ground import LocalGround
 
-    with LocalGround(github_repository=REPOSITORY, time_scale=0.02) as local:
+    with LocalGround(github_repository=REPOSITORY, time_scale=STORY_TIME_SCALE) as local:
         yield local
 
 
@@ -221,6 +223,7 @@ def release_runner(ground: Any, buildah_root: Path, tmp_path_factory: pytest.Tem
     raw["image"].update(context="images/model", builder="buildah", dockerfile="Containerfile")
     raw["smoke"].update(path="/cgi-bin/predict", timeout=30)
     raw["environments"]["production"].pop("certificate_arn", None)  # the local load balancer speaks HTTP
+    raw["environments"]["production"].update(STORY_BAKES)
     raw["gate"]["path"] = "/cgi-bin/predict"  # production's canary gate, on the stand-in's golden set
     (workspace / raw["gate"]["golden_set"]).write_text(
         '{"request": {"instances": [[5.1, 3.5, 1.4, 0.2]]}, "expected": ["setosa"]}\n' * 4, encoding="utf-8"
