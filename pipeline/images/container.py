@@ -335,16 +335,21 @@ class ContainerProcess:
                 return value.strip() != "0"
         return False
 
+    @property
+    def cpu_cgroup(self) -> Path | None:
+        """The run's cpu cgroup (v1): inside its task's group, or the task's group itself when the run is
+        alone in it; None without a cpu limit."""
+        return self._cpu_cgroup
+
     def cpu_stat(self) -> dict[str, int]:
         """The run's cpu.stat (nr_periods, nr_throttled, throttled_time ns): how often its cpu held it back;
         empty without a cpu limit."""
-        if self._cpu_cgroup is None:
-            return {}
-        try:
-            lines = (self._cpu_cgroup / "cpu.stat").read_text().splitlines()
-        except OSError:
-            return {}
-        return {key: int(value) for key, _, value in (line.partition(" ") for line in lines) if value.isdigit()}
+        return _cpu_stat(self._cpu_cgroup)
+
+    def task_cpu_stat(self) -> dict[str, int]:
+        """The cpu.stat of the task's group, whose quota caps all the task's containers together."""
+        group = self._cpu_cgroup
+        return _cpu_stat(group.parent if group is not None and group.name != self._cpu_group else group)
 
     def app_output(self) -> str:
         """What the container itself wrote: the output up to buildah's own report of how it ended (after
@@ -511,6 +516,16 @@ def _own_cgroup(controller: str) -> str | None:
         if controller in controllers.split(","):
             return path
     return None
+
+
+def _cpu_stat(group: Path | None) -> dict[str, int]:
+    if group is None:
+        return {}
+    try:
+        lines = (group / "cpu.stat").read_text().splitlines()
+    except OSError:
+        return {}
+    return {key: int(value) for key, _, value in (line.partition(" ") for line in lines) if value.isdigit()}
 
 
 def cpu_cgroup(task_group: str, name: str, task_cpu: int | None, cpu_shares: int | None) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -166,6 +167,51 @@ def test_a_container_past_its_memory_is_killed_by_the_oom_killer(
             assert (container.exit_code(), container.oom_killed()) == (0, False)
     finally:
         container.remove()
+
+
+def test_a_tasks_containers_share_its_cpu_cap_each_with_its_share(buildah_store: Path, tmp_path: Path) -> None:
+    """Fargate caps the task's cpu, not each container's: two busy containers of a 256-unit task are held
+    together to a quarter of a cpu, and each container's `cpu` is its relative share inside that cap."""
+    from pipeline.images.container import ContainerProcess, ContainerSpec
+    from tests.images import build as test_images
+
+    image = test_images.build_test_image("healthy")
+    busy = ["/bin/busybox", "sh", "-c", "while :; do :; done & /bin/busybox sleep 1; kill $!"]  # 1 s of spinning
+    task = f"ecs-{uuid.uuid4().hex[:12]}"
+    containers = [
+        ContainerProcess(
+            ContainerSpec(name, image.tag, entry_point=busy, task_cpu=256, cpu_shares=shares),
+            f"{task}-{name}",
+            tmp_path / f"{name}.log",
+            cpu_group=task,
+        )
+        for name, shares in (("model", 192), ("sidecar", 64))
+    ]
+    try:
+        for container in containers:
+            container.pull()
+            container.start({})
+        deadline = time.monotonic() + 30
+        while any(c.exit_code() is None for c in containers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        model, sidecar = containers
+        assert model.exit_code() is not None and sidecar.exit_code() is not None
+        assert model.cpu_cgroup is not None and sidecar.cpu_cgroup is not None
+        group = model.cpu_cgroup.parent
+        assert sidecar.cpu_cgroup.parent == group and group.name == task  # one group for the task
+        assert (group / "cpu.cfs_quota_us").read_text().strip() == "25000"  # 256/1024 of each 100 ms period
+        for container, shares in ((model, "192"), (sidecar, "64")):
+            assert container.cpu_cgroup is not None
+            assert (container.cpu_cgroup / "cpu.cfs_quota_us").read_text().strip() == "-1"  # no cap of its own
+            assert (container.cpu_cgroup / "cpu.shares").read_text().strip() == shares
+        assert model.task_cpu_stat()["nr_throttled"] > 0  # the kernel held the two together to the task's quota
+        model.remove()
+        assert group.is_dir()  # the sidecar still runs in the task's group
+        sidecar.remove()
+        assert not group.exists()  # the task's group went with its last container
+    finally:
+        for container in containers:
+            container.remove()
 
 
 @pytest.mark.parametrize("task_cpu", [256, None])
