@@ -64,3 +64,15 @@ def test_the_product_never_imports_the_local_ground_at_module_level(path: Path) 
 def test_no_test_doubles_in_shipped_code(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     assert [m for m in imports(tree, top_level_only=False) if m.split(".")[0] == "unittest"] == []
+
+
+TEST_MODULES = sorted((ROOT / "tests").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_test_imports_a_conftest_by_its_bare_name(path: Path) -> None:
+    """`from conftest import ...` gets whichever conftest.py pytest loaded last, so it breaks with the files
+    a run is given (test_rollouts.py once imported tests/steps' conftest); shared helpers live in modules
+    imported by their package name."""
+    found = imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=False)
+    assert "conftest" not in found, f"{path.name} imports `conftest`; import its helpers by package name"

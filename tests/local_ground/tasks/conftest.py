@@ -1,16 +1,12 @@
 """Fixtures for real-task tests: a registry behind the ECR bridge, LocalAWS running tasks for real,
-busybox images pushed through the bridge, and the service stack from cloudformation/."""
+busybox images pushed through the bridge, and the service stack from cloudformation/ (the helpers
+they use are in task_env.py)."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
 
 from local_ground.aws import LocalAWS
@@ -18,27 +14,7 @@ from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 from local_ground.tasks import EcsTasksRunForReal
-from pipeline.images import buildah
-
-SCALE = 0.02  # AWS durations x 0.02: a 10 s health check interval is 0.2 s
-ROOT = Path(__file__).resolve().parents[3]
-IMAGES = ROOT / "tests" / "images"
-REPOSITORY = "iris-classifier"  # what the registry stack creates (settings.app.name)
-SERVICE_STACK = "iris-classifier-staging"
-
-
-def build_variant(kind: str, tag: str, index: str) -> str:
-    """A test image whose / answers `index`, so a client can tell which release served it."""
-    from tests.images import build as pipeline_test_images
-
-    with tempfile.TemporaryDirectory(prefix="task-image-") as scratch:
-        context = Path(scratch) / "context"
-        shutil.copytree(IMAGES / kind, context)
-        if (context / "www").is_dir():
-            (context / "www" / "index.html").write_text(index)
-        shutil.copy2(pipeline_test_images.static_busybox(), context / "busybox")
-        buildah.build(context, context / "Containerfile", tag)
-    return tag
+from tests.local_ground.tasks.task_env import SCALE, Env, build_variant
 
 
 @pytest.fixture(scope="session")
@@ -59,99 +35,6 @@ def registry(buildah_store: Path) -> Iterator[LocalRegistry]:
         yield local
 
 
-class Env:
-    """One LocalAWS with real tasks, its clients, and helpers to push and deploy."""
-
-    def __init__(self, aws: LocalAWS, bridge: EcrRegistryBridge, tasks: EcsTasksRunForReal) -> None:
-        self.aws, self.bridge, self.tasks = aws, bridge, tasks
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.aws.endpoint_url,
-            region_name=self.aws.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def push(self, local_tag: str, tag: str, repository: str = REPOSITORY) -> str:
-        """Push through the bridge; returns the ECR image URI pinned by digest, as the pipeline deploys it."""
-        username, password = self.bridge.login()  # a fresh ECR token, as the pipeline gets one per push
-        digest = buildah.push(
-            local_tag,
-            f"{self.bridge.host}/{repository}:{tag}",
-            username,
-            password,
-            tls_verify=False,
-            retry_delay_s=0.1,
-        )
-        uri = self.client("ecr").describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
-        return f"{uri}@{digest}"
-
-    # --- stacks -----------------------------------------------------------------------------
-
-    def create_registry_stack(self) -> None:
-        self.client("cloudformation").create_stack(
-            StackName="iris-classifier-registry", TemplateBody=(ROOT / "cloudformation" / "registry.yaml").read_text()
-        )
-
-    def create_service_stack(self, image_uri: str, version: str = "1.0.0") -> dict[str, str]:
-        """The staging service stack (desired 1) running `image_uri`."""
-        self.client("cloudformation").create_stack(
-            StackName=SERVICE_STACK,
-            TemplateBody=(ROOT / "cloudformation" / "service-staging.yaml").read_text(),
-            Parameters=[
-                {"ParameterKey": "ImageUri", "ParameterValue": image_uri},
-                {"ParameterKey": "Version", "ParameterValue": version},
-            ],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-        )
-        return self.outputs()
-
-    def outputs(self) -> dict[str, str]:
-        stack = self.client("cloudformation").describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]
-        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-    def update_image(self, image_uri: str, version: str) -> None:
-        """Release through a change set, as the deploy step does; returns once it executes."""
-        cloudformation = self.client("cloudformation")
-        name = f"release-{version.replace('.', '-')}"
-        cloudformation.create_change_set(
-            StackName=SERVICE_STACK,
-            ChangeSetName=name,
-            ChangeSetType="UPDATE",
-            UsePreviousTemplate=True,
-            Parameters=[
-                {"ParameterKey": "ImageUri", "ParameterValue": image_uri},
-                {"ParameterKey": "Version", "ParameterValue": version},
-            ],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-        )
-        cloudformation.execute_change_set(StackName=SERVICE_STACK, ChangeSetName=name)
-
-    def stack_status(self) -> str:
-        return str(self.client("cloudformation").describe_stacks(StackName=SERVICE_STACK)["Stacks"][0]["StackStatus"])
-
-    def service(self) -> dict[str, Any]:
-        outputs = self.outputs()
-        return dict(
-            self.client("ecs").describe_services(cluster=outputs["ClusterName"], services=[outputs["ServiceName"]])[
-                "services"
-            ][0]
-        )
-
-    def tasks_of(self, desired_status: str) -> list[dict[str, Any]]:
-        outputs, ecs = self.outputs(), self.client("ecs")
-        arns = ecs.list_tasks(
-            cluster=outputs["ClusterName"], serviceName=outputs["ServiceName"], desiredStatus=desired_status
-        )["taskArns"]
-        return list(ecs.describe_tasks(cluster=outputs["ClusterName"], tasks=arns)["tasks"]) if arns else []
-
-    def target_states(self) -> list[str]:
-        described = self.client("elbv2").describe_target_health(TargetGroupArn=self.outputs()["TargetGroupArn"])
-        return [d["TargetHealth"]["State"] for d in described["TargetHealthDescriptions"]]
-
-
 @pytest.fixture()
 def env(registry: LocalRegistry) -> Iterator[Env]:
     bridge = EcrRegistryBridge(registry)
@@ -162,15 +45,3 @@ def env(registry: LocalRegistry) -> Iterator[Env]:
         # 1 s each, and the task runner's threads (scheduler, probes, proxy) live until uninstall.
         tasks.uninstall()
     assert tasks.live_task_pids() == []
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Bounded polling of real processes and servers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {condition}")
-        time.sleep(interval)

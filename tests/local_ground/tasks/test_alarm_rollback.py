@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import IMAGES, Env, wait_for
 from test_rollouts import Client, released
 
 from pipeline.images import buildah
+from tests.local_ground.tasks.task_env import IMAGES, Env, wait_for
 
 FAIL_CGI = (
     '#!/bin/busybox sh\nprintf "Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\\n"\n'

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Env, wait_for
 
 from local_ground.aws import LocalAWS
 from local_ground.moto_extensions import all_extensions
 from local_ground.tasks.awslogs import AwsLogsShipper, AwsLogsTarget
 from pipeline.images.container import ContainerError
+from tests.local_ground.tasks.task_env import Env, wait_for
 
 DEFINITION = {
     "name": "model",

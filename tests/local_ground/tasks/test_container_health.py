@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ROOT, SERVICE_STACK, Env, wait_for
 
 from local_ground.tasks.container_health import ContainerHealthCheck, HealthState, HealthStatus, task_health
 from local_ground.tasks.timescale import TimeScale
+from tests.local_ground.tasks.task_env import ROOT, SERVICE_STACK, Env, wait_for
 
 HEALTHY, UNHEALTHY, UNKNOWN = HealthStatus.HEALTHY, HealthStatus.UNHEALTHY, HealthStatus.UNKNOWN
 # The test images are FROM scratch with busybox alone (no /bin/sh), so the checks run busybox's sh.

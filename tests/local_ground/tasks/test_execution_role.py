@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SCALE, SERVICE_STACK, Env, wait_for
 
 from local_ground.aws import LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 from local_ground.tasks import EcsTasksRunForReal
+from tests.local_ground.tasks.task_env import SCALE, SERVICE_STACK, Env, wait_for
 
 
 @pytest.fixture()

@@ -10,12 +10,11 @@ import tomllib
 from typing import Any
 from unittest import mock
 
-from conftest import ROOT, SCALE, Env, wait_for
-
 from pipeline import config
 from pipeline.clock import WallClock
 from pipeline.steps.context import Context
 from pipeline.steps.roll import RolloutOutcome
+from tests.local_ground.tasks.task_env import ROOT, SCALE, Env, wait_for
 
 
 def settings_with_least_rollout_timeout() -> config.Settings:

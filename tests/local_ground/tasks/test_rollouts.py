@@ -11,7 +11,8 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import Env, wait_for
+
+from tests.local_ground.tasks.task_env import Env, wait_for
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

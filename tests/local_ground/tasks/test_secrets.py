@@ -27,7 +27,7 @@ from pipeline import config
 from pipeline.images import buildah
 from pipeline.templates import render
 from pipeline.templates.service import build_service
-from tests.local_ground.tasks.conftest import IMAGES, ROOT, SCALE, SERVICE_STACK, Env, wait_for
+from tests.local_ground.tasks.task_env import IMAGES, ROOT, SCALE, SERVICE_STACK, Env, wait_for
 
 PASSWORD = "pw-7f3a9c"
 TOKEN = "tok-51e0d2"

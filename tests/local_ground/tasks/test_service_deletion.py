@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from conftest import SCALE, SERVICE_STACK, Env, wait_for
 from test_rollouts import released
 
 from local_ground.aws import LocalAWS
@@ -15,6 +14,7 @@ from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 from local_ground.tasks import EcsTasksRunForReal
+from tests.local_ground.tasks.task_env import SCALE, SERVICE_STACK, Env, wait_for
 
 NAME = "stack_deletion_stops_ecs_services"
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import ROOT, SERVICE_STACK, Env, wait_for
 
 from pipeline import config
 from pipeline.templates import render
 from pipeline.templates.service import build_service
 from tests.conftest import CANARY_PRODUCTION
+from tests.local_ground.tasks.task_env import ROOT, SERVICE_STACK, Env, wait_for
 
 CANARY = {**CANARY_PRODUCTION, "canary_percent": 50.0, "canary_bake_minutes": 1, "bake_minutes": 1}
 
