@@ -59,23 +59,13 @@ from moto.ecr.exceptions import ImageAlreadyExistsException
 from moto.ecr.models import ECRBackend, Repository, ecr_backends
 from moto.ecr.responses import ECRResponse
 
+from local_ground.hop_by_hop import HOP_BY_HOP
 from local_ground.moto_extensions.timescale import scaled
 from local_ground.registry import LocalRegistry
 from pipeline.errors import LocalEnvironmentError
 
 _MANIFEST_LIMIT = 4 * 1024 * 1024  # ECR's manifest size limit
 _CHUNK = 64 * 1024
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",  # set from the body actually sent
-}
 _PATH = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags)/(?P<rest>.*)$")
 
 
@@ -437,7 +427,7 @@ class _Front(BaseHTTPRequestHandler):
     # -- plumbing ------------------------------------------------------------------------------
     def _exchange(self, body: bytes | Iterator[bytes] | None) -> tuple[int, str, list[tuple[str, str]], bytes]:
         """Send this request on to the registry; returns its status, reason, headers and body."""
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"authorization"}}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP | {"authorization"}}
         headers.pop("Host", None)
         if self.headers.get("Authorization") is not None:  # checked by _handle: a live ECR token
             headers["Authorization"] = self.bridge.upstream_authorization
@@ -448,7 +438,7 @@ class _Front(BaseHTTPRequestHandler):
             upstream.request(self.command, self.path, body=body, headers=headers)
             response = upstream.getresponse()
             payload = response.read()
-            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP]
+            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
             if self.command == "HEAD" and response.getheader("Content-Length"):
                 kept.append(("Content-Length", response.getheader("Content-Length", "0")))
             return response.status, response.reason, kept, payload

@@ -18,21 +18,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+from local_ground.hop_by_hop import HOP_BY_HOP
+
 from .routing import Action, Routing, kept_headers
 from .targets import TargetGroups
 
-_HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "content-length",
-    "host",
-}
+_HOP_BY_HOP = HOP_BY_HOP | {"host"}
 # The scaled idle timeout is a bound on a loaded machine too: never below this (seconds).
 MIN_IDLE_TIMEOUT = 1.0
 
