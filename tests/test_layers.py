@@ -70,9 +70,11 @@ TEST_MODULES = sorted((ROOT / "tests").rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", TEST_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_no_test_imports_a_conftest_by_its_bare_name(path: Path) -> None:
+def test_no_test_imports_a_conftest_or_a_test_module(path: Path) -> None:
     """`from conftest import ...` gets whichever conftest.py pytest loaded last, so it breaks with the files
-    a run is given (test_rollouts.py once imported tests/steps' conftest); shared helpers live in modules
-    imported by their package name."""
+    a run is given (test_rollouts.py once imported tests/steps' conftest), and a bare `test_...` import
+    resolves only while pytest has put that folder on sys.path. Shared helpers live in modules of their
+    own, imported by their package name."""
     found = imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=False)
-    assert "conftest" not in found, f"{path.name} imports `conftest`; import its helpers by package name"
+    bare = [name for name in found if name == "conftest" or name.startswith("test_")]
+    assert bare == [], f"{path.name} imports {bare}; move what it needs to a helper module"

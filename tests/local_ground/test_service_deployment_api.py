@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from test_moto_extensions import IMAGE_1, IMAGE_2, Clients, local_aws
+
+from tests.local_ground.moto_stack import IMAGE_1, IMAGE_2, Clients, local_aws
 
 ARN_PREFIX = "arn:aws:ecs:us-east-1:123456789012:service-deployment/"
 

@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import replace
 from typing import Any
 
@@ -26,6 +23,7 @@ from pipeline.steps.history import status
 from pipeline.steps.release import release
 from pipeline.synth import write_templates
 from pipeline.templates import names
+from tests.client_loop import ClientLoop
 from tests.projects import Project, make_project
 from tests.steps.story import bootstrap, context
 
@@ -95,37 +93,9 @@ class Sleepy(WallClock):
         super().sleep(seconds)
 
 
-class Production:
-    """GETs the service URL for as long as a release runs; records which version answered each request."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url + PREDICT
-        self.answers: list[tuple[float, int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Production:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        while not self._stop.is_set():
-            try:
-                with opener.open(self.url, timeout=5) as response:
-                    self.answers.append((time.monotonic(), response.status, json.loads(response.read())["version"]))
-            except urllib.error.HTTPError as error:
-                self.answers.append((time.monotonic(), error.code, ""))
-            except (OSError, ValueError):
-                self.answers.append((time.monotonic(), 0, ""))
-            time.sleep(0.01)
-
-    def served_by(self, version: str) -> int:
-        return sum(1 for _, _, v in self.answers if v == version)
+def production_clients(base: str) -> ClientLoop:
+    """Production's clients: GETs of the predict path, each answer the version that served it."""
+    return ClientLoop(base + PREDICT, read=lambda body: str(json.loads(body)["version"]))
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +132,7 @@ def settle(settings: config.Settings) -> None:
 
 def test_a_canary_release_passes_the_gate_and_completes(base: str, project: Project) -> None:
     settings, lines = settings_for(project), []
-    with Production(base) as production:
+    with production_clients(base) as production:
         report = release(context(settings, lines), "staging", "v1.1.0")
     assert report.outcome is ReleaseOutcome.RELEASED
     decisions = "\n".join(report.decisions)
@@ -191,7 +161,7 @@ def test_a_wrong_model_is_stopped_at_the_test_listener_before_any_production_req
 ) -> None:
     settings, lines = settings_for(project, "model-wrong"), []
     before = running(settings)
-    with Production(base) as production, pytest.raises(ReleaseFailed) as failed:
+    with production_clients(base) as production, pytest.raises(ReleaseFailed) as failed:
         release(context(settings, lines), "staging", "v1.2.0")
     report: ReleaseReport = failed.value.report
     assert report.outcome is ReleaseOutcome.ROLLED_BACK
@@ -206,7 +176,7 @@ def test_a_model_failing_under_production_traffic_is_rolled_back_with_the_canary
 ) -> None:
     settings, lines = settings_for(project, "model-5xx"), []
     before = running(settings)
-    with Production(base) as production, pytest.raises(ReleaseFailed) as failed:
+    with production_clients(base) as production, pytest.raises(ReleaseFailed) as failed:
         release(context(settings, lines), "staging", "v1.3.0")
     report: ReleaseReport = failed.value.report
     assert "canary failed at 10% of production traffic: 5xx rate" in report.cause
@@ -241,7 +211,7 @@ def test_ctrl_c_during_the_canary_bake_stops_the_deployment_and_says_so(base: st
     ctx = context(settings, lines, clock=clock)
     ctx.echo = arm
     before = running(settings)
-    with Production(base) as production, pytest.raises(Interrupted) as stopped:
+    with production_clients(base) as production, pytest.raises(Interrupted) as stopped:
         release(ctx, "staging", "v1.5.0")
     message = stopped.value.message
     assert "Ctrl-C during the canary bake: stopped the service deployment (StopServiceDeployment, rollback)" in message

@@ -21,13 +21,13 @@ from typing import Any
 
 import pytest
 from actions_runner import BUILTIN_ACTIONS, Event, Runner, load
-from test_workflows_run import checkout_action, machine_env, pipeline_cli
 
 from pipeline import __version__
 from pipeline.workflows import ACTIONLINT_DIR, CHECKOV_VERSION, REQUIREMENTS
 from tests.images.build import static_busybox
 from tests.projects import STORY_TIME_SCALE
 from tests.test_init import DOCKERFILE
+from tests.workflows.workflow_env import checkout_action, machine_env, pipeline_cli
 
 pytestmark = pytest.mark.slow
 

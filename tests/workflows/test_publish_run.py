@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from actions_runner import Event, Runner, clean_environ, is_triggered, load
-from test_workflows_run import REPOSITORY, ROOT, VENV_BIN, WORKFLOWS, copy_committed
 
 from pipeline import __version__
+from tests.workflows.workflow_env import REPOSITORY, ROOT, VENV_BIN, WORKFLOWS, copy_committed
 
 pytestmark = pytest.mark.slow
 

@@ -132,6 +132,14 @@ class Env:
         return [d["TargetHealth"]["State"] for d in described["TargetHealthDescriptions"]]
 
 
+def released(env: Env, images: dict[str, str], name: str = "v1") -> dict[str, str]:
+    """The service stack created with `name` and its first deployment COMPLETED."""
+    env.create_registry_stack()
+    outputs = env.create_service_stack(env.push(images[name], "1.0.0"))
+    wait_for(lambda: env.service()["deployments"][0]["rolloutState"] == "COMPLETED")
+    return outputs
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
     """Bounded polling of real processes and servers."""
     deadline = time.monotonic() + timeout

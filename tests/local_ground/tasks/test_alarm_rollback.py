@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_rollouts import Client, released
 
 from pipeline.images import buildah
-from tests.local_ground.tasks.task_env import IMAGES, Env, wait_for
+from tests.client_loop import ClientLoop
+from tests.local_ground.tasks.task_env import IMAGES, Env, released, wait_for
 
 FAIL_CGI = (
     '#!/bin/busybox sh\nprintf "Status: 500 Internal Server Error\\r\\nContent-Type: text/plain\\r\\n\\r\\nboom\\n"\n'
@@ -42,7 +42,7 @@ def test_a_release_answering_5xx_during_the_bake_is_rolled_back_by_its_alarm(
 ) -> None:
     outputs = released(env, images)
     bad = env.push(erroring, "2.0.0")
-    with Client(outputs["ServiceUrl"] + "/cgi-bin/fail") as client:
+    with ClientLoop(outputs["ServiceUrl"] + "/cgi-bin/fail") as client:
         env.update_image(bad, "2.0.0")
         wait_for(lambda: not env.stack_status().endswith("_IN_PROGRESS"), timeout=60)
     assert env.stack_status() == "UPDATE_ROLLBACK_COMPLETE"

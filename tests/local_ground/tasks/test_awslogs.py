@@ -87,7 +87,7 @@ def test_a_missing_group_fails_the_task_unless_the_driver_may_create_it(aws: Loc
 
 def test_a_running_task_writes_to_its_stream(env: Env, images: dict[str, str]) -> None:
     """The service stack's task definition sends the container's output to the stack's log group."""
-    from test_rollouts import released
+    from tests.local_ground.tasks.task_env import released
 
     outputs = released(env, images)
     task_id = env.tasks_of("RUNNING")[0]["taskArn"].rsplit("/", 1)[-1]

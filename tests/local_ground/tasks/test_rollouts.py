@@ -4,15 +4,14 @@ ECR bridge, run with buildah, health-checked through the target group, served by
 from __future__ import annotations
 
 import ipaddress
-import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any
 
 import pytest
 
-from tests.local_ground.tasks.task_env import Env, wait_for
+from tests.client_loop import ClientLoop
+from tests.local_ground.tasks.task_env import Env, released, wait_for
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -25,44 +24,9 @@ def get(url: str) -> tuple[int, str]:
         return error.code, ""
 
 
-class Client:
-    """A client loop through the service URL, recording every answer, for as long as a rollout runs."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.answers: list[tuple[float, int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> Client:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            status, body = get(self.url)
-            self.answers.append((time.monotonic(), status, body))
-            time.sleep(0.01)
-
-    def errors(self) -> list[tuple[float, int, str]]:
-        return [a for a in self.answers if a[1] != 200]
-
-
 def rollout_state(env: Env) -> str:
     deployments = env.service()["deployments"]
     return str(deployments[0]["rolloutState"]) if len(deployments) == 1 else "IN_PROGRESS"
-
-
-def released(env: Env, images: dict[str, str], name: str = "v1") -> dict[str, str]:
-    """The service stack created with `name` and its first deployment COMPLETED."""
-    env.create_registry_stack()
-    outputs = env.create_service_stack(env.push(images[name], "1.0.0"))
-    wait_for(lambda: env.service()["deployments"][0]["rolloutState"] == "COMPLETED")
-    return outputs
 
 
 def test_healthy_release_completes_and_traffic_moves_only_to_passing_tasks(env: Env, images: dict[str, str]) -> None:
@@ -77,7 +41,7 @@ def test_healthy_release_completes_and_traffic_moves_only_to_passing_tasks(env: 
 
     v2 = env.push(images["v2"], "2.0.0")
     states_before_v2: list[list[str]] = []
-    with Client(outputs["ServiceUrl"]) as client:
+    with ClientLoop(outputs["ServiceUrl"]) as client:
         env.update_image(v2, "2.0.0")
         while env.stack_status() == "UPDATE_IN_PROGRESS":
             states_before_v2.append(env.target_states())
@@ -107,7 +71,7 @@ def test_unhealthy_release_fails_rolls_back_and_the_old_task_keeps_serving(env: 
     outputs = released(env, images)
     old_task = env.tasks_of("RUNNING")[0]["taskArn"]
     bad = env.push(images["unhealthy"], "2.0.0")
-    with Client(outputs["ServiceUrl"]) as client:
+    with ClientLoop(outputs["ServiceUrl"]) as client:
         env.update_image(bad, "2.0.0")
         wait_for(lambda: not env.stack_status().endswith("_IN_PROGRESS"), timeout=30)
         wait_for(lambda: rollout_state(env) == "COMPLETED", timeout=10)  # the rollback deployment

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from test_rollouts import released
 
 from local_ground.aws import LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 from local_ground.tasks import EcsTasksRunForReal
-from tests.local_ground.tasks.task_env import SCALE, SERVICE_STACK, Env, wait_for
+from tests.local_ground.tasks.task_env import SCALE, SERVICE_STACK, Env, released, wait_for
 
 NAME = "stack_deletion_stops_ecs_services"
 
