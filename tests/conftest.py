@@ -85,6 +85,18 @@ def canary_settings(canary_raw_settings: dict[str, Any]):  # type: ignore[no-unt
     return config.parse(canary_raw_settings, root=ROOT)
 
 
+# Fixtures that build or pull images, start a Docker engine or run real tasks: a test using one is `slow`
+# whether or not its module says so, so `-m "not slow"` (make test-fast) never runs one by mistake.
+SLOW_FIXTURES = frozenset(
+    {"buildah_root", "buildah_store", "images", "env", "ground", "docker_engine", "containerd_engine", "docker_environ"}
+)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """After pytest-randomly: a module marked `story` keeps its tests in file order (its releases build

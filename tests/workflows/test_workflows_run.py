@@ -664,9 +664,7 @@ def test_lint_passes_on_a_pull_request_and_comments_its_template_changes(
         ("Test suite", "substituted")
     ]
     makefile = (ROOT / "Makefile").read_text()
-    assert "\nsetup: " in makefile and "\ntest: setup\n" in makefile, (
-        "the substituted commands are the Makefile's targets"
-    )
+    assert "\nsetup: " in makefile and "\ntest: " in makefile, "the substituted commands are the Makefile's targets"
     lint_output = templates.step("Lint templates (cfn-lint, checkov) and workflows (zizmor)").output
     assert "cfn-lint: 4 template(s), no findings" in lint_output
     assert "workflows: 4 file(s)" in lint_output
