@@ -390,11 +390,14 @@ class ContainerProcess:
 
     def _remove_cgroups(self) -> None:
         """Remove the run's cgroups (empty once it ended); a task's cpu group goes with its last container."""
-        if self._cgroup is not None and _rmdir(self._cgroup):
+        # Read each group once: kill() and remove() may run at once (a task stopped while the ground
+        # uninstalls), and the other may clear the attribute while _rmdir waits for the group to empty.
+        memory, cpu = self._cgroup, self._cpu_cgroup
+        if memory is not None and _rmdir(memory):
             self._cgroup = None
-        if self._cpu_cgroup is not None and _rmdir(self._cpu_cgroup):
-            if self._cpu_cgroup.parent.name == self._cpu_group:
-                _rmdir(self._cpu_cgroup.parent, wait=0)  # refused while another container of the task is in it
+        if cpu is not None and _rmdir(cpu):
+            if cpu.parent.name == self._cpu_group:
+                _rmdir(cpu.parent, wait=0)  # refused while another container of the task is in it
             self._cpu_cgroup = None
 
     def remove(self) -> None:
