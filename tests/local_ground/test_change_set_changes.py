@@ -16,7 +16,7 @@ from pipeline import config
 from pipeline.clock import FakeClock
 from pipeline.steps.deploy import Deployer
 from pipeline.templates import names
-from tests.local_ground.test_moto_extensions import (
+from tests.local_ground.moto_stack import (
     IMAGE_1,
     IMAGE_2,
     STACK,

@@ -5,7 +5,6 @@ fixtures of test_iam_identity, one instance per module), so the staging stack is
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ import boto3
 
 from pipeline import config
 from pipeline.templates import names
+from tests.client_loop import BackgroundLoop
 from tests.local_ground import test_iam_identity as identity
 from tests.local_ground.test_iam_identity import MANIFEST, REGION, assume, job, pipeline_cli
 
@@ -22,27 +22,18 @@ settings = identity.settings
 bootstrapped = identity.bootstrapped
 
 
-class EcsOutcomes:
+class EcsOutcomes(BackgroundLoop):
     """Stands in for ECS on a ground without real tasks: each time the stack is in the next status of `script`
     and the service has a new PRIMARY deployment in progress, that deployment gets the outcome (the circuit
     breaker's FAILED, or steady)."""
 
     def __init__(self, ground: Any, stack: str, script: list[tuple[str, str]]) -> None:
+        super().__init__()
         self.ground, self.stack, self.script = ground, stack, list(script)
         self.done: list[tuple[str, str]] = []
         self.seen: list[str] = []  # the stack statuses seen, for the failure message
         self.acted: set[str] = set()  # deployment ids given an outcome
         self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> EcsOutcomes:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()  # the command it answered for has ended
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         cf = boto3.client("cloudformation", region_name=REGION)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from tests.local_ground.moto_stack import IMAGE_1, STACK, Clients, shows_gap_without
 from tests.local_ground.test_load_balancers import protected_template
-from tests.local_ground.test_moto_extensions import IMAGE_1, STACK, Clients, shows_gap_without
 
 NAME = "stack_deletion_can_fail"
 EXPORTER = {

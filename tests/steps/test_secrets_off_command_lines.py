@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,29 +24,21 @@ from pipeline.steps.context import Context
 from pipeline.steps.deploy import Deployer
 from pipeline.steps.release import ReleaseOutcome, release
 from pipeline.templates import stack_specs
+from tests.client_loop import BackgroundLoop
 
 pytestmark = pytest.mark.slow
 
 
-class CommandLineWatch:
+class CommandLineWatch(BackgroundLoop):
     """Polls /proc/*/cmdline in a thread; remembers every command line that holds a secret."""
 
     def __init__(self, secrets: dict[str, str], issued: Callable[[], list[str]] | None = None) -> None:
+        super().__init__()
         self.secrets = {name: value.encode() for name, value in secrets.items() if value}
         # Every ECR token is fresh (one per push or pull): `issued` names those handed out so far.
         self.issued = issued or (lambda: [])
         self.leaks: list[tuple[str, str]] = []
         self.seen: set[tuple[str, ...]] = set()  # the words of what ran, to prove the watch saw the work
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> CommandLineWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -15,8 +15,8 @@ from pipeline.aws import cloudformation as cfn
 from pipeline.clock import FakeClock
 from pipeline.errors import DeployError
 from pipeline.steps.deploy import Deployer, DeployOutcome
+from tests.local_ground.moto_stack import IMAGE_1, IMAGE_2, STACK, Clients, local_aws, service_template
 from tests.local_ground.test_load_balancers import protected_template
-from tests.local_ground.test_moto_extensions import IMAGE_1, IMAGE_2, STACK, Clients, local_aws, service_template
 
 
 class HandMovedDeployments:

@@ -5,23 +5,11 @@ from __future__ import annotations
 
 import ipaddress
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-from tests.client_loop import ClientLoop
+from tests.client_loop import ClientLoop, get
 from tests.local_ground.tasks.task_env import Env, released, wait_for
-
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def get(url: str) -> tuple[int, str]:
-    try:
-        with _DIRECT.open(url, timeout=5) as response:
-            return response.status, response.read().decode().strip()
-    except urllib.error.HTTPError as error:
-        return error.code, ""
 
 
 def rollout_state(env: Env) -> str:
