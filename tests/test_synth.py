@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline import config
+from pipeline import config, synth
 from pipeline.synth import MARKER, Action, check_templates, synthesize, write_templates
 from tests.conftest import copy_golden_set
 
@@ -33,6 +33,23 @@ def test_stale_missing_and_extra_templates_are_named(
     assert sorted(check_templates(settings, tmp_path)) == ["registry.yaml", "service-staging.yaml"]
     write_templates(settings, tmp_path)
     assert check_templates(settings, tmp_path) == []
+
+
+def test_checking_the_same_settings_again_does_not_synthesize_again(
+    settings: config.Settings, raw_settings: dict[str, Any], tmp_path: Path, monkeypatch: Any
+) -> None:
+    # A release checks the committed templates before every deploy; the second check reuses the first's text.
+    calls: list[config.Settings] = []
+    monkeypatch.setattr(synth, "synthesize", lambda s: calls.append(s) or synthesize(s))
+    synth._synthesized.cache_clear()
+    write_templates(settings, tmp_path)
+    assert check_templates(settings, tmp_path) == [] and len(calls) == 1
+    check_templates(config.load(settings.root / "pipeline.toml"), tmp_path)  # equal settings, loaded again
+    assert len(calls) == 1
+    assert check_templates(_with_qa(raw_settings), tmp_path) == ["ci-access.yaml", "service-qa.yaml"]
+    assert len(calls) == 2  # other settings: synthesized for them
+    synth.synthesized(settings).clear()  # each caller gets its own mapping
+    assert check_templates(settings, tmp_path) == [] and len(calls) == 2
 
 
 def _with_qa(raw: dict[str, Any]) -> config.Settings:
