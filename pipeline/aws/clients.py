@@ -6,11 +6,13 @@ profiles, OIDC in Actions). Nothing here knows whether it talks to AWS or to a l
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -32,13 +34,35 @@ RETRY_CONFIG = Config(
 )
 
 
+_models_lock = threading.Lock()
+_shared_loader: Any = None  # botocore's data loader: service models, read from disk once per process
+
+
+def new_session(region: str) -> boto3.session.Session:
+    """A boto3 session of its own (credentials are resolved per session, as the environment says at the
+    time) whose service models come from the process's one loader: reading and parsing a service's
+    model costs tens of milliseconds per new session otherwise."""
+    global _shared_loader
+    core = botocore.session.Session()
+    with _models_lock:
+        if _shared_loader is None:
+            _shared_loader = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _shared_loader)
+        session = boto3.session.Session(botocore_session=core, region_name=region)
+        # boto3 appends its own data folder to the loader's search path for every session: keep one.
+        paths = _shared_loader.search_paths
+        paths[:] = list(dict.fromkeys(paths))
+    return session
+
+
 class Clients:
     """Lazily created clients for one region. Steps take this, tests pass one aimed at moto."""
 
     def __init__(self, region: str, session: boto3.session.Session | None = None, account: str | None = None) -> None:
         self.region = region
         self.account = account  # app.account: check_credentials refuses credentials of any other
-        self._session = session or boto3.session.Session(region_name=region)
+        self._session = session or new_session(region)
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
