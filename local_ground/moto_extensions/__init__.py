@@ -49,11 +49,13 @@ from .service_deletion import StackDeletionStopsEcsServices
 from .service_deployment_api import EcsServiceDeploymentApi, ServiceDeploymentStatus
 from .stack_deletion import ExportsInUseCannotChange, StackDeletionCanFail
 from .stack_rollback import FailedStackUpdateRollsBack
+from .template_parsing import TemplatesParsedOnce
 from .throttling import ThrottlingInjection, clear_throttling, inject_throttling
 from .traffic_deployments import EcsTrafficServiceDeployments
 
 # Install order matters only where two wrap the same moto method: the later one is outermost.
 EXTENSION_TYPES: tuple[type[Extension], ...] = (
+    TemplatesParsedOnce,
     ChangeSetStacksReportOutputs,
     ChangeSetStacksImportValues,
     ChangeSetsListResolvedChanges,

@@ -34,13 +34,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
 from moto.cloudformation.exceptions import ValidationError
 from moto.cloudformation.models import CloudFormationBackend, Stack
 from moto.cloudformation.responses import CloudFormationResponse
-from moto.cloudformation.utils import yaml_tag_constructor
 
 from ._base import Extension, Patch
+from .template_parsing import parsed
 
 STACK_NAME = re.compile(r"[a-zA-Z][-a-zA-Z0-9]*")
 STACK_NAME_MAX = 128
@@ -55,8 +54,7 @@ def parse_template(body: str | dict[str, Any] | None) -> dict[str, Any]:
     try:
         return dict(json.loads(body))
     except ValueError:
-        yaml.add_multi_constructor("", yaml_tag_constructor)
-        loaded = yaml.load(body, Loader=yaml.Loader)  # nosec B506 # CloudFormation tags (!Ref) as moto reads them; the template is ours
+        loaded = parsed(body)  # YAML with CloudFormation's short-form tags, as moto reads it, once per text
         return loaded if isinstance(loaded, dict) else {}
 
 
