@@ -52,7 +52,7 @@ SEED := $(shell od -An -N4 -tu4 /dev/urandom | tr -d ' ')
 endif
 # --tb=native: after a test recursed deeply (the fuzzed model server), CPython 3.11.7's ast.parse fails
 # in pytest's source-aware tracebacks ("AST constructor recursion depth mismatch") and aborts the run.
-PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile -p randomly --randomly-seed=$(SEED) --tb=native
+PYTEST := $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder -p randomly --randomly-seed=$(SEED) --tb=native
 
 static: setup
 	$(BIN)/ruff check .

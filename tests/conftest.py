@@ -100,7 +100,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """After pytest-randomly: a module marked `story` keeps its tests in file order (its releases build
-    on each other in one account, as a team's do); the order of modules stays random."""
+    on each other in one account, as a team's do); the order of modules stays random within the slow ones
+    and within the rest."""
     start = 0
     while start < len(items):
         module = items[start].module if isinstance(items[start], pytest.Function) else None
@@ -110,3 +111,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if module is not None and any(m.name == "story" for m in items[start].iter_markers()):
             items[start:end] = sorted(items[start:end], key=lambda item: item.location[1] or 0)
         start = max(end, start + 1)
+    # xdist hands out whole modules in this order (`make test` passes --no-loadscope-reorder): modules with a
+    # slow test go first, so the many short modules fill the end of the run on both workers, instead of one
+    # long module, handed out last, running alone. The order within each group stays pytest-randomly's.
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
