@@ -44,15 +44,19 @@ class Env:
 
     def __init__(self, aws: LocalAWS, bridge: EcrRegistryBridge, tasks: EcsTasksRunForReal) -> None:
         self.aws, self.bridge, self.tasks = aws, bridge, tasks
+        self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.aws.endpoint_url,
-            region_name=self.aws.region,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        """One client per service for the Env's life: waits poll through these many times a second."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service,
+                endpoint_url=self.aws.endpoint_url,
+                region_name=self.aws.region,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return self._clients[service]
 
     def push(self, local_tag: str, tag: str, repository: str = REPOSITORY) -> str:
         """Push through the bridge; returns the ECR image URI pinned by digest, as the pipeline deploys it."""
