@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import config
-from pipeline.errors import LocalEnvironmentError
+from pipeline.errors import ConfigError, LocalEnvironmentError
 
 Echo = Callable[[str], None]
 TIME_SCALE = 0.02  # AWS's waits x 0.02: a 30 s health check interval takes 0.6 s here
+TIME_SCALE_ENV = "LOCAL_GROUND_TIME_SCALE"
 DETACHED_START_SECONDS = 60.0
 
 
@@ -55,15 +57,35 @@ def git_tags(root: Path) -> list[GitTag]:
     return tags
 
 
+def time_scale(environ: Mapping[str, str]) -> float:
+    """The ground's factor: $LOCAL_GROUND_TIME_SCALE (the suite runs its grounds at 0.01), else 0.02.
+    Every AWS duration and the pipeline's own waits shrink alike, so only a busy machine can tell."""
+    text = environ.get(TIME_SCALE_ENV, "").strip()
+    if not text:
+        return TIME_SCALE
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise ConfigError(
+            TIME_SCALE_ENV,
+            f"{text!r} is not a factor above 0 and at most 1",
+            hint=f"Use e.g. {TIME_SCALE:g} (the default), or unset it.",
+        )
+    return value
+
+
 @contextmanager
 def running(root: Path, echo: Echo) -> Iterator[dict[str, str]]:
     """The local ground for the project at `root`; yields the environment that points at it."""
     from local_ground.ground import LocalGround
 
+    scale = time_scale(os.environ)  # a bad value is refused before anything starts
     settings = config.load(root / config.DEFAULT_PATH)
     with LocalGround(
         github_repository=settings.app.github_repository,
-        time_scale=TIME_SCALE,
+        time_scale=scale,
         progress=lambda line: echo(line),
     ) as ground:
         assert ground.github is not None  # nosec B101 # started by LocalGround

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from local_ground import session
 from pipeline import __version__, init
 from tests.images.build import static_busybox
+from tests.projects import STORY_TIME_SCALE
 from tests.test_locks import pins
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +50,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def cli(root: Path, *args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    env = {session.TIME_SCALE_ENV: str(STORY_TIME_SCALE), **env}  # `local exec` runs its ground as the stories do
     return subprocess.run(
         [PIPELINE, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env={**os.environ, **env}
     )

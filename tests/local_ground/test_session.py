@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from local_ground import session
-from tests.projects import make_git_project
+from tests.projects import STORY_TIME_SCALE, make_git_project
 
 pytestmark = pytest.mark.slow
 PIPELINE = str(Path(sys.executable).parent / "pipeline")
@@ -28,7 +28,8 @@ def repo(tmp_path: Path, buildah_store: Path) -> Path:
 def cli(
     root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PIPELINE, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env=env)
+    environ = {session.TIME_SCALE_ENV: str(STORY_TIME_SCALE), **(os.environ if env is None else env)}
+    return subprocess.run([PIPELINE, *args], cwd=root, capture_output=True, text=True, timeout=timeout, env=environ)
 
 
 def test_git_tags_are_read_at_their_commits(repo: Path) -> None:
@@ -83,3 +84,15 @@ def test_up_detached_then_down(repo: Path, tmp_path: Path) -> None:
     assert down.returncode == 0 and "stopped" in down.stdout
     assert not list((tmp_path / "cache").rglob("*.json"))
     assert "no local ground runs" in cli(repo, "local", "down", env=env).stdout
+
+
+def test_the_grounds_time_scale_comes_from_the_environment_and_a_bad_one_is_one_line(repo: Path) -> None:
+    assert session.time_scale({}) == session.TIME_SCALE == 0.02
+    assert session.time_scale({session.TIME_SCALE_ENV: " 0.01 "}) == 0.01
+    for bad in ("0", "-1", "2", "nan", "inf", "fast"):
+        result = cli(repo, "local", "exec", "--", "true", env={**os.environ, session.TIME_SCALE_ENV: bad})
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.splitlines() == [
+            f"error: {session.TIME_SCALE_ENV}: {bad!r} is not a factor above 0 and at most 1. "
+            "Use e.g. 0.02 (the default), or unset it."
+        ], result.stderr
