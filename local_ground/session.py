@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import config
-from pipeline.errors import ConfigError, LocalEnvironmentError
+from pipeline.errors import LocalEnvironmentError
 
 Echo = Callable[[str], None]
 TIME_SCALE = 0.02  # AWS's waits x 0.02: a 30 s health check interval takes 0.6 s here
@@ -60,20 +59,9 @@ def git_tags(root: Path) -> list[GitTag]:
 def time_scale(environ: Mapping[str, str]) -> float:
     """The ground's factor: $LOCAL_GROUND_TIME_SCALE (the suite runs its grounds at 0.01), else 0.02.
     Every AWS duration and the pipeline's own waits shrink alike, so only a busy machine can tell."""
-    text = environ.get(TIME_SCALE_ENV, "").strip()
-    if not text:
-        return TIME_SCALE
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value <= 1):
-        raise ConfigError(
-            TIME_SCALE_ENV,
-            f"{text!r} is not a factor above 0 and at most 1",
-            hint=f"Use e.g. {TIME_SCALE:g} (the default), or unset it.",
-        )
-    return value
+    return config.factor_from(
+        environ, TIME_SCALE_ENV, TIME_SCALE, hint=f"Use e.g. {TIME_SCALE:g} (the default), or unset it."
+    )
 
 
 @contextmanager

@@ -372,17 +372,20 @@ MIN_POLL_SECONDS = 0.05
 def time_scale(environ: Mapping[str, str]) -> float:
     """How long an AWS second lasts where the pipeline runs: $PIPELINE_TIME_SCALE, set by a local ground
     that scales every AWS duration by one factor (so the pipeline's own timeouts shrink alike), else 1."""
-    text = environ.get(TIME_SCALE_ENV, "").strip()
+    return factor_from(environ, TIME_SCALE_ENV, 1.0, hint="Unset it outside a local ground.")
+
+
+def factor_from(environ: Mapping[str, str], name: str, default: float, hint: str) -> float:
+    """$name as a factor above 0 and at most 1, else `default`; anything else is one ConfigError naming it."""
+    text = environ.get(name, "").strip()
     if not text:
-        return 1.0
+        return default
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and 0 < value <= 1):
-        raise ConfigError(
-            TIME_SCALE_ENV, f"{text!r} is not a factor above 0 and at most 1", hint="Unset it outside a local ground."
-        )
+        raise ConfigError(name, f"{text!r} is not a factor above 0 and at most 1", hint=hint)
     return value
 
 
