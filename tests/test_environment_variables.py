@@ -3,7 +3,7 @@ nothing the code does not read.
 
 Reads are found in the source (pipeline/ and local_ground/) by their syntax: `os.environ[...]`,
 `os.environ.get(...)`, `os.getenv(...)`, `environ.get(...)` on a mapping passed in (GitHubRecorder takes
-os.environ so), and click's `envvar=`. A name given through a module constant is followed to its value.
+os.environ so), `config.factor_from(environ, NAME, ...)` and click's `envvar=`. A name given through a module constant is followed to its value.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def _constants(tree: ast.Module) -> dict[str, str]:
     }
 
 
+def _called(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else None
+
+
 def _named(arg: ast.expr) -> Iterator[ast.expr]:
     if isinstance(arg, (ast.List, ast.Tuple)):
         yield from arg.elts
@@ -67,6 +73,8 @@ def reads(path: Path) -> Iterator[tuple[str | None, str, int]]:
                 args = node.args[:1] if found else []
             elif isinstance(func, ast.Attribute) and func.attr == "getenv":
                 args = node.args[:1]
+            elif _called(func) == "factor_from":  # config.factor_from(environ, NAME, ...) reads $NAME
+                args = node.args[1:2]
             args += [a for k in node.keywords if k.arg == "envvar" for a in _named(k.value)]
         for arg in args:
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
