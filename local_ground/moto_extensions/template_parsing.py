@@ -11,17 +11,12 @@ does not parse raises again, the same way, each time.
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-import yaml
 from moto.cloudformation.models import ChangeSet, Stack
-from moto.cloudformation.utils import yaml_tag_constructor
-from yaml.parser import ParserError
-from yaml.scanner import ScannerError
 
 from ._base import Extension, Patch
 
@@ -31,13 +26,9 @@ _lock = threading.Lock()
 _parsed: OrderedDict[str, Any] = OrderedDict()
 
 
-def moto_parse(template: str) -> Any:
-    """What moto's own parse does: YAML with CloudFormation's short-form tags, else JSON."""
-    yaml.add_multi_constructor("", yaml_tag_constructor)
-    try:
-        return yaml.load(template, Loader=yaml.Loader)  # nosec B506 # CloudFormation tags (!Ref) as moto reads them
-    except (ParserError, ScannerError):
-        return json.loads(template)
+# moto's own parse (YAML with CloudFormation's short-form tags, else JSON), read before any install replaces it:
+# nothing patches moto at import time.
+moto_parse: Callable[[str], Any] = Stack.parse_template
 
 
 def parsed(template: str) -> Any:
