@@ -24,6 +24,8 @@ from pipeline.steps.history import history, status
 from pipeline.steps.push import PushedImage, push_image
 from pipeline.steps.release import release, rollback
 from pipeline.steps.roll import RolloutOutcome, RolloutResult
+from tests.botocore_time import scaled_retry_waits
+from tests.projects import STORY_TIME_SCALE
 from tests.steps.story import aws, bootstrap, context
 
 pytestmark = [pytest.mark.slow, pytest.mark.story]
@@ -265,7 +267,7 @@ def test_a_stack_in_progress_is_refused(bootstrapped: Any, second_releases: Any,
 
 
 def test_throttling_in_deploy_and_roll_does_not_fail_a_release(
-    bootstrapped: Any, second_releases: Any, ground: Any
+    bootstrapped: Any, second_releases: Any, ground: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, other = switch(bootstrapped.settings, "staging")
     retried: list[str] = []
@@ -284,7 +286,8 @@ def test_throttling_in_deploy_and_roll_does_not_fail_a_release(
     ground.aws.inject_throttling("cloudformation", "DescribeStacks", 3)
     ground.aws.inject_throttling("cloudformation", "DescribeChangeSet", 2)
     ground.aws.inject_throttling("ecs", "DescribeServices", 3)
-    report = rollback(context(bootstrapped.settings, make_clients=counting_clients), "staging", other)
+    with scaled_retry_waits(monkeypatch, STORY_TIME_SCALE):  # botocore's backoff, on the ground's clock
+        report = rollback(context(bootstrapped.settings, make_clients=counting_clients), "staging", other)
     assert report.outcome is ReleaseOutcome.RELEASED
     assert {"DescribeStacks", "DescribeChangeSet", "DescribeServices"} <= set(retried), retried
 
