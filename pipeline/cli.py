@@ -24,7 +24,7 @@ from pipeline.commands.grammar import (
     resolve_env,
     write_github_output,
 )
-from pipeline.errors import PipelineError
+from pipeline.errors import InputError, PipelineError
 
 CONFIG_OPTION = config_option()
 
@@ -35,10 +35,13 @@ def _settings(config_path: Path | None) -> Any:
     return config.load(config_path)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(version=__version__, prog_name="pipeline")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Ship a model server to Amazon ECS from a git tag, and roll it back."""
+    if ctx.invoked_subcommand is None:  # a bare `pipeline` asks what there is: the help, not an error
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -83,10 +86,21 @@ def check(config_path: Path | None, output: str) -> None:
 )
 def synth(config_path: Path | None, check_only: bool, out: Path | None) -> None:
     """Write the CloudFormation templates (deterministic), or check the committed ones."""
-    from pipeline.synth import check_templates, write_templates
-
     settings = _settings(config_path)
     folder = out or settings.root / "cloudformation"
+    try:
+        _synth(settings, folder, check_only)
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename and str(error.filename) != str(folder) else ""
+        raise InputError(
+            f"cannot write the templates to {folder}: {error.strerror}{where}",
+            hint="Choose a folder you can write (--out), or fix its permissions.",
+        ) from None
+
+
+def _synth(settings: Any, folder: Path, check_only: bool) -> None:
+    from pipeline.synth import check_templates, write_templates
+
     if check_only:
         stale = check_templates(settings, folder)
         if stale:
@@ -164,6 +178,9 @@ def _run_and_report(chain: Callable[[], Any], summary: Path | None, output: str,
     from pipeline.errors import Interrupted, ReleaseFailed
     from pipeline.steps.interrupt import stop_signals
 
+    # Refused before anything changes: a report that cannot be written after a deploy would hide its outcome.
+    _appendable(summary, "the job summary", "Check --summary / GITHUB_STEP_SUMMARY.")
+    _appendable(github_output, "the step outputs", "Check --github-output / GITHUB_OUTPUT.")
     with stop_signals() as signals:
         try:
             report = chain()
@@ -171,13 +188,27 @@ def _run_and_report(chain: Callable[[], Any], summary: Path | None, output: str,
             if isinstance(failed, Interrupted):
                 failed.exit_code = signals.exit_code
             if failed.report is not None:
-                _report(failed.report, summary, output, github_output)
+                try:
+                    _report(failed.report, summary, output, github_output)
+                except PipelineError as unwritten:  # the release's own error is the one to end with
+                    click.echo(f"warning: {unwritten.one_line()}", err=True)
             raise
         except KeyboardInterrupt:
             stopped = Interrupted(f"stopped by {signals.name} before any deploy started", hint="Nothing was deployed.")
             stopped.exit_code = signals.exit_code
             raise stopped from None
     _report(report, summary, output, github_output)
+
+
+def _appendable(path: Path | None, what: str, hint: str) -> None:
+    """Open `path` for appending once (GitHub creates these files; so does this), or refuse in one line."""
+    if path is None:
+        return
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise InputError(f"cannot write {what} to {path}: {error.strerror}", hint=hint) from None
 
 
 def _report(report: Any, summary: Path | None, output: str, github_output: Path | None) -> None:
@@ -320,7 +351,7 @@ def status(environment: str | None, legacy_environment: str | None, config_path:
 @env_option(legacy_positional=True)
 @CONFIG_OPTION
 @OUTPUT_OPTION
-@click.option("--limit", default=10, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=10, show_default=True, help="Newest entries to show.")
 def history(
     environment: str | None, legacy_environment: str | None, config_path: Path | None, output: str, limit: int
 ) -> None:
@@ -434,7 +465,6 @@ def bootstrap(config_path: Path | None, wait: bool, output: str) -> None:
 @CONFIG_OPTION
 def template_diff(base: str, comment: bool, config_path: Path | None) -> None:
     """List the resources the committed templates add, change or remove against BASE."""
-    import json
     import os
 
     from pipeline.template_diff import MARKER, diff_templates, markdown
@@ -451,13 +481,30 @@ def template_diff(base: str, comment: bool, config_path: Path | None) -> None:
     if github is None or not event_path:
         click.echo("notice: no GitHub token or pull request event; the comment is not posted", err=True)
         return
-    number = json.loads(Path(event_path).read_text()).get("pull_request", {}).get("number")
-    if not number:
-        raise PipelineError(
-            "the GitHub event is not a pull request", hint="Run --comment from a pull_request workflow."
-        )
-    url = github.upsert_pr_comment(int(number), MARKER, text)
+    url = github.upsert_pr_comment(_pull_request_number(Path(event_path)), MARKER, text)
     click.echo(f"commented: {url}")
+
+
+def _pull_request_number(event_path: Path) -> int:
+    """The pull request's number from GitHub's event payload (GITHUB_EVENT_PATH)."""
+    import json
+
+    try:
+        event = json.loads(event_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not a JSON document"
+        raise InputError(
+            f"GITHUB_EVENT_PATH {event_path}: cannot be read ({reason})",
+            hint="Run --comment in a GitHub Actions job, which writes that file.",
+        ) from None
+    pull_request = event.get("pull_request") if isinstance(event, dict) else None
+    number = pull_request.get("number") if isinstance(pull_request, dict) else None
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise InputError(
+            f"GITHUB_EVENT_PATH {event_path}: the event is not a pull request (no pull_request.number)",
+            hint="Run --comment from a pull_request workflow.",
+        )
+    return number
 
 
 @cli.command()
@@ -600,7 +647,8 @@ def demo() -> None:
     code = run_demo(root, _echo)
     if code != 0:
         raise PipelineError(
-            "the demo did not end as intended (1.0.0 running, 1.2.0 rolled back)", hint="Read the output above."
+            "the demo did not end as intended (1.0.0 running, 1.2.0 and 1.3.0 rolled back)",
+            hint="Read the output above.",
         )
 
 
@@ -609,8 +657,13 @@ def _write_summary(path: Path | None, report: Any) -> None:
         return
     from pipeline.report import markdown_summary
 
-    with path.open("a", encoding="utf-8") as out:
-        out.write(markdown_summary(report))
+    try:
+        with path.open("a", encoding="utf-8") as out:
+            out.write(markdown_summary(report))
+    except OSError as error:
+        raise InputError(
+            f"cannot write the job summary to {path}: {error.strerror}", hint="Check --summary / GITHUB_STEP_SUMMARY."
+        ) from None
 
 
 @cli.command()

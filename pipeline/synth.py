@@ -81,7 +81,7 @@ def write_templates(settings: Settings, folder: Path) -> list[Outcome]:
     results = []
     for name, text in wanted.items():
         path = folder / name
-        changed = not path.exists() or path.read_text(encoding="utf-8") != text
+        changed = not _holds(path, text)
         if changed:
             path.write_text(text, encoding="utf-8")
         results.append(Outcome(path, Action.WROTE if changed else Action.UNCHANGED))
@@ -97,13 +97,14 @@ def write_templates(settings: Settings, folder: Path) -> list[Outcome]:
 def check_templates(settings: Settings, folder: Path) -> list[str]:
     """Names of templates that are missing, different, or synth's own but no longer produced."""
     wanted = synthesized(settings)
-    stale = [
-        name
-        for name, text in wanted.items()
-        if not (folder / name).exists() or (folder / name).read_text(encoding="utf-8") != text
-    ]
+    stale = [name for name, text in wanted.items() if not _holds(folder / name, text)]
     stale += [p.name for p in _leftovers(folder, wanted) if is_generated(p)]
     return stale
+
+
+def _holds(path: Path, text: str) -> bool:
+    """Whether the file holds exactly `text`; bytes are compared, so a file that is not UTF-8 is just stale."""
+    return path.is_file() and path.read_bytes() == text.encode("utf-8")
 
 
 def _leftovers(folder: Path, wanted: dict[str, str]) -> list[Path]:

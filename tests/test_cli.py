@@ -28,7 +28,27 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
             2,
             "error: environment: unknown environment 'qa'. Use one of: staging, production.",
         ),
-        (("rollback", "--env", "staging"), None, "give either a VERSION or --previous"),
+        (("rollback", "--env", "staging"), 2, "error: give a VERSION or --previous."),
+        (
+            ("rollback", "1.0.0", "--previous", "--env", "staging"),
+            2,
+            "error: give a VERSION (1.0.0) or --previous, not both.",
+        ),
+        (
+            ("history", "--env", "staging", "--limit", "0"),
+            2,
+            "error: Invalid value for '--limit': 0 is not in the range x>=1.",
+        ),
+        (
+            ("destroy", "--env", "staging", "--env", "production", "--yes"),
+            2,
+            "error: Invalid value for '--env': given 2 times ('staging', 'production'); pass it once.",
+        ),
+        (
+            ("release", "v1.0.0", "--env", "staging", "--summary", "/nonexistent/summary.md"),
+            2,
+            "error: cannot write the job summary to /nonexistent/summary.md: No such file or directory.",
+        ),
         (
             ("status", "--env", "qa"),
             2,
@@ -107,3 +127,82 @@ def test_ctrl_c_exits_130_with_one_line(raised: str, line: str, capsys: pytest.C
         run(stopped, [])
     assert exited.value.code == 130
     assert capsys.readouterr().err.strip() == line
+
+
+def test_a_bare_pipeline_prints_the_help(project_root: Path) -> None:
+    result = run(cwd=project_root)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.startswith("Usage: pipeline [OPTIONS] [COMMAND]") and "Commands:" in result.stdout
+
+
+def git_project(root: Path, project_root: Path) -> Path:
+    """The project's settings and templates in a git repository of their own, committed."""
+    root.mkdir()
+    (root / "pipeline.toml").write_text((project_root / "pipeline.toml").read_text())
+    copy_golden_set(root)
+    assert run("synth", cwd=root).returncode == 0
+    for args in (("init", "-q"), ("add", "-A"), ("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    return root
+
+
+def test_synth_into_a_folder_it_cannot_write_is_one_line(tmp_path: Path, project_root: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = run("synth", "--out", str(tmp_path / "a-file" / "sub"), cwd=project_root)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: cannot write the templates to {tmp_path}/a-file/sub: Not a directory.")
+
+
+def test_synth_rewrites_a_committed_template_that_is_not_utf8(tmp_path: Path, project_root: Path) -> None:
+    root = git_project(tmp_path / "p", project_root)
+    (root / "cloudformation" / "registry.yaml").write_bytes(b"\xff\xfe")
+    checked = run("synth", "--check", cwd=root)
+    assert (checked.returncode, checked.stderr.strip()) == (
+        1,
+        f"error: stale templates in {root}/cloudformation: registry.yaml. Run `pipeline synth` and commit the result.",
+    )
+    assert run("synth", cwd=root).returncode == 0
+    assert run("synth", "--check", cwd=root).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        (None, "cannot be read (No such file or directory)"),
+        ("{", "cannot be read (not a JSON document)"),
+        ("[]", "the event is not a pull request"),
+        ('{"pull_request": null}', "the event is not a pull request"),
+        ('{"pull_request": {"number": "abc"}}', "the event is not a pull request"),
+    ],
+)
+def test_template_diff_comment_refuses_an_event_that_is_not_a_pull_request(
+    tmp_path: Path, project_root: Path, event: str | None, problem: str
+) -> None:
+    import os
+
+    root = git_project(tmp_path / "p", project_root)
+    event_path = tmp_path / "event.json"
+    if event is not None:
+        event_path.write_text(event)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    # Port 9 answers nothing: the event is refused before any request.
+    env.update(
+        GITHUB_TOKEN="x",
+        GITHUB_REPOSITORY="o/r",
+        GITHUB_API_URL="http://127.0.0.1:9",
+        GITHUB_EVENT_PATH=str(event_path),
+    )
+    result = run("template-diff", "--base", "HEAD", "--comment", cwd=root, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: GITHUB_EVENT_PATH {event_path}: {problem}")
+
+
+def test_template_diff_outside_a_git_repository_says_so(tmp_path: Path, project_root: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text((project_root / "pipeline.toml").read_text())
+    copy_golden_set(tmp_path)
+    assert run("synth", cwd=tmp_path).returncode == 0
+    result = run("template-diff", "--base", "HEAD", cwd=tmp_path)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"error: {tmp_path} is not in a git repository. Run template-diff in the repository's clone.",
+    )

@@ -52,6 +52,15 @@ def complete_environments(ctx: click.Context, param: click.Parameter, incomplete
     return [CompletionItem(name) for name in settings.environment_names if name.startswith(incomplete)]
 
 
+def _one_environment(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> str | None:
+    """`--env` given twice is refused: click would keep the last one, and `destroy --env staging --env
+    production --yes` must not quietly act on production."""
+    if len(values) > 1:
+        given = ", ".join(repr(v) for v in values)
+        raise click.BadParameter(f"given {len(values)} times ({given}); pass it once", ctx=ctx, param=param)
+    return values[0] if values else None
+
+
 def env_option(*, legacy_positional: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`--env NAME` (required); with `legacy_positional`, `pipeline CMD NAME` is accepted too (deprecated)."""
 
@@ -59,7 +68,8 @@ def env_option(*, legacy_positional: bool = False) -> Callable[[Callable[..., An
         function = click.option(
             "--env",
             "environment",
-            default=None,
+            multiple=True,
+            callback=_one_environment,
             metavar="NAME",
             shell_complete=complete_environments,
             help="Environment from pipeline.toml, e.g. staging (required).",

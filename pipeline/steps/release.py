@@ -322,12 +322,20 @@ def release(
     return report
 
 
+def _one_target(target: str | None, previous: bool) -> None:
+    if target is not None and previous:
+        raise InputError(
+            f"give a VERSION ({target}) or --previous, not both", hint="For example `pipeline rollback --env staging 1.0.0`."
+        )
+    if target is None and not previous:
+        raise InputError("give a VERSION or --previous", hint="For example `pipeline rollback --env staging 1.0.0`.")
+
+
 def resolve_version(ctx: Context, environment: str, target: str | None, previous: bool = False) -> str:
     """The version `rollback` would deploy, changing nothing. With GitHub configured, `previous` is read
     from its deployments alone: the rollback workflow resolves it before assuming any AWS role."""
     env = ctx.environment(environment)
-    if previous == (target is not None):
-        raise InputError("give either a VERSION or --previous", hint="e.g. `pipeline rollback --env staging 1.0.0`.")
+    _one_target(target, previous)
     if target is not None:
         return parse_version(target)
     current = None
@@ -341,8 +349,7 @@ def rollback(
     ctx: Context, environment: str, target: str | None, previous: bool = False, *, dry_run: bool = False
 ) -> ReleaseReport:
     env = ctx.environment(environment)
-    if previous == (target is not None):
-        raise InputError("give either a VERSION or --previous", hint="e.g. `pipeline rollback --env staging 1.0.0`.")
+    _one_target(target, previous)
     ctx.clients.check_credentials()
     if not dry_run:
         finish_abandoned(ctx, env.name)
