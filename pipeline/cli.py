@@ -123,9 +123,10 @@ def _synth(settings: Any, folder: Path, check_only: bool) -> None:
     help="Also write cfn-lint findings as SARIF here.",
 )
 @click.option("--no-checkov", is_flag=True, help="Skip the checkov security scan.")
-@click.option("--no-workflows", is_flag=True, help="Skip zizmor and the schema check of .github/workflows.")
+@click.option("--no-workflows", is_flag=True, help="Skip the workflow checks (zizmor, actionlint, shellcheck, GitHub's schemas).")
 def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_workflows: bool) -> None:
-    """Lint the committed templates (cfn-lint, checkov) and the workflows (zizmor offline, GitHub's schema)."""
+    """Lint the committed templates (cfn-lint, checkov) and the workflows (zizmor offline, actionlint,
+    shellcheck on their run: blocks, GitHub's schemas)."""
     from pipeline import extras
     from pipeline.lint import run_linters
 
@@ -721,4 +722,19 @@ def run(command: Callable[..., Any], argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception:
+        # Last resort: a botocore error no step translated is still one line, never a traceback.
+        # botocore not loaded means it cannot be one (and synth must not load boto3 to find out).
+        if "botocore.exceptions" not in sys.modules:
+            raise
+        from botocore.exceptions import BotoCoreError
+
+        from pipeline.aws.clients import botocore_error
+
+        error = sys.exc_info()[1]
+        if not isinstance(error, BotoCoreError):
+            raise
+        translated = botocore_error(error)
+        click.echo(f"error: {translated.one_line()}", err=True)
+        sys.exit(translated.exit_code)
     sys.exit(0)

