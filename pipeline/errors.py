@@ -7,6 +7,7 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 │   └── GoldenSetError        the model gate's golden set is not one {request, expected} object a line
 ├── AwsError                  an AWS call failed; carries the operation and the AWS error code
 │   ├── CredentialsError      no usable AWS credentials
+│   ├── AwsConfigError        the AWS configuration is unusable: a profile, the config file, an endpoint URL (exit 2)
 │   └── StackBusyError        a stack is mid-operation and cannot take another
 ├── BuildError                an image build or pre-push check failed
 ├── ContainerError            a container could not be pulled or started (ECS: CannotPullContainerError, ...)
@@ -18,6 +19,7 @@ PipelineError                 anything the pipeline expects and explains (exit 1
 ├── ReleaseFailed             a release or rollback failed; carries its report (what ran, what serves now)
 ├── Interrupted               Ctrl-C/SIGTERM while AWS works: says what state it left (exit 130/143)
 ├── GitHubError               recording to GitHub failed
+│   └── GitHubConfigError     GITHUB_REPOSITORY or GITHUB_API_URL is malformed (exit 2)
 ├── LocalEnvironmentError     a local stand-in (moto, registry, GitHub) could not start
 └── MissingExtraError         a command needs an optional extra that is not installed (exit 2)
 """
@@ -70,6 +72,12 @@ class AwsError(PipelineError):
 
 
 class CredentialsError(AwsError):
+    exit_code = 2
+
+
+class AwsConfigError(AwsError):
+    """boto3's own configuration (AWS_PROFILE, the AWS config file, AWS_ENDPOINT_URL) is unusable: bad input."""
+
     exit_code = 2
 
 
@@ -131,6 +139,12 @@ class Interrupted(PipelineError):
 
 class GitHubError(PipelineError):
     pass
+
+
+class GitHubConfigError(GitHubError):
+    """A GitHub variable (GITHUB_REPOSITORY, GITHUB_API_URL) is malformed: bad input, refused before any call."""
+
+    exit_code = 2
 
 
 class LocalEnvironmentError(PipelineError):

@@ -10,20 +10,41 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.configprovider import ConfiguredEndpointProvider
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigNotFound,
+    ConfigParseError,
+    CredentialRetrievalError,
     EndpointConnectionError,
+    InvalidChecksumConfigError,
+    InvalidConfigError,
+    InvalidDefaultsMode,
+    InvalidEndpointConfigurationError,
+    InvalidIMDSEndpointError,
+    InvalidIMDSEndpointModeError,
+    InvalidProxiesConfigError,
+    InvalidRetryConfigurationError,
+    InvalidSTSRegionalEndpointsConfigError,
+    LoginError,
+    NoAuthTokenError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
+    ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
+    UnknownCredentialError,
 )
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
-from pipeline.errors import AwsError, CredentialsError
+from pipeline.errors import AwsConfigError, AwsError, CredentialsError, PipelineError
 
 # Adaptive mode retries throttling and transient errors with backoff and a client-side rate limit.
 RETRY_CONFIG = Config(
@@ -44,7 +65,7 @@ def new_session(region: str) -> boto3.session.Session:
     model costs tens of milliseconds per new session otherwise."""
     global _shared_loader
     core = botocore.session.Session()
-    with _models_lock:
+    with _models_lock, configuration():  # the loader reads the AWS config: a bad profile fails here
         if _shared_loader is None:
             _shared_loader = core.get_component("data_loader")
         else:
@@ -54,6 +75,40 @@ def new_session(region: str) -> boto3.session.Session:
         paths = _shared_loader.search_paths
         paths[:] = list(dict.fromkeys(paths))
     return session
+
+
+def check_endpoint(core: botocore.session.Session, service: str) -> None:
+    """Refuse a configured endpoint URL botocore would choke on (ValueError "Invalid endpoint", or a
+    scheme it only refuses at the first call), naming where it came from."""
+    if core.get_config_variable("ignore_configured_endpoint_urls"):
+        return
+    url = ConfiguredEndpointProvider(core.full_config, core.get_scoped_config(), service).provide()
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # "host:abc" raises here; botocore would raise its ValueError at the first call
+        valid = parts.scheme in ("http", "https") and bool(
+            is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)
+        )
+    except ValueError:  # "http://[::1" (an unclosed IPv6 host) or a port that is not a number
+        valid = False
+    if valid:
+        return
+    # botocore reads the variables; providers without the files (or for no service) say which one it was
+    variable_fix = "Unset it to use AWS itself, or set it like http://localhost:5000."
+    if ConfiguredEndpointProvider({}, {}, "none").provide() == url:
+        raise AwsConfigError(f"AWS_ENDPOINT_URL {url!r} is not an http(s) URL", hint=variable_fix)
+    if ConfiguredEndpointProvider({}, {}, service).provide() == url:
+        raise AwsConfigError(
+            f"the {service} endpoint URL {url!r} (an AWS_ENDPOINT_URL_* variable) is not an http(s) URL",
+            hint=variable_fix,
+        )
+    profile = core.get_config_variable("profile") or "default"
+    raise AwsConfigError(
+        f"endpoint_url {url!r} in the AWS config (profile {profile}) is not an http(s) URL",
+        hint="Fix or remove it in the AWS config file (AWS_CONFIG_FILE).",
+    )
 
 
 class Clients:
@@ -67,7 +122,9 @@ class Clients:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._session.client(service, region_name=self.region, config=RETRY_CONFIG)  # type: ignore[call-overload]
+            with configuration():  # credentials and the endpoint are resolved now: partial keys fail here
+                check_endpoint(self._session._session, service)
+                self._clients[service] = self._session.client(service, region_name=self.region, config=RETRY_CONFIG)  # type: ignore[call-overload]
         return self._clients[service]
 
     @property
@@ -104,13 +161,8 @@ class Clients:
 
     def check_credentials(self) -> None:
         """Fail early, before any work, when no credentials are configured."""
-        try:
+        with configuration():
             credentials = self._session.get_credentials()
-        except (PartialCredentialsError, BotoCoreError) as err:
-            raise CredentialsError(
-                f"AWS credentials are incomplete ({err})",
-                hint="Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or use a profile or OIDC.",
-            ) from None
         if credentials is None:
             raise CredentialsError(
                 "no AWS credentials found",
@@ -164,19 +216,88 @@ def aws_call(what: str, hint: str | None = None) -> Iterator[None]:
                 hint="Check the role or keys in use and their permissions.",
             ) from None
         raise AwsError(f"{what}: {code}: {error_message(err)}", operation=operation, code=code, hint=hint) from None
-    except (NoCredentialsError, PartialCredentialsError):
-        raise CredentialsError(
-            f"{what}: no AWS credentials found",
-            hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).",
-        ) from None
-    except NoRegionError:
-        raise CredentialsError(
-            f"{what}: no AWS region", hint="Set app.region in pipeline.toml or AWS_REGION."
-        ) from None
-    except EndpointConnectionError as err:
-        raise AwsError(f"{what}: cannot reach AWS ({err})", hint="Check the network or AWS_ENDPOINT_URL.") from None
     except BotoCoreError as err:
-        raise AwsError(
-            f"{what}: {type(err).__name__}: {str(err).splitlines()[0]}",
-            hint="Retry; if it persists, check AWS_ENDPOINT_URL and the service health.",
-        ) from None
+        raise botocore_error(err, what) from None
+
+
+@contextmanager
+def configuration() -> Iterator[None]:
+    """Turn botocore's complaints about its configuration (profile, config file, credentials) into ours."""
+    try:
+        yield
+    except BotoCoreError as err:
+        raise botocore_error(err) from None
+
+
+# Errors in what the user configured for boto3: fixing the configuration is the only cure (exit 2).
+_CONFIGURATION_ERRORS = (
+    ConfigNotFound,
+    InvalidConfigError,
+    InvalidDefaultsMode,
+    InvalidEndpointConfigurationError,
+    InvalidIMDSEndpointError,
+    InvalidIMDSEndpointModeError,
+    InvalidProxiesConfigError,
+    InvalidRetryConfigurationError,
+    InvalidSTSRegionalEndpointsConfigError,
+    InvalidChecksumConfigError,
+    UnknownCredentialError,
+)
+# Credentials that are configured but could not be fetched: an expired SSO login, a failing credential_process.
+_RETRIEVAL_ERRORS = (CredentialRetrievalError, TokenRetrievalError, NoAuthTokenError, SSOError, LoginError)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def botocore_error(err: BotoCoreError, what: str = "") -> PipelineError:
+    """The one translation of a botocore error into ours, with the fix as hint: aws_call, the client
+    factory and the CLI's last resort all use it, so no botocore traceback reaches a user."""
+    doing = f"{what}: " if what else ""
+    if isinstance(err, ProfileNotFound):
+        profile = err.kwargs.get("profile", "")
+        return AwsConfigError(
+            f"AWS profile {profile!r} is not in the AWS config (AWS_PROFILE)",
+            hint=f"Fix AWS_PROFILE, or add the profile with aws configure --profile {profile}.",
+        )
+    if isinstance(err, ConfigParseError):
+        return AwsConfigError(
+            f"the AWS config file {err.kwargs.get('path', '')} cannot be parsed",
+            hint="Fix its syntax ([default] or [profile NAME] headers, key = value lines), "
+            "or point AWS_CONFIG_FILE or AWS_SHARED_CREDENTIALS_FILE at another file.",
+        )
+    if isinstance(err, PartialCredentialsError):
+        provider, missing = err.kwargs.get("provider", ""), err.kwargs.get("cred_var", "")
+        if provider == "env":
+            return CredentialsError(
+                f"AWS credentials in the environment are incomplete: {missing} is not set",
+                hint="Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or unset both to use a profile or OIDC.",
+            )
+        return CredentialsError(
+            f"AWS credentials from {provider} are incomplete: {missing} is missing",
+            hint="Set both keys for the profile (aws configure), or use another profile.",
+        )
+    if isinstance(err, NoCredentialsError):
+        return CredentialsError(
+            f"{doing}no AWS credentials found",
+            hint="Configure credentials (aws configure, AWS_PROFILE, or OIDC in GitHub Actions).",
+        )
+    if isinstance(err, NoRegionError):
+        return CredentialsError(f"{doing}no AWS region", hint="Set app.region in pipeline.toml or AWS_REGION.")
+    if isinstance(err, _CONFIGURATION_ERRORS):
+        return AwsConfigError(
+            f"the AWS configuration is invalid: {_first_line(err)}",
+            hint="Fix the AWS config file (AWS_CONFIG_FILE) or the AWS_* variable it names.",
+        )
+    if isinstance(err, _RETRIEVAL_ERRORS):
+        return CredentialsError(
+            f"{doing}AWS credentials could not be obtained: {_first_line(err)}",
+            hint="Renew them (aws sso login for an SSO profile) or fix the profile's credential_process or role.",
+        )
+    if isinstance(err, EndpointConnectionError):
+        return AwsError(f"{doing}cannot reach AWS ({err})", hint="Check the network or AWS_ENDPOINT_URL.")
+    return AwsError(
+        f"{doing}{type(err).__name__}: {_first_line(err)}",
+        hint="Retry; if it persists, check AWS_ENDPOINT_URL and the service health.",
+    )
