@@ -33,7 +33,7 @@ from github.GithubObject import NotSet
 from github.Repository import Repository
 from urllib3.util.retry import Retry
 
-from pipeline.errors import GitHubError
+from pipeline.errors import GitHubConfigError, GitHubError
 
 DEFAULT_API_URL = "https://api.github.com"
 ACTIONS_BOT = "github-actions[bot]"  # who GITHUB_TOKEN writes as
@@ -78,6 +78,46 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _check_api_url(api_url: str) -> None:
+    """Refuse a GITHUB_API_URL that PyGithub would trip over with a traceback (no scheme, ftp://, an
+    unclosed IPv6 host, a port that is not a number) before anything is called."""
+    try:
+        parts = urlsplit(api_url)
+        _ = parts.port  # "host:abc" raises here
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "http://[::1": an unclosed IPv6 host
+        valid = False
+    if not valid:
+        raise GitHubConfigError(
+            f"GITHUB_API_URL {api_url!r} is not an http(s) URL",
+            hint=f"Unset it for {DEFAULT_API_URL}, or set your server's API (GitHub Enterprise: https://HOST/api/v3).",
+        )
+
+
+def _reason(error: BaseException, timeout: float) -> str:
+    """Why a connection failed, in the socket's words ("Connection refused", "Name or service not
+    known"), instead of the urllib3 reprs that requests nests around them."""
+    seen: set[int] = set()
+    pending = [error]
+    innermost = error
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        innermost = current
+        if isinstance(current, TimeoutError) or "Timeout" in type(current).__name__:
+            return f"no answer within {timeout:g} s"
+        if isinstance(current, OSError) and isinstance(current.strerror, str) and current.strerror:
+            return _one_line(current.strerror)
+        reason = getattr(current, "reason", None)
+        pending += [
+            e for e in (*current.args, reason, current.__cause__, current.__context__) if isinstance(e, BaseException)
+        ]
+    # No socket error inside (e.g. "Remote end closed connection without response"): the innermost words.
+    return _one_line(str(innermost)) or type(innermost).__name__
+
+
 def _detail(error: GithubException) -> str:
     """GitHub's message plus the validation errors, on one line."""
     data = error.data if isinstance(error.data, dict) else {}
@@ -118,12 +158,14 @@ class GitHubRecorder:
         default it is on except for a server on loopback, which has no such limits."""
         owner, _, name = repository.partition("/")
         if not owner or not name or "/" in name:
-            raise GitHubError(
+            raise GitHubConfigError(
                 f"GITHUB_REPOSITORY must be owner/name, got {repository!r}",
-                hint="set GITHUB_REPOSITORY like acme/model (GitHub Actions sets it)",
+                hint="Set GITHUB_REPOSITORY like acme/model (GitHub Actions sets it).",
             )
+        _check_api_url(api_url)
         self.repository = repository
         self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
         self.log_url = log_url
         pace = not _is_loopback(self.api_url) if pace_writes is None else pace_writes
         retry = Retry(
@@ -203,9 +245,8 @@ class GitHubRecorder:
             raise GitHubError(f"GitHub answered {error.status} while {action}: {_detail(error)}", hint=hint) from error
         except OSError as error:  # requests' ConnectionError and Timeout are OSErrors
             raise GitHubError(
-                f"could not reach GitHub at {self.api_url} while {action}: "
-                f"{_one_line(str(error)) or type(error).__name__}",
-                hint="check GITHUB_API_URL and the network",
+                f"could not reach GitHub at {self.api_url} while {action}: {_reason(error, self.timeout)}",
+                hint="Check GITHUB_API_URL and that the network reaches it.",
             ) from error
 
     # -- deployments ----------------------------------------------------------------------------

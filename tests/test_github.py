@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from github import Auth, Github, GithubException
 from github.Repository import Repository
 
 from local_ground.github_server import LocalGitHub
-from pipeline.errors import GitHubError
+from pipeline.errors import GitHubConfigError, GitHubError
 from pipeline.github import DeploymentRecord, FinishState, GitHubRecorder
 
 MARKER = "<!-- pipeline:template-diff -->"
@@ -79,6 +83,49 @@ def test_from_environ_defaults_to_github_dot_com() -> None:
 def test_a_malformed_repository_is_a_github_error() -> None:
     with pytest.raises(GitHubError, match="owner/name"):
         GitHubRecorder("x", "just-a-name")
+
+
+def pipeline_status(cwd: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """`pipeline status` with GitHub's variables set (and AWS aimed at nothing: it must not get that far)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))}
+    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    env.update({"GITHUB_TOKEN": "x", "GITHUB_REPOSITORY": "o/r", **variables})
+    command = [sys.executable, "-m", "pipeline", "status", "--env", "staging"]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (
+            {"GITHUB_REPOSITORY": "bad"},
+            "error: GITHUB_REPOSITORY must be owner/name, got 'bad'. "
+            "Set GITHUB_REPOSITORY like acme/model (GitHub Actions sets it).",
+        ),
+        *(
+            (
+                {"GITHUB_API_URL": url},
+                f"error: GITHUB_API_URL {url!r} is not an http(s) URL. Unset it for https://api.github.com, "
+                "or set your server's API (GitHub Enterprise: https://HOST/api/v3).",
+            )
+            for url in ("notaurl", "ftp://x", "http://[::1", "http://x:abc")
+        ),
+    ],
+)
+def test_a_malformed_github_variable_is_one_line_and_exit_2(
+    project_root: Path, variables: dict[str, str], line: str
+) -> None:
+    result = pipeline_status(project_root, **variables)
+    assert "Traceback" not in result.stderr
+    assert [text for text in result.stderr.splitlines() if text.startswith("error:")] == [line]
+    assert result.returncode == 2
+
+
+def test_malformed_github_variables_are_refused_before_any_request() -> None:
+    with pytest.raises(GitHubConfigError) as raised:
+        GitHubRecorder("x", "acme/model", "notaurl")
+    assert raised.value.exit_code == 2
+    assert GitHubRecorder("x", "acme/model", "http://[::1]:8080/api/v3").api_url == "http://[::1]:8080/api/v3"
 
 
 def test_start_creates_a_deployment_in_progress(github: LocalGitHub, recorder: GitHubRecorder) -> None:
@@ -220,7 +267,24 @@ def test_unreachable_github_is_a_github_error() -> None:
     with GitHubRecorder("x", "acme/model", f"http://127.0.0.1:{port}", retries=0) as recorder:
         with pytest.raises(GitHubError, match="could not reach GitHub") as raised:
             recorder.deployments("production")
-    assert raised.value.hint and "GITHUB_API_URL" in raised.value.hint
+    # The socket's words, not the urllib3 reprs requests wraps them in
+    assert raised.value.one_line() == (
+        f"could not reach GitHub at http://127.0.0.1:{port} while listing deployments to production: "
+        "Connection refused. Check GITHUB_API_URL and that the network reaches it."
+    )
+
+
+def test_a_silent_github_is_a_timeout_in_words() -> None:
+    with socket.socket() as sock:  # accepts connections, never answers
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with GitHubRecorder("x", "acme/model", url, retries=0, timeout=1) as recorder:
+            with pytest.raises(GitHubError) as raised:
+                recorder.deployments("production")
+    assert raised.value.message == (
+        f"could not reach GitHub at {url} while listing deployments to production: no answer within 1 s"
+    )
 
 
 def test_statuses_carry_the_run_log_url(github: LocalGitHub) -> None:
