@@ -8,13 +8,15 @@ ever see a valid `Settings`.
 from __future__ import annotations
 
 import difflib
+import errno
 import ipaddress
 import json
 import math
 import os
 import re
+import stat
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -101,11 +103,17 @@ SERVICE_RANGES: dict[str, tuple[int, int | None, str]] = {
     "unhealthy_threshold": (2, 10, "The ALB allows 2 to 10 checks."),
     "request_timeout": (1, 3600, "Use the longest inference time in seconds."),
     "drain_margin": (0, 600, "Use a few seconds."),
-    "warmup": (0, 2147483647, "Use the seconds the model needs to load."),
+    # ECS would take a 68-year grace period; a load budget over an hour is a slip of the keyboard, named
+    # here rather than as a rollout floor no rollout_timeout reaches.
+    "warmup": (0, 3600, "Use the seconds the model needs to load, at most 3600 (an hour)."),
     "rollout_timeout": (60, None, "Allow at least 60 seconds."),
     "alarm_min_requests": (1, None, "Use the requests a minute below which a 5xx rate means nothing, e.g. 50."),
 }
 SMOKE_TIMEOUT_MIN = 1
+# The rollout floor's inputs: a floor computed from a refused one would be a second problem for one mistake.
+FLOOR_KEYS = frozenset(
+    ("warmup", "health_check_interval", "healthy_threshold", "request_timeout", "drain_margin", "rollout_timeout")
+)
 # The deployment alarms' longest Period x EvaluationPeriods (templates/service.py: p99 latency, 60 s x 3):
 # ECS bakes a rolling deployment that long after it is steady (tests/templates check the two agree).
 ALARM_BAKE_SECONDS = 180
@@ -334,8 +342,9 @@ class Settings:
         return env.delivery.region or self.app.region
 
 
-def load(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Read and validate the settings file; `PIPELINE_CONFIG` names another file."""
+def load(path: str | os.PathLike[str] | None = None, *, image_files: bool = False) -> Settings:
+    """Read and validate the settings file; `PIPELINE_CONFIG` names another file. With `image_files`
+    (`pipeline check`) the build context and Dockerfile must exist too."""
     file = Path(path or os.environ.get("PIPELINE_CONFIG") or DEFAULT_PATH)
     try:
         text = file.read_bytes().decode("utf-8")
@@ -353,11 +362,18 @@ def load(path: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(
             str(file), f"cannot be read ({err.strerror})", hint="Point PIPELINE_CONFIG or --config at a file."
         ) from None
+    if text.startswith("\ufeff"):
+        # TOML 1.0 does not mention a BOM; tomllib refuses one as an "invalid statement" at 1:1, which hides why.
+        raise ConfigError(
+            str(file),
+            "starts with a UTF-8 byte order mark (BOM), which TOML parsers such as Python's tomllib refuse",
+            hint="Save it as UTF-8 without BOM.",
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(str(file), f"not valid TOML ({err})", hint="Fix the syntax at that line.") from None
-    return parse(raw, root=file.resolve().parent, source=str(file))
+    return parse(raw, root=file.resolve().parent, source=str(file), image_files=image_files)
 
 
 POLL_ENV = "PIPELINE_POLL_SECONDS"
@@ -423,8 +439,13 @@ class Problems:
 TABLES = ("app", "image", "service", "smoke", "environments", "gate")
 
 
-def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_PATH) -> Settings:
-    """Validate a parsed settings file; raise ConfigProblems listing every problem, or return Settings."""
+def parse(
+    raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_PATH, *, image_files: bool = False
+) -> Settings:
+    """Validate a parsed settings file; raise ConfigProblems listing every problem, or return Settings.
+
+    `image_files`: the build context and Dockerfile must exist under `root`. Off by default: promoting,
+    rolling back and synthesizing templates need no Dockerfile, and tests build settings without files."""
     problems = Problems()
     _only_keys(problems, "", raw, set(TABLES))
     app_raw = _table(problems, raw, "app", required=True)
@@ -434,7 +455,7 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
     image_raw = _table(problems, raw, "image") or {}
     image = _section(problems, ImageSettings, "image", {k: v for k, v in image_raw.items() if k != "build_args"})
     if image is not None:
-        _check_image(problems, image, root)
+        _check_image(problems, image, root, image_files)
         build_args = _table(problems, image_raw, "build_args", prefix="image")
         image = replace(image, build_args=_build_args(problems, build_args or {}))
     service_raw = _table(problems, raw, "service") or {}
@@ -444,9 +465,10 @@ def parse(raw: Mapping[str, Any], root: Path = Path("."), source: str = DEFAULT_
     if service is not None:
         _check_service(problems, "service", service)
     shared = _container(problems, "service", service_raw, ContainerExtras())
-    smoke = _section(problems, SmokeSettings, "smoke", _table(problems, raw, "smoke") or {})
+    smoke_raw = _table(problems, raw, "smoke") or {}
+    smoke = _section(problems, SmokeSettings, "smoke", smoke_raw)
     if smoke is not None:
-        _check_smoke(problems, smoke)
+        _check_smoke(problems, smoke, request_given="request" in smoke_raw)
     environments = []
     envs_raw = _table(problems, raw, "environments", required=True)
     if envs_raw is not None and not envs_raw:
@@ -525,13 +547,17 @@ def _environment(
     network = _section(problems, Network, prefix, {k: v for k, v in raw.items() if k in NETWORK_KEYS})
     if network is not None:
         _check_network(problems, prefix, network)
-    certificate = raw.get("certificate_arn") or None
-    if certificate is not None and not (isinstance(certificate, str) and CERTIFICATE_ARN.match(certificate)):
+    # Only a missing key means HTTP only: false, 0 or "" is a mistake, not a way to switch HTTPS off.
+    certificate = raw.get("certificate_arn")
+    certificate_hint = "Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove the key for HTTP only."
+    if certificate is not None and not isinstance(certificate, str):
         problems.add(
             f"{prefix}.certificate_arn",
-            f"malformed certificate ARN {certificate!r}",
-            "Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove it for HTTP only.",
+            f"must be a string (an ACM certificate ARN), got {type(certificate).__name__} {certificate!r}",
+            certificate_hint,
         )
+    elif certificate is not None and not CERTIFICATE_ARN.match(certificate):
+        problems.add(f"{prefix}.certificate_arn", f"malformed certificate ARN {certificate!r}", certificate_hint)
     extras = _container(problems, prefix, raw, shared or ContainerExtras())
     delivery = _section(problems, Delivery, prefix, {k: v for k, v in raw.items() if k in DELIVERY_KEYS})
     if delivery is not None:
@@ -561,6 +587,8 @@ def _check_rollout_timeouts(problems: Problems, environments: list[Environment],
     it is set: the environment's own, or [service]'s once (for the environment with the highest floor)."""
     inherited: Environment | None = None
     for env in environments:
+        if _out_of_range(env.service) & FLOOR_KEYS:
+            continue  # the refused value is the problem; a floor from it would be a second one
         if "rollout_timeout" in (envs_raw.get(env.name) or {}):
             _check_rollout_timeout(problems, f"environments.{env.name}", env)
         elif inherited is None or env.rollout_floor_seconds > inherited.rollout_floor_seconds:
@@ -706,7 +734,7 @@ def _check_app(problems: Problems, app: AppSettings) -> None:
         )
 
 
-def _check_image(problems: Problems, image: ImageSettings, root: Path) -> None:
+def _check_image(problems: Problems, image: ImageSettings, root: Path, image_files: bool) -> None:
     if image.builder not in BUILDERS:
         problems.add("image.builder", f"unknown builder {image.builder!r}", _choice_hint(image.builder, BUILDERS))
     if image.architecture not in ARCHITECTURES:
@@ -718,8 +746,52 @@ def _check_image(problems: Problems, image: ImageSettings, root: Path) -> None:
     # The build reads the repository's files only: a path out of it could ship another project's
     # files (or the runner's) in the image.
     context = _inside_repository(problems, "image.context", image.context, root, root)
-    if context is not None:
-        _inside_repository(problems, "image.dockerfile", image.dockerfile, context, root)
+    if context is None:
+        return
+    dockerfile = _inside_repository(problems, "image.dockerfile", image.dockerfile, context, root)
+    if not image_files:
+        return
+    # A missing context is one problem, not also a missing Dockerfile in it.
+    if not _is(context, stat.S_ISDIR):
+        what = "is not a folder" if _is(context, None) else "does not exist"
+        problems.add(
+            "image.context", f"{image.context!r} {what}", "Point it at the model server's build context folder."
+        )
+    elif dockerfile is not None and not _is(dockerfile, stat.S_ISREG):
+        what = "is not a file" if _is(dockerfile, None) else "does not exist"
+        problems.add(
+            "image.dockerfile",
+            f"{image.dockerfile!r} {what} in image.context {image.context!r}",
+            "Point it at the model server's Dockerfile, relative to image.context.",
+        )
+
+
+def _is(path: Path, kind: Callable[[int], bool] | None) -> bool:
+    """Whether `path` exists (and is of `kind`, e.g. stat.S_ISDIR); an unreadable path does not."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    return kind is None or kind(mode)
+
+
+def _resolve(problems: Problems, key: str, value: str, base: Path) -> Path | None:
+    """`base / value` with symlinks resolved, or None (and a problem) when no file can have that path."""
+    if "\0" in value:
+        problems.add(key, f"{value!r} contains a NUL character", "Remove it: no file name can hold one.")
+        return None
+    try:
+        target = (base / value).resolve()
+    except RuntimeError:  # a symlink loop, before Python 3.13
+        problem = "is a symlink loop"
+    except OSError as err:
+        problem = "is a symlink loop" if err.errno == errno.ELOOP else f"cannot be resolved ({err.strerror or err})"
+    else:
+        if not os.path.islink(target):
+            return target
+        problem = "is a symlink loop"  # Python 3.13 leaves a loop unresolved instead of raising
+    problems.add(key, f"{value!r} {problem}", "Point it at a real file or folder in the repository.")
+    return None
 
 
 def _inside_repository(problems: Problems, key: str, value: str, base: Path, root: Path) -> Path | None:
@@ -728,7 +800,9 @@ def _inside_repository(problems: Problems, key: str, value: str, base: Path, roo
     if Path(value).is_absolute():
         problems.add(key, f"{value!r} is an absolute path", hint)
         return None
-    target = (base / value).resolve()
+    target = _resolve(problems, key, value, base)
+    if target is None:
+        return None
     if not target.is_relative_to(root.resolve()):
         problems.add(key, f"{value!r} leaves the repository (it resolves to {target})", hint)
         return None
@@ -739,12 +813,11 @@ def _check_service(problems: Problems, prefix: str, s: ServiceSettings) -> None:
     def fail(key: str, problem: str, hint: str) -> None:
         problems.add(f"{prefix}.{key}", problem, hint)
 
-    out_of_range = set()
+    out_of_range = _out_of_range(s)
     for key, (low, high, hint) in SERVICE_RANGES.items():
-        value = getattr(s, key)
-        if value < low or (high is not None and value > high):
+        if key in out_of_range:
+            value = getattr(s, key)
             fail(key, f"{value} is outside {low}..{high}" if high is not None else f"{value} is below {low}", hint)
-            out_of_range.add(key)
     if s.cpu not in FARGATE_SIZES:
         fail(
             "cpu", f"Fargate offers no task with {s.cpu} cpu units", f"Use one of {', '.join(map(str, FARGATE_SIZES))}."
@@ -799,7 +872,16 @@ def _check_service(problems: Problems, prefix: str, s: ServiceSettings) -> None:
         )
 
 
-def _check_smoke(problems: Problems, s: SmokeSettings) -> None:
+def _out_of_range(s: ServiceSettings) -> set[str]:
+    """The [service] numbers outside their SERVICE_RANGES."""
+    return {
+        key
+        for key, (low, high, _) in SERVICE_RANGES.items()
+        if getattr(s, key) < low or (high is not None and getattr(s, key) > high)
+    }
+
+
+def _check_smoke(problems: Problems, s: SmokeSettings, *, request_given: bool = False) -> None:
     if not s.path.startswith("/"):
         problems.add("smoke.path", f"{s.path!r} does not start with /", "Use a path such as /predict.")
     if s.method not in ("GET", "POST"):
@@ -808,6 +890,12 @@ def _check_smoke(problems: Problems, s: SmokeSettings) -> None:
         json.loads(s.request)
     except ValueError as err:
         problems.add("smoke.request", f"not valid JSON ({err})", "Write the sample request body as a JSON string.")
+    if s.method == "GET" and request_given:
+        problems.add(
+            "smoke.request",
+            "is never sent: a GET has no body",
+            'Set method = "POST" to send it, or remove request to GET the path.',
+        )
     if s.timeout < SMOKE_TIMEOUT_MIN:
         problems.add("smoke.timeout", f"{s.timeout} is below {SMOKE_TIMEOUT_MIN}", "Use seconds.")
 
@@ -856,21 +944,34 @@ def _check_traffic(problems: Problems, prefix: str, t: TrafficShift, network: Ne
     def fail(key: str, problem: str, hint: str) -> None:
         problems.add(f"{prefix}.{key}", problem, hint)
 
+    refused = set()
     # ECS takes percentages in steps of 0.1: canary 0.1..100, linear 3..100.
     for key, low, example in (("canary_percent", 0.1, 10), ("linear_step_percent", 3.0, 25)):
         value = getattr(t, key)
         if not low <= value <= 100 or abs(value * 10 - round(value * 10)) > 1e-9:
             fail(key, f"{value} is not a percentage from {low} to 100 in steps of 0.1", f"Use e.g. {example}.")
+            refused.add(key)
     for key in ("canary_bake_minutes", "linear_step_bake_minutes", "bake_minutes"):
         if not 0 <= getattr(t, key) <= 1440:
             fail(key, f"{getattr(t, key)} is outside 0..1440", "ECS allows 0 to 1440 minutes.")
+            refused.add(key)
     if not 1 <= t.hook_timeout_minutes <= 20160:
         fail("hook_timeout_minutes", f"{t.hook_timeout_minutes} is outside 1..20160", "Use the gate's budget, e.g. 30.")
-    counted_steps = t.linear_steps - 1  # CloudFormation counts no bake after the shift that reaches 100%
-    if t.bake_minutes + t.canary_bake_minutes > CFN_BAKE_LIMIT_MINUTES:
-        fail("canary_bake_minutes", "bake_minutes + canary_bake_minutes exceed 33 hours", "CloudFormation refuses it.")
-    if t.bake_minutes + t.linear_step_bake_minutes * counted_steps > CFN_BAKE_LIMIT_MINUTES:
-        fail("linear_step_bake_minutes", "the linear steps' bake times exceed 33 hours", "CloudFormation refuses it.")
+    # The bake totals are judged only from values each in range: a refused step percentage has no step
+    # count (0 would divide by zero), and its mistake is already one problem.
+    if not refused & {"bake_minutes", "canary_bake_minutes"}:
+        if t.bake_minutes + t.canary_bake_minutes > CFN_BAKE_LIMIT_MINUTES:
+            fail(
+                "canary_bake_minutes",
+                "bake_minutes + canary_bake_minutes exceed 33 hours",
+                "CloudFormation refuses it.",
+            )
+    if not refused & {"bake_minutes", "linear_step_bake_minutes", "linear_step_percent"}:
+        counted_steps = t.linear_steps - 1  # CloudFormation counts no bake after the shift that reaches 100%
+        if t.bake_minutes + t.linear_step_bake_minutes * counted_steps > CFN_BAKE_LIMIT_MINUTES:
+            fail(
+                "linear_step_bake_minutes", "the linear steps' bake times exceed 33 hours", "CloudFormation refuses it."
+            )
     if not 1 <= t.test_listener_port <= 65535 or t.test_listener_port in (80, 443):
         fail(
             "test_listener_port",
@@ -910,18 +1011,20 @@ def _gate(problems: Problems, raw: Mapping[str, Any], root: Path) -> GateSetting
         fail("concurrency", f"{gate.concurrency} is outside 1..64", "Use a few requests at once, e.g. 4.")
     if not 0 < gate.request_timeout <= 300:
         fail("request_timeout", f"{gate.request_timeout} is outside 0..300 seconds", "Use e.g. 5.")
-    file = (root / gate.golden_set).resolve()
-    if not file.is_relative_to(root.resolve()):
+    file = _resolve(problems, "gate.golden_set", gate.golden_set, root)
+    if file is None:
+        pass  # no file can have that name: reported
+    elif not file.is_relative_to(root.resolve()):
         fail("golden_set", f"{gate.golden_set!r} is outside the repository", "Commit the golden set and name it.")
-    elif not file.is_file():
+    elif not _is(file, stat.S_ISREG):
         fail("golden_set", f"{gate.golden_set!r} does not exist", "Create it: one JSON object a line.")
     else:
-        from pipeline.gate import parse_golden_set  # the gate owns the file format
+        from pipeline.gate import read_golden_set  # the gate owns the file format
 
         try:
-            parse_golden_set(file.read_text(encoding="utf-8"))
+            read_golden_set(file)
         except GoldenSetError as err:
-            fail("golden_set", f"{gate.golden_set}: {err}", 'Write {"request": ..., "expected": ...} per line.')
+            fail("golden_set", f"{gate.golden_set}: {err.message}", err.hint or "Fix the golden set file.")
     return gate if len(problems) == before else None
 
 

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import GoldenSetError
@@ -109,10 +110,31 @@ def parse_golden_set(text: str) -> tuple[GoldenRow, ...]:
     return tuple(rows)
 
 
+def read_golden_set(file: Path) -> tuple[GoldenRow, ...]:
+    """The rows of a golden set file; a file that cannot be read or is not UTF-8 is a GoldenSetError too."""
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise _file_error(f"cannot be read ({err.strerror or err})", "Make it a readable file.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        where = f"byte 0x{data[err.start]:02x} at offset {err.start}"
+        raise _file_error(f"not UTF-8 text ({where})", "Save it as UTF-8 (JSON's encoding).") from None
+    return parse_golden_set(text)
+
+
+def _file_error(message: str, hint: str) -> GoldenSetError:
+    """A GoldenSetError about the file itself: its fix is not the format's, the hint GoldenSetError gives."""
+    error = GoldenSetError(message)
+    error.hint = hint
+    return error
+
+
 def load_golden_set(settings: Settings) -> tuple[GoldenRow, ...]:
     if settings.gate is None:
         raise GoldenSetError("no [gate] table in the settings")
-    return parse_golden_set((settings.root / settings.gate.golden_set).read_text(encoding="utf-8"))
+    return read_golden_set(settings.root / settings.gate.golden_set)
 
 
 def run_gate(

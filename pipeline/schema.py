@@ -130,7 +130,7 @@ def build_schema() -> dict[str, Any]:
             "app": _table("app", config.AppSettings, "What is deployed, where, and from which repository."),
             "image": _table("image", config.ImageSettings, "How the model server image is built."),
             "service": _service_table(),
-            "smoke": _table("smoke", config.SmokeSettings, "The request that proves a release answers."),
+            "smoke": _smoke_table(),
             "gate": _table("gate", config.GateSettings, "The model gate before any production traffic."),
             "environments": {
                 "description": "One table per environment, e.g. [environments.staging].",
@@ -147,6 +147,13 @@ def build_schema() -> dict[str, Any]:
 def _service_table() -> dict[str, Any]:
     table = _table("service", config.ServiceSettings, "The model server on ECS; every environment inherits it.")
     _add_container_tables("service", table["properties"])
+    return table
+
+
+def _smoke_table() -> dict[str, Any]:
+    table = _table("smoke", config.SmokeSettings, "The request that proves a release answers.")
+    # A GET sends no body: a request beside method = "GET" is refused, as the loader refuses it.
+    table["not"] = {"required": ["method", "request"], "properties": {"method": {"enum": ["GET"]}}}
     return table
 
 

@@ -167,6 +167,7 @@ def test_the_cli_reports_every_problem_on_one_line_exit_2(tmp_path: Path, projec
     text = (project_root / "pipeline.toml").read_text()
     text = text.replace("cpu = 512 ", "cpu = 300 ").replace('region = "us-east-1"', 'region = "mars-1"')
     (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")  # check validates the image paths too
     copy_golden_set(tmp_path)
     result = _cli("check", "--config", str(tmp_path / "pipeline.toml"))
     assert result.returncode == 2
@@ -229,6 +230,22 @@ def test_a_file_that_is_not_utf8_is_one_line_exit_2(tmp_path: Path) -> None:
         config.load(file)
     result = _cli("check", "--config", str(file))
     assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_byte_order_mark_is_named_with_its_fix(tmp_path: Path, project_root: Path) -> None:
+    # tomllib refuses a BOM as "Invalid statement (at line 1, column 1)", which does not say why.
+    file = tmp_path / "pipeline.toml"
+    file.write_bytes(b"\xef\xbb\xbf" + (project_root / "pipeline.toml").read_bytes())
+    copy_golden_set(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        config.load(file)
+    assert caught.value.one_line() == (
+        f"{file}: starts with a UTF-8 byte order mark (BOM), which TOML parsers such as Python's tomllib refuse. "
+        "Save it as UTF-8 without BOM."
+    )
+    result = _cli("check", "--config", str(file))
+    assert result.returncode == 2 and "BOM" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
@@ -300,6 +317,77 @@ def test_image_paths_that_leave_the_repository_are_refused(
     assert problem in caught.one_line() and "Use a relative path inside the repository" in caught.one_line()
 
 
+UNRESOLVABLE = [
+    ("image.context", "x\0y", "'x\\x00y' contains a NUL character. Remove it"),
+    ("image.context", "loop", "'loop' is a symlink loop. Point it at a real file or folder"),
+    ("image.dockerfile", "x\0y", "'x\\x00y' contains a NUL character"),
+    ("image.dockerfile", "loop", "'loop' is a symlink loop"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), UNRESOLVABLE, ids=[f"{k}={v!r}" for k, v, _ in UNRESOLVABLE])
+def test_image_paths_no_file_can_have_are_one_problem(
+    raw_settings: dict[str, Any], repository: Path, key: str, value: str, problem: str
+) -> None:
+    # Each was a traceback: ValueError "embedded null byte", RuntimeError "Symlink loop".
+    (repository / "loop").symlink_to("loop")
+    (repository / "server" / "loop").symlink_to("loop")
+    caught = _problems(_set(_set(raw_settings, "image.context", "server"), key, value), root=repository)
+    assert caught.keys == (key,)
+    assert problem in caught.one_line()
+
+
+def test_image_files_must_exist_when_asked(raw_settings: dict[str, Any], repository: Path) -> None:
+    raw = _set(raw_settings, "image.context", "server")
+    assert config.parse(raw, root=repository, image_files=True).image.context == "server"
+    for context, dockerfile, key, problem in (
+        ("server", "nope", "image.dockerfile", "'nope' does not exist in image.context 'server'. Point it at"),
+        (".", "server", "image.dockerfile", "'server' is not a file in image.context '.'"),
+        ("gone", "Dockerfile", "image.context", "'gone' does not exist. Point it at the model server's build"),
+        ("server/Dockerfile", ".", "image.context", "'server/Dockerfile' is not a folder"),
+    ):
+        wrong = _set(_set(raw, "image.context", context), "image.dockerfile", dockerfile)
+        # Promoting, rolling back and synthesizing templates need no Dockerfile: only `check` asks.
+        assert config.parse(wrong, root=repository).image.dockerfile == dockerfile
+        caught = _problems_with_files(wrong, repository)
+        assert caught.keys == (key,), "a missing context is not also a missing Dockerfile"
+        assert problem in caught.one_line()
+
+
+def _problems_with_files(raw: dict[str, Any], root: Path) -> ConfigProblems:
+    with pytest.raises(ConfigProblems) as caught:
+        config.parse(raw, root=root, image_files=True)
+    return caught.value
+
+
+def test_loading_with_image_files_reports_a_missing_dockerfile_with_the_rest(
+    repository: Path, project_root: Path
+) -> None:
+    text = (
+        (project_root / "pipeline.toml").read_text().replace('context = "examples/model-server"', 'context = "server"')
+    )
+    file = repository / "pipeline.toml"
+    file.write_text(
+        text.replace('dockerfile = "Dockerfile"', 'dockerfile = "nope"').replace("memory = 1024", "memory = 999")
+    )
+    with pytest.raises(ConfigProblems) as caught:
+        config.load(file, image_files=True)
+    assert caught.value.keys == ("image.dockerfile", "service.memory")
+    with pytest.raises(ConfigProblems) as caught:
+        config.load(file)
+    assert caught.value.keys == ("service.memory",)
+
+
+@pytest.mark.xfail(strict=True, reason="pipeline/cli.py's check must load with image_files=True (not this file's)")
+def test_pipeline_check_refuses_a_missing_dockerfile(tmp_path: Path, project_root: Path) -> None:
+    text = (project_root / "pipeline.toml").read_text().replace('context = "examples/model-server"', 'context = "."')
+    (tmp_path / "pipeline.toml").write_text(text.replace('dockerfile = "Dockerfile"', 'dockerfile = "nope"'))
+    copy_golden_set(tmp_path)
+    result = _cli("check", "--config", str(tmp_path / "pipeline.toml"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: image.dockerfile: 'nope' does not exist in image.context '.'")
+
+
 @pytest.mark.parametrize(
     ("context", "dockerfile"),
     [("server", "Dockerfile"), ("link-in", "../server/Dockerfile"), (".", "server/Dockerfile")],
@@ -315,6 +403,7 @@ def test_the_readme_example_is_what_check_prints(tmp_path: Path, project_root: P
     text = (project_root / "pipeline.toml").read_text()
     text = text.replace('region = "us-east-1"', 'region = "mars-1"').replace("\ncontainer_port =", "\ncontaner_port =")
     (tmp_path / "pipeline.toml").write_text(text.replace('context = "examples/model-server"', 'context = "."'))
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")  # check validates the image paths too
     copy_golden_set(tmp_path)
     result = subprocess.run([sys.executable, "-m", "pipeline", "check"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 2
@@ -396,3 +485,45 @@ def test_a_bad_time_scale_is_one_line_naming_the_variable(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         config.time_scale({"PIPELINE_TIME_SCALE": value})
     assert caught.value.one_line().startswith(f"PIPELINE_TIME_SCALE: {value!r} is not a factor above 0 and at most 1")
+
+
+# --- one mistake, one problem ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("warmup", [3601, 9223372036854775807])
+@pytest.mark.parametrize("table", ["service", "environments.staging"])
+def test_a_warmup_beyond_an_hour_is_the_one_problem(raw_settings: dict[str, Any], table: str, warmup: int) -> None:
+    # Not also "rollout_timeout: 900 is below staging's rollout floor of 9223372036854776042 s".
+    caught = _problems(_set(raw_settings, f"{table}.warmup", warmup))
+    assert caught.keys == (f"{table}.warmup",)
+    assert caught.one_line().endswith(
+        f"{warmup} is outside 0..3600. Use the seconds the model needs to load, at most 3600 (an hour)."
+    )
+    hour = _set(_set(raw_settings, f"{table}.warmup", 3600), "service.rollout_timeout", 7200)
+    assert config.parse(hour).environment("staging").service.warmup == 3600
+
+
+@pytest.mark.parametrize("value", [False, 0, ""])
+def test_a_certificate_arn_that_is_not_an_arn_is_refused_not_read_as_http(
+    raw_settings: dict[str, Any], value: Any
+) -> None:
+    caught = _problems(_set(raw_settings, "environments.production.certificate_arn", value))
+    assert caught.keys == ("environments.production.certificate_arn",)
+    assert caught.one_line().endswith("Use arn:aws:acm:REGION:ACCOUNT:certificate/ID, or remove the key for HTTP only.")
+    if not isinstance(value, str):
+        assert f"must be a string (an ACM certificate ARN), got {type(value).__name__} {value!r}" in caught.one_line()
+    del raw_settings["environments"]["production"]["certificate_arn"]
+    assert not config.parse(raw_settings).environment("production").https  # no key: HTTP only
+
+
+def test_a_smoke_request_with_method_get_is_refused_not_ignored(raw_settings: dict[str, Any]) -> None:
+    assert "request" in raw_settings["smoke"]
+    caught = _problems(_set(raw_settings, "smoke.method", "GET"))
+    assert caught.keys == ("smoke.request",)
+    assert caught.one_line() == (
+        'smoke.request: is never sent: a GET has no body. Set method = "POST" to send it, or remove request to GET the path.'
+    )
+    get = _set(raw_settings, "smoke.method", "GET")
+    del get["smoke"]["request"]
+    assert config.parse(get).smoke.method == "GET"
+    assert config.parse(_set(raw_settings, "smoke.method", "POST")).smoke.method == "POST"

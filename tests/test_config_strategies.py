@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pipeline import config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, ConfigProblems
 
 
 @pytest.fixture()
@@ -72,6 +72,28 @@ def test_bake_times_beyond_cloudformations_limit_are_refused(raw_settings: dict[
     production["linear_step_bake_minutes"] = 60  # 32 x 60 min = 32 h
     production["rollout_timeout"] = 34 * 3600  # a deployment baking for 33 h needs as long to complete
     assert config.parse(raw_settings).environment("production").traffic.linear_steps == 34
+
+
+@pytest.mark.parametrize("strategy", ["linear", "rolling"])
+@pytest.mark.parametrize("percent", [0, 5e-324, 0.0001])
+def test_a_refused_step_percentage_is_the_one_problem(
+    raw_settings: dict[str, Any], percent: float, strategy: str
+) -> None:
+    # 0 divided by zero and 5e-324 overflowed (tracebacks); 0.0001 added "bake times exceed 33 hours".
+    raw_settings["environments"]["production"].update(strategy=strategy, linear_step_percent=percent)
+    with pytest.raises(ConfigProblems) as caught:
+        config.parse(raw_settings)
+    assert caught.value.keys == ("environments.production.linear_step_percent",)
+    assert f"{float(percent)} is not a percentage from 3.0 to 100 in steps of 0.1" in caught.value.one_line()
+
+
+@pytest.mark.parametrize("key", ["bake_minutes", "canary_bake_minutes", "linear_step_bake_minutes"])
+def test_a_refused_bake_is_not_also_a_bake_total_beyond_33_hours(raw_settings: dict[str, Any], key: str) -> None:
+    raw_settings["environments"]["production"].update(strategy="linear", linear_step_percent=3.0)
+    raw_settings["environments"]["production"][key] = 100_000
+    with pytest.raises(ConfigProblems) as caught:
+        config.parse(raw_settings)
+    assert caught.value.keys == (f"environments.production.{key}",)
 
 
 def test_linear_steps_end_at_100_percent() -> None:

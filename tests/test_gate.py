@@ -15,7 +15,16 @@ import pytest
 
 from pipeline import config
 from pipeline.clock import WallClock
-from pipeline.gate import GoldenRow, GoldenSetError, load_golden_set, parse_golden_set, percentile, run_gate
+from pipeline.errors import ConfigProblems
+from pipeline.gate import (
+    GoldenRow,
+    GoldenSetError,
+    load_golden_set,
+    parse_golden_set,
+    percentile,
+    read_golden_set,
+    run_gate,
+)
 
 
 @pytest.fixture()
@@ -316,6 +325,34 @@ def test_golden_set_file_is_checked_with_the_settings(raw_settings: dict[str, An
     raw_settings["gate"]["golden_set"] = "bad.jsonl"
     with pytest.raises(config.ConfigError, match="gate.golden_set: bad.jsonl: line 1 must be an object"):
         config.parse(raw_settings, root=tmp_path)
+
+
+def test_a_golden_set_no_file_can_be_read_from_is_one_problem_naming_the_key(
+    raw_settings: dict[str, Any], tmp_path: Path
+) -> None:
+    # Each was a traceback: UnicodeDecodeError, "embedded null byte", RuntimeError "Symlink loop".
+    (tmp_path / "latin1.jsonl").write_bytes('{"request": {}, "expected": "caf\u00e9"}\n'.encode("latin-1"))
+    (tmp_path / "loop").symlink_to("loop")
+    for name, message in (
+        ("latin1.jsonl", "gate.golden_set: latin1.jsonl: not UTF-8 text (byte 0xe9 at offset 32). Save it as UTF-8"),
+        ("x\0y", "gate.golden_set: 'x\\x00y' contains a NUL character. Remove it"),
+        ("loop", "gate.golden_set: 'loop' is a symlink loop. Point it at a real file"),
+    ):
+        raw_settings["gate"]["golden_set"] = name
+        with pytest.raises(ConfigProblems) as caught:
+            config.parse(raw_settings, root=tmp_path)
+        assert caught.value.keys == ("gate.golden_set",)
+        assert message in caught.value.one_line()
+
+
+def test_reading_a_golden_set_file_fails_as_a_golden_set_error(tmp_path: Path) -> None:
+    (tmp_path / "golden.jsonl").write_bytes(b'{"request": {}, "expected": 1}\n\xff\n')
+    with pytest.raises(GoldenSetError, match=r"not UTF-8 text \(byte 0xff at offset 31\)\. Save it as UTF-8"):
+        read_golden_set(tmp_path / "golden.jsonl")
+    with pytest.raises(GoldenSetError, match=r"cannot be read \(No such file or directory\)"):
+        read_golden_set(tmp_path / "missing.jsonl")
+    (tmp_path / "golden.jsonl").write_text('{"request": {}, "expected": 1}\n', encoding="utf-8")
+    assert read_golden_set(tmp_path / "golden.jsonl") == (GoldenRow({}, 1),)
 
 
 # --- the example model server (examples/model-server/server.py) behind the gate -------------------
