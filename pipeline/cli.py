@@ -123,7 +123,9 @@ def _synth(settings: Any, folder: Path, check_only: bool) -> None:
     help="Also write cfn-lint findings as SARIF here.",
 )
 @click.option("--no-checkov", is_flag=True, help="Skip the checkov security scan.")
-@click.option("--no-workflows", is_flag=True, help="Skip the workflow checks (zizmor, actionlint, shellcheck, GitHub's schemas).")
+@click.option(
+    "--no-workflows", is_flag=True, help="Skip the workflow checks (zizmor, actionlint, shellcheck, GitHub's schemas)."
+)
 def lint(config_path: Path | None, sarif: Path | None, no_checkov: bool, no_workflows: bool) -> None:
     """Lint the committed templates (cfn-lint, checkov) and the workflows (zizmor offline, actionlint,
     shellcheck on their run: blocks, GitHub's schemas)."""

@@ -141,8 +141,10 @@ def test_what_init_writes_lints_clean_and_releases_on_the_local_ground(repo: Pat
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "0.2.0")
     git(repo, "tag", "v0.2.0")
+    # Each release from a checkout of its tag, as release.yml checks the pushed tag out.
     chain = (
-        "pipeline bootstrap && pipeline release v0.1.0 --env staging && pipeline release v0.2.0 --env staging"
+        "git checkout -q v0.1.0 && pipeline bootstrap && pipeline release v0.1.0 --env staging"
+        " && git checkout -q v0.2.0 && pipeline release v0.2.0 --env staging"
         " && pipeline rollback --env staging --previous && pipeline status --env staging --output json"
     )
     result = cli(repo, "local", "exec", "--", "sh", "-c", chain, timeout=600)

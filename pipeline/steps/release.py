@@ -43,6 +43,7 @@ from pipeline.steps.push import PushedImage, digest_of, find_release, push_image
 from pipeline.steps.roll import RolloutResult, deployments_line, explain_rolled_back, require_completed
 from pipeline.steps.scaling import kept_desired_count
 from pipeline.steps.smoke import SmokeResult
+from pipeline.steps.source import check_source
 from pipeline.steps.strategy import Rollout
 from pipeline.steps.version import parse_version
 from pipeline.templates import names
@@ -301,12 +302,14 @@ def release(
             hint=f"Release it to {builders} first; {env.name} promotes the digest verified there.",
         )
     elif dry_run:
+        check_source(ctx.settings.root, ref or f"v{version}", ctx.echo)
         ctx.echo(
             f"dry run: {version} is not built or pushed; the change set pins a placeholder digest "
             f"({PLACEHOLDER_DIGEST[:15]}...) where the release would pin the pushed one"
         )
         image = PushedImage(version, PLACEHOLDER_DIGEST, ecr_api.repository_uri(ecr, ctx.repository))
     else:
+        check_source(ctx.settings.root, ref or f"v{version}", ctx.echo)  # before the build: ECR tags are immutable
         image = _build_and_push(ctx, engine, version)  # a failed build is not a deployment: nothing recorded
     if dry_run:
         engine.preview(image)
@@ -325,7 +328,8 @@ def release(
 def _one_target(target: str | None, previous: bool) -> None:
     if target is not None and previous:
         raise InputError(
-            f"give a VERSION ({target}) or --previous, not both", hint="For example `pipeline rollback --env staging 1.0.0`."
+            f"give a VERSION ({target}) or --previous, not both",
+            hint="For example `pipeline rollback --env staging 1.0.0`.",
         )
     if target is None and not previous:
         raise InputError("give a VERSION or --previous", hint="For example `pipeline rollback --env staging 1.0.0`.")
@@ -558,7 +562,7 @@ def _record_finish(
         if state == "success":  # never a silent success: the job fails and says what serves
             raise GitHubError(
                 f"{description}, but GitHub could not record it: {err.message}",
-                hint=f"GitHub deployment {deployment_id} stays in_progress; {err.hint or 're-run the job'}",
+                hint=f"GitHub deployment {deployment_id} stays in_progress. {err.hint or 'Re-run the job.'}",
             ) from None
         # A failure stays the failure: recording it is the second cause, not a replacement.
         report.cause += f"; recording it on GitHub failed too: {err.message}"

@@ -58,8 +58,10 @@ def project(ground: Any, tmp_path_factory: pytest.TempPathFactory) -> Project:
     for step in (("synth",), ("bootstrap",)):
         done = pipeline(root, *step)
         assert done.returncode == 0, done.stdout + done.stderr
-    for version in ("1.0.0", "2.0.0", "2.1.0", "2.2.0", "3.0.0"):
-        ground.github.create_tag(f"v{version}")
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True, capture_output=True, text=True)
+    for version in ("1.0.0", "2.0.0", "2.1.0", "2.2.0", "3.0.0"):  # tagged in git and pushed, at the checkout
+        subprocess.run(["git", "-C", str(root), "tag", f"v{version}"], check=True)
+        ground.github.create_tag(f"v{version}", head.stdout.strip())
     done = pipeline(root, "release", "v1.0.0", "--env", ENV)
     assert done.returncode == 0, done.stdout + done.stderr
     return Project(root, config.load(settings))
