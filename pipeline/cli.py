@@ -48,8 +48,10 @@ def cli(ctx: click.Context) -> None:
 @CONFIG_OPTION
 @OUTPUT_OPTION
 def check(config_path: Path | None, output: str) -> None:
-    """Validate pipeline.toml and print the derived rollout settings."""
-    settings = _settings(config_path)
+    """Validate pipeline.toml (the build context and Dockerfile included) and print the derived rollout settings."""
+    from pipeline import config
+
+    settings = config.load(config_path, image_files=True)  # check also finds the build context and Dockerfile
     rows = [
         {
             "environment": env.name,

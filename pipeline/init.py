@@ -83,7 +83,9 @@ def settings_text(answers: Answers) -> str:
     if answers.smoke_request is not None:
         smoke.append(f"request = {_toml_literal(answers.smoke_request)}")
     else:
-        smoke.append("method = \"GET\"                      # GET the path; set request = '{...}' to POST a sample")
+        smoke.append(
+            'method = "GET"                      # GET the path; to POST a sample: method = "POST", request = \'{...}\''
+        )
     return "\n".join(
         [
             "# Settings for ecs-model-pipeline: one file, validated at once (`pipeline check`; `pipeline schema`",

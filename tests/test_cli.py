@@ -71,6 +71,7 @@ def test_bad_settings_exit_2_naming_the_key(tmp_path: Path, project_root: Path) 
     text = (project_root / "pipeline.toml").read_text().replace("memory = 1024", "memory = 999")
     (tmp_path / "pipeline.toml").write_text(text)
     copy_golden_set(tmp_path)
+    (tmp_path / "examples" / "model-server" / "Dockerfile").write_text("FROM scratch\n")
     result = run("check", cwd=tmp_path)
     assert result.returncode == 2
     assert (

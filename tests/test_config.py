@@ -378,7 +378,6 @@ def test_loading_with_image_files_reports_a_missing_dockerfile_with_the_rest(
     assert caught.value.keys == ("service.memory",)
 
 
-@pytest.mark.xfail(strict=True, reason="pipeline/cli.py's check must load with image_files=True (not this file's)")
 def test_pipeline_check_refuses_a_missing_dockerfile(tmp_path: Path, project_root: Path) -> None:
     text = (project_root / "pipeline.toml").read_text().replace('context = "examples/model-server"', 'context = "."')
     (tmp_path / "pipeline.toml").write_text(text.replace('dockerfile = "Dockerfile"', 'dockerfile = "nope"'))

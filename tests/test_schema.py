@@ -42,6 +42,8 @@ def _with(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 
 
 REFUSED: list[tuple[str, Any, str | None]] = [
+    ("service.warmup", 3601, "greater than the maximum of 3600"),
+    ("environments.production.certificate_arn", False, "is not of type 'string'"),
     ("service.contaner_port", 8080, "Additional properties are not allowed ('contaner_port' was unexpected)"),
     ("enviroments", {}, "Additional properties are not allowed ('enviroments' was unexpected)"),
     ("environments.staging.replicas", 2, "('replicas' was unexpected)"),
