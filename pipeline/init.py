@@ -145,9 +145,24 @@ def _toml_literal(text: str) -> str:
     return f"'{text}'" if "'" not in text and "\n" not in text else json.dumps(text)
 
 
+def _git_top(folder: Path) -> str | None:
+    """The top folder of the git work tree `folder` is in, if any."""
+    try:
+        done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def check_project(root: Path, answers: Answers) -> None:
     """Refuse what cannot work before writing anything."""
     if not (root / ".git").exists():
+        top = _git_top(root)
+        if top is not None:  # GitHub runs only the workflows in the repository root's .github/workflows
+            raise InputError(
+                f"{root} is inside the git repository {top}, not at its root",
+                hint=f"Run `pipeline init` in {top}: GitHub reads workflows only from its .github/workflows.",
+            )
         raise InputError(f"{root} is not a git repository", hint="Run `git init` first; releases start from git tags.")
     dockerfile = root / answers.context / answers.dockerfile
     if not dockerfile.is_file():

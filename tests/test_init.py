@@ -110,6 +110,19 @@ def test_init_refuses_a_folder_without_git_or_dockerfile(tmp_path: Path, repo: P
     assert not (repo / "pipeline.toml").exists()
 
 
+def test_init_in_a_subfolder_of_a_repository_names_the_repositorys_root(repo: Path) -> None:
+    service = repo / "services" / "model"
+    service.mkdir(parents=True)
+    shutil.copy2(repo / "Dockerfile", service / "Dockerfile")
+    result = cli(service, *INIT)
+    assert (result.returncode, result.stderr.strip()) == (
+        2,
+        f"error: {service} is inside the git repository {repo}, not at its root. "
+        f"Run `pipeline init` in {repo}: GitHub reads workflows only from its .github/workflows.",
+    )
+    assert not (service / "pipeline.toml").exists()
+
+
 def test_bad_answers_are_one_line_and_write_nothing(repo: Path) -> None:
     result = cli(repo, *INIT, "--port", "0", "--region", "mars")
     assert result.returncode == 2
