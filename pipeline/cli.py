@@ -414,7 +414,7 @@ def diff(
             click.echo(f"{env.name} is not deployed yet: nothing to preview")
         return
     else:
-        raise PipelineError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
+        raise InputError(f"{env.name} is not deployed yet", hint="Pass --version to preview a first release.")
     body = ctx.committed_template(names.template_file("service", env.name))
     params |= kept_desired_count(ctx, env.name, body, live=False)  # as the stack runs it: no ECS read
     result = ctx.deployer(env.name).deploy(ctx.service_stack(env.name), body, params, execute=False)

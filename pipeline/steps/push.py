@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.aws import ecr as ecr_api
-from pipeline.errors import PushError
+from pipeline.errors import InputError, PushError
 from pipeline.steps.build import ImageBuilder
 
 Echo = Callable[[str], None]
@@ -67,7 +67,7 @@ def find_release(ecr: Any, repository: str, version: str) -> PushedImage:
     found = ecr_api.image_by_tag(ecr, repository, version)
     if found is None:
         known = sorted({i.tag for i in ecr_api.images(ecr, repository)})
-        raise PushError(
+        raise InputError(  # bad input, as a version `release` cannot promote: exit 2
             f"version {version} is not in ECR repository {repository}",
             hint=f"Known versions: {', '.join(known[-10:]) or 'none'}.",
         )

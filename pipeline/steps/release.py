@@ -168,7 +168,7 @@ class Engine:
         """The deployment the service stack last started, from its outputs; refused when never deployed."""
         stack = cfn.describe_stack(self.clients.cloudformation, self.stack_name)
         if stack is None or "ServiceUrl" not in stack.outputs:
-            raise PipelineError(
+            raise InputError(  # as status and logs say it: exit 2
                 f"{self.env.name} is not deployed", hint=f"Run `pipeline release VERSION --env {self.env.name}`."
             )
         self.report.url = stack.outputs["ServiceUrl"]

@@ -288,8 +288,10 @@ def test_github_answering_500_when_recording_a_success_fails_the_run(ground: Any
         ),
         (("rollback", "--env", "production", "--previous"), "error: production is not deployed: there is no current"),
         (("diff", "--env", "production"), "error: production is not deployed yet. Pass --version"),
+        (("roll", "--env", "production"), "error: production is not deployed. Run `pipeline release VERSION"),
+        (("smoke", "--env", "production"), "error: production is not deployed. Run `pipeline release VERSION"),
     ],
-    ids=["status", "rollback-previous", "diff"],
+    ids=["status", "rollback-previous", "diff", "roll", "smoke"],
 )
 def test_an_environment_never_deployed_is_one_line_and_creates_nothing(
     two_releases: Any,
@@ -305,7 +307,7 @@ def test_an_environment_never_deployed_is_one_line_and_creates_nothing(
     with pytest.raises(SystemExit) as exited:
         cli.run(cli.cli, list(args))
     err = capsys.readouterr().err
-    assert exited.value.code != 0
+    assert exited.value.code == 2  # bad input, the same exit code from every command
     assert [e for e in err.splitlines() if not e.startswith("notice:")] == [err.splitlines()[-1]]
     assert err.splitlines()[-1].startswith(line), err
     assert "Traceback" not in err

@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.aws.clients import Clients
 from pipeline.config import Settings
-from pipeline.errors import CredentialsError, InputError, Interrupted, PushError, ReleaseFailed, StackBusyError
+from pipeline.errors import CredentialsError, InputError, Interrupted, ReleaseFailed, StackBusyError
 from pipeline.github import GitHubRecorder
 from pipeline.report import ReleaseOutcome, ReleaseReport, markdown_summary
 from pipeline.steps import strategy
@@ -202,7 +202,7 @@ def test_a_release_the_task_definitions_limits_kill_is_rolled_back_with_ecs_reas
     [
         (lambda s: release(context(s), "staging", "latest"), InputError, "is not a release version"),
         (lambda s: release(context(s), "qa", "v9.9.9"), Exception, "unknown environment 'qa'"),
-        (lambda s: rollback(context(s), "staging", "7.7.7"), PushError, "version 7.7.7 is not in ECR"),
+        (lambda s: rollback(context(s), "staging", "7.7.7"), InputError, "version 7.7.7 is not in ECR"),
         (lambda s: release(context(s), "staging", "v1.0.0"), InputError, "already in ECR"),
     ],
     ids=["not-a-version", "unknown-environment", "version-missing-in-ecr", "version-already-released"],
