@@ -19,17 +19,18 @@ from urllib.parse import urlsplit
 
 from local_ground.aws import ACCESS_KEY, LocalAWS
 from local_ground.ecr_bridge import EcrRegistryBridge
+from local_ground.environ import IDENTITY_SWITCH, identity_enforced
 from local_ground.github_server import LocalGitHub
 from local_ground.moto_extensions import all_extensions
 from local_ground.registry import LocalRegistry
 
 Progress = Callable[[str], None]
-# `LOCAL_GROUND_IDENTITY=off` runs a whole suite without identity enforcement (it must pass both ways).
-IDENTITY_SWITCH = "LOCAL_GROUND_IDENTITY"
+__all__ = ["IDENTITY_SWITCH", "LocalGround", "identity_enforced_by_default"]
 
 
 def identity_enforced_by_default() -> bool:
-    return os.environ.get(IDENTITY_SWITCH, "on").lower() not in ("off", "0", "false", "no")
+    """$LOCAL_GROUND_IDENTITY (on unless off); a value that is neither is a ConfigError."""
+    return identity_enforced(os.environ)
 
 
 class LocalGround:

@@ -24,14 +24,18 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
+from local_ground.environ import identity_enforced
 from pipeline import config
-from pipeline.errors import LocalEnvironmentError
+from pipeline.errors import ConfigError, LocalEnvironmentError, PipelineError
 
 Echo = Callable[[str], None]
 TIME_SCALE = 0.02  # AWS's waits x 0.02: a 30 s health check interval takes 0.6 s here
 TIME_SCALE_ENV = "LOCAL_GROUND_TIME_SCALE"
 DETACHED_START_SECONDS = 60.0
+CONFIG_ENV = "PIPELINE_CONFIG"  # what `--config` of every pipeline command falls back to
+GROUND_MODULE = "local_ground.session"  # `python -m` runs the detached ground; `down` looks for it by name
 
 
 @dataclass(frozen=True)
@@ -64,17 +68,29 @@ def time_scale(environ: Mapping[str, str]) -> float:
     )
 
 
+def settings_file(root: Path, config_path: Path | None) -> Path:
+    """The settings the ground serves: --config or $PIPELINE_CONFIG as given, else `root`'s pipeline.toml."""
+    return config_path if config_path is not None else root / config.DEFAULT_PATH
+
+
+def check_inputs(root: Path, config_path: Path | None) -> tuple[config.Settings, float, bool]:
+    """The settings, time scale and identity switch; a bad one is refused before anything starts."""
+    scale = time_scale(os.environ)
+    enforce_identity = identity_enforced(os.environ)
+    return config.load(settings_file(root, config_path)), scale, enforce_identity
+
+
 @contextmanager
-def running(root: Path, echo: Echo) -> Iterator[dict[str, str]]:
+def running(root: Path, echo: Echo, config_path: Path | None = None) -> Iterator[dict[str, str]]:
     """The local ground for the project at `root`; yields the environment that points at it."""
+    settings, scale, enforce_identity = check_inputs(root, config_path)
     from local_ground.ground import LocalGround
 
-    scale = time_scale(os.environ)  # a bad value is refused before anything starts
-    settings = config.load(root / config.DEFAULT_PATH)
     with LocalGround(
         github_repository=settings.app.github_repository,
         time_scale=scale,
         progress=lambda line: echo(line),
+        enforce_identity=enforce_identity,
     ) as ground:
         assert ground.github is not None  # nosec B101 # started by LocalGround
         tags = git_tags(root)
@@ -88,6 +104,9 @@ def running(root: Path, echo: Echo) -> Iterator[dict[str, str]]:
             "AWS_REGION": settings.app.region,
             "AWS_DEFAULT_REGION": settings.app.region,
         }
+        if config_path is not None:
+            # The commands run against the ground read the same settings file, wherever they run.
+            environ[CONFIG_ENV] = str(config_path.resolve())
         yield environ
 
 
@@ -102,11 +121,11 @@ def _shell_quote(value: str) -> str:
     return shlex.quote(value)
 
 
-def exec_with_ground(root: Path, argv: Sequence[str], echo: Echo) -> int:
+def exec_with_ground(root: Path, argv: Sequence[str], echo: Echo, config_path: Path | None = None) -> int:
     """Start the ground, run `argv` with its environment, stop; CMD's exit code."""
     if not argv:
         raise LocalEnvironmentError("no command given", hint="Use `pipeline local exec -- CMD ...`.")
-    with running(root, echo) as environ:
+    with running(root, echo, config_path) as environ:
         # The `pipeline` that runs this one comes first on PATH, so CMD's `pipeline ...` is the same tool.
         scripts = str(Path(sys.executable).parent)
         path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
@@ -120,14 +139,19 @@ def exec_with_ground(root: Path, argv: Sequence[str], echo: Echo) -> int:
     return completed.returncode
 
 
-def serve_until_stopped(root: Path, echo: Echo, state_file: Path | None = None) -> None:
+def serve_until_stopped(
+    root: Path, echo: Echo, state_file: Path | None = None, config_path: Path | None = None
+) -> None:
     """Run the ground in the foreground until SIGINT/SIGTERM; write the state file when detached."""
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with running(root, echo) as environ:
+        with running(root, echo, config_path) as environ:
             if state_file is not None:
-                _write_state(state_file, {"pid": os.getpid(), "root": str(root), "environ": environ})
+                pid = os.getpid()
+                # The start time tells this process from a later one given the same pid (after a crash or reboot).
+                state = {"pid": pid, "started": _process_start(pid), "root": str(root), "environ": environ}
+                _write_state(state_file, state)
             else:
                 echo("the local ground is up; in another shell:")
                 print_exports(environ, echo)
@@ -141,14 +165,30 @@ def serve_until_stopped(root: Path, echo: Echo, state_file: Path | None = None) 
             state_file.unlink(missing_ok=True)
 
 
+def cache_folder() -> Path:
+    """$XDG_CACHE_HOME/ecs-model-pipeline/local (~/.cache/... when unset), a folder or none yet."""
+    given = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(given or Path.home() / ".cache")
+    folder = base / "ecs-model-pipeline" / "local"
+    for part in reversed((folder, *folder.parents)):  # a file anywhere on the way stops every use of it
+        if part.exists() and not part.is_dir():
+            if given and part in (base, *base.parents):
+                raise ConfigError(
+                    "XDG_CACHE_HOME", f"{part} is not a folder", hint="Point it at a folder, or unset it."
+                )
+            raise LocalEnvironmentError(
+                f"{part} is not a folder", hint="Remove it; the local ground keeps its state there."
+            )
+    return folder
+
+
 def state_path(root: Path) -> Path:
     """One state file per project folder, in the user's cache, never in the repository."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ecs-model-pipeline" / "local"
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-    return cache / f"{digest}.json"
+    return cache_folder() / f"{digest}.json"
 
 
-def _write_state(path: Path, state: dict[str, object]) -> None:
+def _write_state(path: Path, state: Mapping[str, object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(state), encoding="utf-8")
@@ -156,17 +196,44 @@ def _write_state(path: Path, state: dict[str, object]) -> None:
     temporary.replace(path)
 
 
-def read_state(root: Path) -> dict[str, object] | None:
+def _ignore(_line: str) -> None:
+    pass
+
+
+def read_state(root: Path, note: Echo = _ignore) -> dict[str, object] | None:
+    """The state of the ground `up --detach` started for `root`, or None. A file no running ground of ours
+    owns (garbage, a pid that is gone or now another process's) is removed; `note` says so when it matters."""
     path = state_path(root)
     try:
-        state: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return None
-    pid = state.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
-        path.unlink(missing_ok=True)  # left by a process that is gone
+    except OSError as err:
+        raise LocalEnvironmentError(
+            f"state file {path} cannot be read ({err.strerror})", hint="Remove it if no local ground runs."
+        ) from None
+    try:
+        state = json.loads(text)
+    except ValueError:
+        state = None
+    pid = state.get("pid") if isinstance(state, dict) else None
+    if not isinstance(state, dict) or not _valid_pid(pid) or not isinstance(state.get("environ"), dict):
+        reason = "it names no local ground"
+    elif not _alive(pid):
+        path.unlink(missing_ok=True)  # left by a ground that is gone: nothing to say
         return None
-    return state
+    elif not _is_ground(pid, state, path):
+        reason = f"pid {pid} is not a local ground"
+    else:
+        return state
+    path.unlink(missing_ok=True)
+    note(f"stale state file ({reason}): removed")
+    return None
+
+
+def _valid_pid(pid: object) -> TypeGuard[int]:
+    # 0 and -1 would signal our own process group or every process we may signal; True is an int too.
+    return isinstance(pid, int) and not isinstance(pid, bool) and pid > 0
 
 
 def _alive(pid: int) -> bool:
@@ -179,18 +246,75 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def up_detached(root: Path, echo: Echo, *, timeout: float = DETACHED_START_SECONDS) -> dict[str, str]:
+def _process(pid: int) -> tuple[str, list[str]] | None:
+    """When `pid` started and its command line; None when it is gone or not ours to read.
+
+    Linux: /proc (start in clock ticks since boot, /proc/PID/stat field 22); elsewhere ps (its lstart,
+    and the command line split at spaces, enough to find the module and the state file in it)."""
+    proc = Path("/proc", str(pid))
+    if Path("/proc/self").is_dir():
+        try:
+            stat = (proc / "stat").read_text(encoding="utf-8", errors="replace")
+            argv = (proc / "cmdline").read_bytes().decode("utf-8", errors="replace").split("\0")
+        except OSError:
+            return None
+        fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces and parentheses
+        return (fields[19], argv) if len(fields) > 19 else None
+    shown = [
+        subprocess.run(["ps", "-p", str(pid), "-o", f"{column}="], capture_output=True, text=True)
+        for column in ("lstart", "command")
+    ]
+    if any(run.returncode != 0 for run in shown):
+        return None
+    return shown[0].stdout.strip(), shown[1].stdout.split()
+
+
+def _process_start(pid: int) -> str | None:
+    process = _process(pid)
+    return process[0] if process else None
+
+
+def _is_ground(pid: int, state: Mapping[str, object], state_file: Path) -> bool:
+    """Whether `pid` is the ground that writes `state_file`: it runs this module for that file and, when
+    the state says when the ground started, started then. A stale file's pid may belong to anything."""
+    process = _process(pid)
+    if process is None:
+        return False
+    started, argv = process
+    recorded = state.get("started")
+    if recorded is not None and recorded != started:
+        return False
+    return GROUND_MODULE in argv and str(state_file) in argv
+
+
+def up_detached(
+    root: Path,
+    echo: Echo,
+    *,
+    config_path: Path | None = None,
+    note: Echo = _ignore,
+    timeout: float = DETACHED_START_SECONDS,
+) -> dict[str, str]:
     """Start the ground in a background process of its own; return its environment once it is up."""
-    if read_state(root) is not None:
+    check_inputs(root, config_path)  # bad settings are the user's to fix (exit 2), not a failed start
+    if read_state(root, note) is not None:
         raise LocalEnvironmentError(
             f"a local ground already runs for {root}", hint="Run `pipeline local down` first, or use it as it is."
         )
     path = state_path(root)
     log = path.with_suffix(".log")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise LocalEnvironmentError(
+            f"{path.parent}: cannot be created ({err.strerror})", hint="Set XDG_CACHE_HOME to a folder you may write."
+        ) from None
+    argv = [sys.executable, "-m", GROUND_MODULE, str(root), str(path)]
+    if config_path is not None:
+        argv.append(str(config_path.resolve()))
     with log.open("w", encoding="utf-8") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local_ground.session", str(root), str(path)],
+            argv,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -201,7 +325,7 @@ def up_detached(root: Path, echo: Echo, *, timeout: float = DETACHED_START_SECON
         state = read_state(root)
         if state is not None:
             environ = state["environ"]
-            assert isinstance(environ, dict)  # nosec B101 # written by serve_until_stopped
+            assert isinstance(environ, dict)  # nosec B101 # read_state checked it
             echo(f"local ground up in the background (pid {process.pid}); `pipeline local down` stops it")
             print_exports(environ, echo)
             return {str(k): str(v) for k, v in environ.items()}
@@ -209,17 +333,21 @@ def up_detached(root: Path, echo: Echo, *, timeout: float = DETACHED_START_SECON
             if process.poll() is None:
                 process.terminate()
             tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] if log.exists() else []
-            raise LocalEnvironmentError(
-                f"the local ground did not start{': ' + tail[0] if tail else ''}", hint=f"See {log}."
-            )
+            cause = f": {tail[0].removeprefix('error: ')}" if tail else ""  # _main's one line, or a traceback's last
+            raise LocalEnvironmentError(f"the local ground did not start{cause}", hint=f"See {log}.")
         time.sleep(0.1)
 
 
-def down(root: Path, echo: Echo, *, timeout: float = 30.0) -> bool:
+def down(root: Path, echo: Echo, *, note: Echo = _ignore, timeout: float = 30.0) -> bool:
     """Stop the background ground of `root`; False when none runs."""
-    state = read_state(root)
+    stale: list[str] = []
+    state = read_state(root, stale.append)
     if state is None:
-        echo(f"no local ground runs for {root}")
+        # A stale file's line says it all; `down` still succeeds: no ground runs for `root`, as asked.
+        for line in stale:
+            note(line)
+        if not stale:
+            echo(f"no local ground runs for {root}")
         return False
     pid = state["pid"]
     assert isinstance(pid, int)  # nosec B101 # read_state checked it
@@ -227,7 +355,7 @@ def down(root: Path, echo: Echo, *, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(pid):
+    if _alive(pid) and _is_ground(pid, state, state_path(root)):  # the pid may be another's by now
         os.kill(pid, signal.SIGKILL)
     state_path(root).unlink(missing_ok=True)
     echo(f"local ground stopped (pid {pid})")
@@ -235,9 +363,14 @@ def down(root: Path, echo: Echo, *, timeout: float = 30.0) -> bool:
 
 
 def _main(argv: list[str]) -> None:
-    """Entry point of the detached process: `python -m local_ground.session ROOT STATE_FILE`."""
+    """Entry point of the detached process: `python -m local_ground.session ROOT STATE_FILE [CONFIG]`."""
     root, state_file = Path(argv[0]), Path(argv[1])
-    serve_until_stopped(root, lambda line: print(line, flush=True), state_file)
+    config_path = Path(argv[2]) if len(argv) > 2 else None
+    try:
+        serve_until_stopped(root, lambda line: print(line, flush=True), state_file, config_path)
+    except PipelineError as err:
+        print(f"error: {err.one_line()}", flush=True)  # the last line of the log: `up --detach` quotes it
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,12 @@ from pipeline.commands.grammar import config_option
 
 
 def _root(config_path: Path | None) -> Path:
+    """The project folder: the settings file's, as the settings' own paths are (else the current one)."""
     return (config_path.parent if config_path else Path.cwd()).resolve()
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)  # stdout is exec's COMMAND's, or the exports `up --detach` prints
 
 
 @click.group("local")
@@ -23,7 +28,9 @@ def local() -> None:
     """Run the pipeline against a local AWS, registry and GitHub (no accounts needed)."""
 
 
-CONFIG = config_option("Settings file (default: pipeline.toml here); the ground serves its repository.")
+CONFIG = config_option(
+    "Settings file (default: pipeline.toml here, or $PIPELINE_CONFIG); the ground serves its folder's repository."
+)
 
 
 @local.command()
@@ -36,9 +43,9 @@ def up(config_path: Path | None, detach: bool) -> None:
 
     root = _root(config_path)
     if detach:
-        session.up_detached(root, click.echo)
+        session.up_detached(root, click.echo, config_path=config_path, note=_stderr)
         return
-    session.serve_until_stopped(root, click.echo)
+    session.serve_until_stopped(root, click.echo, config_path=config_path)
 
 
 @local.command()
@@ -48,7 +55,7 @@ def down(config_path: Path | None) -> None:
     extras.require("local", "local down")
     from local_ground import session
 
-    session.down(_root(config_path), click.echo)
+    session.down(_root(config_path), click.echo, note=_stderr)
 
 
 @local.command("exec", context_settings={"ignore_unknown_options": True})
@@ -62,5 +69,5 @@ def exec_(config_path: Path | None, command: tuple[str, ...]) -> None:
     extras.require("local", "local exec")
     from local_ground import session
 
-    code = session.exec_with_ground(_root(config_path), command, lambda line: click.echo(line, err=True))
+    code = session.exec_with_ground(_root(config_path), command, _stderr, config_path)
     sys.exit(code)
