@@ -345,13 +345,18 @@ class Settings:
 def load(path: str | os.PathLike[str] | None = None, *, image_files: bool = False) -> Settings:
     """Read and validate the settings file; `PIPELINE_CONFIG` names another file. With `image_files`
     (`pipeline check`) the build context and Dockerfile must exist too."""
-    file = Path(path or os.environ.get("PIPELINE_CONFIG") or DEFAULT_PATH)
+    named = path or os.environ.get("PIPELINE_CONFIG")
+    file = Path(named or DEFAULT_PATH)
     try:
         text = file.read_bytes().decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            str(file), "settings file not found", hint="Run from the project root or set PIPELINE_CONFIG."
-        ) from None
+        # A file the user named is a typo to fix; the default one means another folder.
+        hint = (
+            "Check the path (--config / PIPELINE_CONFIG)."
+            if named
+            else "Run from the project root or set PIPELINE_CONFIG."
+        )
+        raise ConfigError(str(file), "settings file not found", hint=hint) from None
     except UnicodeDecodeError as err:
         raise ConfigError(
             str(file),

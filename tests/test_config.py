@@ -526,3 +526,19 @@ def test_a_smoke_request_with_method_get_is_refused_not_ignored(raw_settings: di
     del get["smoke"]["request"]
     assert config.parse(get).smoke.method == "GET"
     assert config.parse(_set(raw_settings, "smoke.method", "POST")).smoke.method == "POST"
+
+
+def test_a_missing_settings_file_the_user_named_asks_to_check_the_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PIPELINE_CONFIG", raising=False)
+    with pytest.raises(ConfigError) as default:
+        config.load()
+    assert default.value.one_line().endswith("Run from the project root or set PIPELINE_CONFIG.")
+    monkeypatch.setenv("PIPELINE_CONFIG", "typo.toml")
+    with pytest.raises(ConfigError) as named:
+        config.load()
+    assert named.value.one_line() == "typo.toml: settings file not found. Check the path (--config / PIPELINE_CONFIG)."

@@ -109,7 +109,7 @@ def test_a_missing_settings_file_is_named_as_given(
     result = cli(project, "local", command[0], *option, *command[1:], cache=cache, env=env)
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
-        f"error: {given}: settings file not found. Run from the project root or set PIPELINE_CONFIG."
+        f"error: {given}: settings file not found. Check the path (--config / PIPELINE_CONFIG)."
     ]
     assert not cache.exists()  # refused before anything started: no log, no state
 
