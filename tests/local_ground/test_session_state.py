@@ -43,6 +43,7 @@ def project(tmp_path: Path) -> Path:
     subprocess.run(init, cwd=root, check=True, capture_output=True, env=_environ({}))
     (root / "custom").mkdir()
     (root / "pipeline.toml").rename(root / "custom" / "custom.toml")
+    (root / "Dockerfile").rename(root / "custom" / "Dockerfile")  # image.context "." is the settings' folder
     return root
 
 
