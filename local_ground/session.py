@@ -237,13 +237,18 @@ def _valid_pid(pid: object) -> TypeGuard[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Running: a zombie (ended, not yet reaped by its parent) has stopped and counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: signal 0 is all there is to go by
+    return state != "Z"
 
 
 def _process(pid: int) -> tuple[str, list[str]] | None:
