@@ -331,7 +331,8 @@ def up_detached(
         if state is not None:
             environ = state["environ"]
             assert isinstance(environ, dict)  # nosec B101 # read_state checked it
-            echo(f"local ground up in the background (pid {process.pid}); `pipeline local down` stops it")
+            # stdout holds only the export lines, so `eval "$(pipeline local up --detach)"` works
+            note(f"local ground up in the background (pid {process.pid}); `pipeline local down` stops it")
             print_exports(environ, echo)
             return {str(k): str(v) for k, v in environ.items()}
         if process.poll() is not None or time.monotonic() > deadline:

@@ -70,9 +70,10 @@ def test_up_detached_then_down(repo: Path, tmp_path: Path) -> None:
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     up = cli(repo, "local", "up", "--detach", env=env)
     assert up.returncode == 0, up.stderr
-    exports = dict(
-        line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines() if line.startswith("export ")
-    )
+    # Only export lines on stdout: `eval "$(pipeline local up --detach)"` sets them; the rest goes to stderr.
+    assert all(line.startswith("export ") for line in up.stdout.splitlines()), up.stdout
+    assert "local ground up in the background" in up.stderr
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in up.stdout.splitlines())
     assert exports["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
     try:
         again = cli(repo, "local", "up", "--detach", env=env)
