@@ -315,13 +315,14 @@ def rollback(
     resolve: bool,
 ) -> None:
     """Deploy a version already in ECR again (no build): VERSION, or --previous."""
-    from pipeline.steps.release import resolve_version
+    from pipeline.steps.release import require_one_target, resolve_version
     from pipeline.steps.release import rollback as run_rollback
     from pipeline.steps.version import parse_version
 
     environment = resolve_env("rollback", environment)
     if version == "previous":
         version, previous = None, True
+    require_one_target(version, previous)  # refused before any notice or connection
     if version is not None:
         parse_version(version)
     ctx = _context(config_path, wait=wait, environment=environment, echo=progress(output))

@@ -207,3 +207,16 @@ def test_template_diff_outside_a_git_repository_says_so(tmp_path: Path, project_
         2,
         f"error: {tmp_path} is not in a git repository. Run template-diff in the repository's clone.",
     )
+
+
+def test_a_rollback_without_a_version_is_its_one_line_alone(project_root: Path) -> None:
+    """Refused before the context is built: no GitHub notice, no connection, just the fix."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "GITHUB_"))}
+    env.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    result = run("rollback", "--env", "staging", cwd=project_root, env=env)
+    assert (result.returncode, result.stderr) == (
+        2,
+        "error: give a VERSION or --previous. For example `pipeline rollback --env staging 1.0.0`.\n",
+    )

@@ -325,7 +325,7 @@ def release(
     return report
 
 
-def _one_target(target: str | None, previous: bool) -> None:
+def require_one_target(target: str | None, previous: bool) -> None:
     if target is not None and previous:
         raise InputError(
             f"give a VERSION ({target}) or --previous, not both",
@@ -339,7 +339,7 @@ def resolve_version(ctx: Context, environment: str, target: str | None, previous
     """The version `rollback` would deploy, changing nothing. With GitHub configured, `previous` is read
     from its deployments alone: the rollback workflow resolves it before assuming any AWS role."""
     env = ctx.environment(environment)
-    _one_target(target, previous)
+    require_one_target(target, previous)
     if target is not None:
         return parse_version(target)
     current = None
@@ -353,7 +353,7 @@ def rollback(
     ctx: Context, environment: str, target: str | None, previous: bool = False, *, dry_run: bool = False
 ) -> ReleaseReport:
     env = ctx.environment(environment)
-    _one_target(target, previous)
+    require_one_target(target, previous)
     ctx.clients.check_credentials()
     if not dry_run:
         finish_abandoned(ctx, env.name)
