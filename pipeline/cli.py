@@ -727,7 +727,7 @@ def run(command: Callable[..., Any], argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception:
+    except Exception as error:
         # Last resort: a botocore error no step translated is still one line, never a traceback.
         # botocore not loaded means it cannot be one (and synth must not load boto3 to find out).
         if "botocore.exceptions" not in sys.modules:
@@ -736,7 +736,6 @@ def run(command: Callable[..., Any], argv: list[str] | None = None) -> None:
 
         from pipeline.aws.clients import botocore_error
 
-        error = sys.exc_info()[1]
         if not isinstance(error, BotoCoreError):
             raise
         translated = botocore_error(error)

@@ -34,6 +34,7 @@ from github.Repository import Repository
 from urllib3.util.retry import Retry
 
 from pipeline.errors import GitHubConfigError, GitHubError
+from pipeline.urls import is_http_url
 
 DEFAULT_API_URL = "https://api.github.com"
 ACTIONS_BOT = "github-actions[bot]"  # who GITHUB_TOKEN writes as
@@ -81,13 +82,7 @@ def _one_line(text: str) -> str:
 def _check_api_url(api_url: str) -> None:
     """Refuse a GITHUB_API_URL that PyGithub would trip over with a traceback (no scheme, ftp://, an
     unclosed IPv6 host, a port that is not a number) before anything is called."""
-    try:
-        parts = urlsplit(api_url)
-        _ = parts.port  # "host:abc" raises here
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # "http://[::1": an unclosed IPv6 host
-        valid = False
-    if not valid:
+    if not is_http_url(api_url):
         raise GitHubConfigError(
             f"GITHUB_API_URL {api_url!r} is not an http(s) URL",
             hint=f"Unset it for {DEFAULT_API_URL}, or set your server's API (GitHub Enterprise: https://HOST/api/v3).",

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import boto3
 import botocore.session
@@ -45,6 +44,7 @@ from botocore.exceptions import (
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url
 
 from pipeline.errors import AwsConfigError, AwsError, CredentialsError, PipelineError
+from pipeline.urls import is_http_url
 
 # Adaptive mode retries throttling and transient errors with backoff and a client-side rate limit.
 RETRY_CONFIG = Config(
@@ -85,15 +85,7 @@ def check_endpoint(core: botocore.session.Session, service: str) -> None:
     url = ConfiguredEndpointProvider(core.full_config, core.get_scoped_config(), service).provide()
     if url is None:
         return
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # "host:abc" raises here; botocore would raise its ValueError at the first call
-        valid = parts.scheme in ("http", "https") and bool(
-            is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)
-        )
-    except ValueError:  # "http://[::1" (an unclosed IPv6 host) or a port that is not a number
-        valid = False
-    if valid:
+    if is_http_url(url) and (is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url)):
         return
     # botocore reads the variables; providers without the files (or for no service) say which one it was
     variable_fix = "Unset it to use AWS itself, or set it like http://localhost:5000."
