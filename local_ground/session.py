@@ -244,11 +244,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    fields = _stat_fields(pid)
+    return not fields or fields[0] != "Z"  # without /proc, signal 0 is all there is to go by
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 (the state) on, or None without it: the command name before them may
+    hold spaces and parentheses, so the fields start after its last ")"."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc: signal 0 is all there is to go by
-    return state != "Z"
+        return Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace").rpartition(")")[2].split()
+    except OSError:
+        return None
 
 
 def _process(pid: int) -> tuple[str, list[str]] | None:
@@ -256,15 +262,13 @@ def _process(pid: int) -> tuple[str, list[str]] | None:
 
     Linux: /proc (start in clock ticks since boot, /proc/PID/stat field 22); elsewhere ps (its lstart,
     and the command line split at spaces, enough to find the module and the state file in it)."""
-    proc = Path("/proc", str(pid))
     if Path("/proc/self").is_dir():
+        fields = _stat_fields(pid)
         try:
-            stat = (proc / "stat").read_text(encoding="utf-8", errors="replace")
-            argv = (proc / "cmdline").read_bytes().decode("utf-8", errors="replace").split("\0")
+            argv = Path("/proc", str(pid), "cmdline").read_bytes().decode("utf-8", errors="replace").split("\0")
         except OSError:
             return None
-        fields = stat.rpartition(")")[2].split()  # after the command name, which may hold spaces and parentheses
-        return (fields[19], argv) if len(fields) > 19 else None
+        return (fields[19], argv) if fields and len(fields) > 19 else None
     shown = [
         subprocess.run(["ps", "-p", str(pid), "-o", f"{column}="], capture_output=True, text=True)
         for column in ("lstart", "command")
