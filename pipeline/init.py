@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import config
 from pipeline.errors import InputError
+from pipeline.git import git_output, work_tree_top
 
 DEFAULT_PORT = 8080
 DEFAULT_HEALTH_PATH = "/health"
@@ -61,10 +61,10 @@ def dockerfile_hints(path: Path) -> DockerfileHints:
 
 def github_repository_from_git(root: Path) -> str | None:
     """OWNER/REPO of the `origin` remote when it is on GitHub."""
-    remote = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True)
-    if remote.returncode != 0:
+    remote = git_output(root, "remote", "get-url", "origin")
+    if remote is None:
         return None
-    match = _REMOTE.search(remote.stdout.strip())
+    match = _REMOTE.search(remote)
     return match.group(1) if match else None
 
 
@@ -145,19 +145,10 @@ def _toml_literal(text: str) -> str:
     return f"'{text}'" if "'" not in text and "\n" not in text else json.dumps(text)
 
 
-def _git_top(folder: Path) -> str | None:
-    """The top folder of the git work tree `folder` is in, if any."""
-    try:
-        done = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True)
-    except OSError:
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def check_project(root: Path, answers: Answers) -> None:
     """Refuse what cannot work before writing anything."""
     if not (root / ".git").exists():
-        top = _git_top(root)
+        top = work_tree_top(root)
         if top is not None:  # GitHub runs only the workflows in the repository root's .github/workflows
             raise InputError(
                 f"{root} is inside the git repository {top}, not at its root",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InputError
+from pipeline.git import work_tree_top
 
 MARKER = "<!-- ecs-model-pipeline:template-diff -->"
 
@@ -50,8 +51,7 @@ def _base_files(root: Path, base: str) -> list[str]:
         ["git", "ls-tree", "--name-only", f"{base}", "cloudformation/"], cwd=root, capture_output=True, text=True
     )
     if listed.returncode != 0:
-        inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True, text=True)
-        if inside.stdout.strip() != "true":  # else "unknown base" would blame a ref that may well exist
+        if work_tree_top(root) is None:  # else "unknown base" would blame a ref that may well exist
             raise InputError(f"{root} is not in a git repository", hint="Run template-diff in the repository's clone.")
         raise InputError(f"unknown base {base!r}", hint="Pass a branch or commit that exists, e.g. origin/main.")
     return [Path(p).name for p in listed.stdout.split() if p.endswith(".yaml")]

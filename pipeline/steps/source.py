@@ -9,34 +9,26 @@ release says so and builds the folder.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.errors import InputError
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-    except OSError:  # git itself is missing: as outside a repository
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
+from pipeline.git import git_output, work_tree_top
 
 
 def check_source(root: Path, ref: str, echo: Callable[[str], None]) -> None:
     """Refuse a build of `ref` from a checkout of another commit (or of no such ref) in one line."""
-    top = _git(root, "rev-parse", "--show-toplevel")
+    top = work_tree_top(root)
     if top is None:
         echo(f"notice: {root} is not in a git repository; building the folder as it is as {ref}")
         return
-    tagged = _git(root, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}")
+    tagged = git_output(root, "rev-parse", "-q", "--verify", f"{ref}^{{commit}}")
     if tagged is None:
         raise InputError(
             f"no git tag or ref {ref} in {top}; a release builds the commit its tag names",
             hint=f"Tag the commit to release (git tag {ref}) and release that, or pass --ref.",
         )
-    head = _git(root, "rev-parse", "HEAD")
+    head = git_output(root, "rev-parse", "HEAD")
     if head != tagged:
         at = head[:12] if head else "no commit"
         raise InputError(
